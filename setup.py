@@ -1,0 +1,32 @@
+"""Build script of the ament_python package molam_ros, for colcon and pip alike."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "molam_ros"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    description="Real-time motion-language reactions for humanoid robots and VR avatars (ROS 2).",
+    license="Apache-2.0",
+    packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
+    python_requires=">=3.10",
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+        (f"share/{PACKAGE}/msg", glob("msg/*.msg")),
+    ],
+    # Runtime dependencies are pinned in requirements/ and installed by scripts/setup.sh; listing
+    # them here would let pip resolve torch to a multi-GB CUDA build (ENVIRONMENT.md).
+    install_requires=[],
+    zip_safe=True,
+    entry_points={
+        "console_scripts": [
+            "molam = molam_ros.cli:main",
+        ],
+    },
+)

@@ -39,7 +39,8 @@ class MotionClip:
             pos = pos[None]
         if pos.ndim != 4 or pos.shape[-2:] != (NUM_JOINTS, 3):
             raise ValueError(
-                f"clip {self.name!r}: positions must be (P, T, {NUM_JOINTS}, 3), got {np.shape(self.positions)}"
+                f"clip {self.name!r}: positions must be (P, T, {NUM_JOINTS}, 3), "
+                f"got {np.shape(self.positions)}"
             )
         if pos.shape[1] == 0:
             raise ValueError(f"clip {self.name!r} has no frames")

@@ -1,0 +1,239 @@
+"""The on-disk layout of a molam dataset, and writing and reading it.
+
+A dataset directory written by `molam data synth` (or by converting any loader's clips):
+
+    DIR/dataset.json         manifest: format, version, fps, clip count, how it was made
+    DIR/motions/<id>.npz     positions (P, T, 22, 3) float32, world metres, Y up, 30 fps
+    DIR/texts/<id>.txt       one caption per line
+    DIR/meta/<id>.json       facts about the clip (interaction, style, actor, segments, ...)
+    DIR/splits/{train,val,test}.txt   clip ids, one per line
+    DIR/stats.npz            mean/std of the 262-d canonical features over the train split
+
+Only joint positions are stored: rotations are derived by inverse kinematics when features are
+computed, exactly as for a live pose stream that carries only positions, so the features a model
+is trained on and the features it sees at run time come from the same computation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from molam_ros.data.clip import MotionClip
+from molam_ros.data.errors import DatasetFormatError
+from molam_ros.motion.canonical import pair_to_features
+from molam_ros.motion.features import FEATURE_DIM
+from molam_ros.motion.normalization import FeatureStats
+
+FORMAT_NAME = "molam-dataset"
+FORMAT_VERSION = 1
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class SplitFractions:
+    """Share of clips held out for validation and test; the rest trains."""
+
+    val: float = 0.05
+    test: float = 0.05
+
+    def assign(self, clip_id: str) -> str:
+        """Split of a clip, from a hash of its id so it never changes when the dataset grows."""
+        u = int(hashlib.sha256(clip_id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+        if u < self.test:
+            return "test"
+        if u < self.test + self.val:
+            return "val"
+        return "train"
+
+
+def _fill_empty_splits(assignment: dict[str, str]) -> bool:
+    """Make sure no split is empty; returns whether any clip moved.
+
+    Hash splits of a small dataset can leave a split empty, and an evaluation on no clips would
+    silently report nothing. With fewer than three clips everything trains.
+    """
+    moved = False
+    if len(assignment) < 3:
+        for clip_id, split in assignment.items():
+            moved |= split != "train"
+            assignment[clip_id] = "train"
+        return moved
+    ids = sorted(assignment)
+    for split in SPLITS:
+        if split not in assignment.values():
+            donor_split = (
+                "train" if split != "train" else max(("val", "test"), key=list(assignment.values()).count)
+            )
+            donor = next(i for i in reversed(ids) if assignment[i] == donor_split)
+            assignment[donor] = split
+            moved = True
+    return moved
+
+
+def write_clip(root: Path, clip: MotionClip) -> None:
+    """Write one clip's motion, texts and meta into the dataset directory `root`."""
+    root = Path(root)
+    for sub in ("motions", "texts", "meta"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    np.savez(root / "motions" / f"{clip.name}.npz", positions=clip.positions.astype(np.float32), fps=clip.fps)
+    (root / "texts" / f"{clip.name}.txt").write_text("".join(t.strip() + "\n" for t in clip.texts))
+    (root / "meta" / f"{clip.name}.json").write_text(json.dumps(clip.meta, indent=1, default=_json_default))
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"cannot store {type(o).__name__} in clip meta")
+
+
+def clip_features(clip: MotionClip) -> np.ndarray:
+    """The (P, T, 262) canonical features of a clip (person b in person a's frame)."""
+    features, _ = pair_to_features(clip.positions)
+    return features
+
+
+def write_dataset(
+    root: Path,
+    clips: Iterable[MotionClip],
+    *,
+    total: int | None = None,
+    manifest: dict[str, Any] | None = None,
+    splits: SplitFractions = SplitFractions(),  # noqa: B008 (frozen dataclass, safe default)
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Write clips, splits, normalisation statistics and the manifest; returns the manifest.
+
+    Statistics are accumulated over the train split while the clips stream past, so a large
+    dataset is never held in memory.
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    assignment: dict[str, str] = {}
+    interactions: dict[str, int] = {}
+    frames = 0
+
+    def train_features() -> Iterator[np.ndarray]:
+        nonlocal frames
+        for clip in tqdm(clips, total=total, desc=f"writing {root.name}", unit="clip", disable=not progress):
+            if clip.name in assignment:
+                raise ValueError(f"duplicate clip id {clip.name!r}")
+            write_clip(root, clip)
+            assignment[clip.name] = splits.assign(clip.name)
+            kind = str(clip.meta.get("interaction", "unknown"))
+            interactions[kind] = interactions.get(kind, 0) + 1
+            frames += clip.num_frames
+            if assignment[clip.name] == "train":
+                yield clip_features(clip).reshape(-1, FEATURE_DIM)
+
+    stream = train_features()
+    first = next(stream, None)  # None: no clip hashed into train (tiny dataset), all written anyway
+    stats = FeatureStats.from_features(itertools.chain([first], stream)) if first is not None else None
+    if not assignment:
+        raise ValueError("no clips to write")
+    if _fill_empty_splits(assignment) or stats is None:
+        # Only small datasets get here; re-reading their train clips is cheap.
+        stats = FeatureStats.from_features(
+            clip_features(load_clip(root, i)).reshape(-1, FEATURE_DIM)
+            for i, s in assignment.items()
+            if s == "train"
+        )
+    stats.save(root / "stats.npz")
+    (root / "splits").mkdir(exist_ok=True)
+    for split in SPLITS:
+        ids = sorted(i for i, s in assignment.items() if s == split)
+        (root / "splits" / f"{split}.txt").write_text("".join(i + "\n" for i in ids))
+    info = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "fps": 30.0,
+        "count": len(assignment),
+        "frames": frames,
+        "splits": {s: sum(1 for v in assignment.values() if v == s) for s in SPLITS},
+        "interactions": dict(sorted(interactions.items())),
+        **(manifest or {}),
+    }
+    (root / "dataset.json").write_text(json.dumps(info, indent=1))
+    return info
+
+
+def load_clip(root: Path, clip_id: str) -> MotionClip:
+    """One clip of the dataset directory `root` by id, with its texts and meta."""
+    root = Path(root)
+    path = root / "motions" / f"{clip_id}.npz"
+    if not path.is_file():
+        raise DatasetFormatError(path, f"missing motion file for clip {clip_id!r}")
+    try:
+        with np.load(path) as z:
+            positions = z["positions"]
+            fps = float(z["fps"]) if "fps" in z else 30.0
+    except (OSError, ValueError, KeyError, EOFError) as e:
+        raise DatasetFormatError(path, f"unreadable motion file ({e})") from e
+    if positions.ndim != 4 or positions.shape[-2:] != (22, 3):
+        raise DatasetFormatError(path, f"positions have shape {positions.shape}, expected (P, T, 22, 3)")
+    text_path = root / "texts" / f"{clip_id}.txt"
+    texts = (
+        [t.strip() for t in text_path.read_text().splitlines() if t.strip()] if text_path.is_file() else []
+    )
+    meta_path = root / "meta" / f"{clip_id}.json"
+    try:
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    except json.JSONDecodeError as e:
+        raise DatasetFormatError(meta_path, f"not valid JSON ({e})") from e
+    try:
+        return MotionClip(name=clip_id, positions=positions, fps=fps, texts=texts, meta=meta)
+    except ValueError as e:
+        raise DatasetFormatError(path, str(e)) from e
+
+
+class MotionDataset:
+    """Read access to a dataset directory written by `write_dataset`."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+        manifest = self.root / "dataset.json"
+        if not manifest.is_file():
+            raise DatasetFormatError(manifest, f"missing; is {self.root} a molam dataset (molam data synth)?")
+        try:
+            self.manifest: dict[str, Any] = json.loads(manifest.read_text())
+        except json.JSONDecodeError as e:
+            raise DatasetFormatError(manifest, f"not valid JSON ({e})") from e
+        if self.manifest.get("format") != FORMAT_NAME:
+            raise DatasetFormatError(
+                manifest, f"format is {self.manifest.get('format')!r}, expected {FORMAT_NAME!r}"
+            )
+
+    def ids(self, split: str | None = None) -> list[str]:
+        """Clip ids of one split, or of all splits when `split` is None."""
+        if split is None:
+            return sorted(i for s in SPLITS for i in self.ids(s))
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+        path = self.root / "splits" / f"{split}.txt"
+        if not path.is_file():
+            raise DatasetFormatError(path, "missing split file")
+        return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+    def load(self, clip_id: str) -> MotionClip:
+        """One clip by id, with its texts and meta."""
+        return load_clip(self.root, clip_id)
+
+    def iter_split(self, split: str | None = None) -> Iterator[MotionClip]:
+        for clip_id in self.ids(split):
+            yield self.load(clip_id)
+
+    def stats(self) -> FeatureStats:
+        return FeatureStats.load(self.root / "stats.npz")
+
+    def __len__(self) -> int:
+        return len(self.ids())

@@ -40,6 +40,82 @@ def _cmd_data_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _source_clips(args: argparse.Namespace):
+    """(clip iterator, split of each clip or None, count) for a real dataset in its published layout."""
+    from molam_ros.data.dataset import SPLITS
+    from molam_ros.data.errors import DatasetFormatError
+
+    splits = [args.split] if args.split else list(SPLITS)
+    if args.source == "pybullet":
+        from molam_ros.data.pybullet_clips import list_pybullet_clips, load_pybullet_clip
+
+        names = list_pybullet_clips()
+        return (load_pybullet_clip(n) for n in names), None, len(names)  # no published split: hash
+    if args.root is None:
+        raise SystemExit(f"--root is required for --source {args.source}")
+    if args.source == "interhuman":
+        from molam_ros.data.interhuman import InterHuman
+
+        reader = InterHuman(args.root)
+    elif args.source == "humanml3d":
+        from molam_ros.data.humanml3d import HumanML3D
+
+        reader = HumanML3D(args.root)
+    else:
+        from molam_ros.data.interx import InterX
+
+        if args.body_model is None:
+            raise SystemExit("--body-model DIR (your licensed SMPL-X model) is required for --source interx")
+        reader = InterX(args.root, args.body_model)
+    ids: dict[str, list[str]] = {}
+    for split in splits:
+        try:
+            ids[split] = reader.split_ids(split)
+        except DatasetFormatError as e:
+            if args.split:  # asked for by name: its absence is an error
+                raise
+            print(f"molam: skipping split {split!r}: {e}", file=sys.stderr)
+    if not ids:
+        raise SystemExit(f"no split files found under {args.root}")
+    splits = list(ids)
+    split_by_id = {i: split for split, members in ids.items() for i in members}
+
+    def clips():
+        for split in splits:
+            for clip_id in ids[split]:
+                if args.source == "humanml3d":
+                    # Each captioned segment of a HumanML3D clip becomes a clip of its own.
+                    clip = reader.load(clip_id)
+                    yield clip
+                    yield from reader.segments(clip)
+                else:
+                    yield reader.load(clip_id)
+
+    def split_of(clip) -> str:
+        return split_by_id[clip.name.split("#", 1)[0]]
+
+    return clips(), split_of, sum(len(v) for v in ids.values())
+
+
+def _cmd_data_import(args: argparse.Namespace) -> int:
+    from molam_ros.data.dataset import write_dataset
+
+    clips, split_of, count = _source_clips(args)
+    info = write_dataset(
+        args.out,
+        clips,
+        total=count,
+        split_of=split_of,
+        manifest={
+            "source": args.source,
+            "imported_from": str(args.root or "pybullet"),
+            "created_by": "molam data import",
+        },
+    )
+    print(f"imported {info['count']} clips from {args.source} to {args.out}; splits {info['splits']}")
+    return 0
+
+
 def _load_clip_arg(args: argparse.Namespace):
     """The clip a render command names: a dataset id, a clip file, or a shipped pybullet clip."""
     if args.pybullet:
@@ -127,6 +203,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=int, default=1000, help="number of clips, balanced over interaction types")
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed writes the same dataset")
     p.set_defaults(func=_cmd_data_synth)
+
+    p = data_cmds.add_parser(
+        "import",
+        help="convert a real dataset (InterHuman, Inter-X, HumanML3D, pybullet clips) into a molam dataset",
+        formatter_class=fmt,
+    )
+    p.add_argument("--source", required=True, choices=("interhuman", "interx", "humanml3d", "pybullet"))
+    p.add_argument("--root", type=Path, help="your local copy of the dataset, in its published layout")
+    p.add_argument("--out", type=Path, required=True, help="molam dataset directory to write")
+    p.add_argument("--split", choices=("train", "val", "test"), help="import only this split (default: all)")
+    p.add_argument("--body-model", type=Path, help="Inter-X only: directory of your licensed SMPL-X model")
+    p.set_defaults(func=_cmd_data_import)
 
     p = data_cmds.add_parser(
         "render", help="draw a clip as an animated GIF/MP4 and a PNG strip of frames", formatter_class=fmt

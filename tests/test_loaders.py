@@ -344,3 +344,31 @@ def test_interx_z_up_copy_and_errors(tmp_path: Path, smplx_dir: tuple[Path, np.n
     with pytest.raises(DatasetFormatError, match="caption") as exc:
         InterX(tmp_path, models).load("G001T000A000R000")
     assert_names(exc, tmp_path / "texts/G001T000A000R000.txt")
+
+
+# --- molam data import -------------------------------------------------------------------------
+
+
+def _import(source: str, root: Path, out: Path) -> int:
+    from molam_ros.cli import main
+
+    return main(["data", "import", "--source", source, "--root", str(root), "--out", str(out)])
+
+
+def test_import_keeps_published_splits_and_segments(tmp_path: Path) -> None:
+    from molam_ros.data.dataset import MotionDataset
+
+    make_interhuman(tmp_path / "ih")
+    assert _import("interhuman", tmp_path / "ih", tmp_path / "a") == 0
+    ds = MotionDataset(tmp_path / "a")
+    assert ds.ids("train") == ["10"]  # 11 is on the ignore list
+    assert ds.load("10").num_people == 2
+    assert ds.load("10").texts == ["one waves to the other.", "the other waves back."]
+
+    make_humanml3d(tmp_path / "h")
+    assert _import("humanml3d", tmp_path / "h", tmp_path / "b") == 0
+    ids = MotionDataset(tmp_path / "b").ids()
+    assert "000001" in ids and any(i.startswith("000001#") for i in ids)  # the captioned segment
+
+    with pytest.raises(SystemExit, match="body-model"):
+        _import("interx", tmp_path, tmp_path / "c")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,12 +110,14 @@ def write_dataset(
     total: int | None = None,
     manifest: dict[str, Any] | None = None,
     splits: SplitFractions = SplitFractions(),  # noqa: B008 (frozen dataclass, safe default)
+    split_of: Callable[[MotionClip], str] | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Write clips, splits, normalisation statistics and the manifest; returns the manifest.
 
     Statistics are accumulated over the train split while the clips stream past, so a large
-    dataset is never held in memory.
+    dataset is never held in memory. `split_of` keeps a source's published split (imports of
+    real datasets, so results stay comparable with papers); otherwise ids are hashed into splits.
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -129,7 +131,10 @@ def write_dataset(
             if clip.name in assignment:
                 raise ValueError(f"duplicate clip id {clip.name!r}")
             write_clip(root, clip)
-            assignment[clip.name] = splits.assign(clip.name)
+            split = split_of(clip) if split_of is not None else splits.assign(clip.name)
+            if split not in SPLITS:
+                raise ValueError(f"clip {clip.name!r}: unknown split {split!r}")
+            assignment[clip.name] = split
             kind = str(clip.meta.get("interaction", "unknown"))
             interactions[kind] = interactions.get(kind, 0) + 1
             frames += clip.num_frames

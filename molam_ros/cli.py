@@ -159,6 +159,113 @@ def _cmd_data_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- molam tokenizer / export / bench ---------------------------------------------------------
+
+
+def _cmd_tokenizer_train(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+
+    from molam_ros.tokenizer.config import preset
+    from molam_ros.tokenizer.train import TrainConfig, train
+
+    overrides = {
+        k: v for k, v in vars(args).items() if k in {f.name for f in dataclasses.fields(TrainConfig)}
+    }
+    train_config = TrainConfig(**overrides)
+    start = time.perf_counter()
+    summary = train(
+        args.data,
+        args.out,
+        model_config=preset(args.preset),
+        train_config=train_config,
+        resume=args.out if args.resume else None,
+    )
+    print(json.dumps(summary, indent=1, default=str))
+    print(f"trained preset {args.preset!r} in {time.perf_counter() - start:.0f} s; checkpoint in {args.out}")
+    return 0
+
+
+def _format_eval(title: str, m: dict) -> str:
+    per_person = " / ".join(f"{v:.1f}" for v in m["mpjpe_mm_per_person"])
+    lines = [
+        f"{title}: {m['clips']} clips, {m['frames']} person-frames"
+        + (f", {m['skipped']} too short" if m["skipped"] else ""),
+        f"  MPJPE            {m['mpjpe_mm']:.1f} mm (per person: {per_person})",
+        f"  foot contacts    {m['contact_accuracy']:.1%} correct",
+    ]
+    for c in m["codebook"]:
+        lines.append(
+            f"  depth {c['depth']}          perplexity {c['perplexity']:.0f}, codes used {c['used']:.0%}"
+        )
+    return "\n".join(lines)
+
+
+def _cmd_tokenizer_eval(args: argparse.Namespace) -> int:
+    import json
+
+    from molam_ros.data.dataset import MotionDataset
+    from molam_ros.tokenizer.evaluate import evaluate
+    from molam_ros.tokenizer.rqvae import load_checkpoint
+
+    model, config, stats = load_checkpoint(args.checkpoint)
+    results = {}
+    if args.data is not None:
+        ds = MotionDataset(args.data)
+        results[f"generator ({args.split})"] = evaluate(
+            model, stats, ds.iter_split(args.split), depth=args.depth
+        )
+    if not args.no_pybullet:
+        from molam_ros.data.pybullet_clips import list_pybullet_clips, load_pybullet_clip
+
+        clips = (load_pybullet_clip(n) for n in list_pybullet_clips())
+        results["pybullet (real, never trained on)"] = evaluate(model, stats, clips, depth=args.depth)
+    if not results:
+        raise SystemExit("nothing to evaluate: give --data DIR or leave out --no-pybullet")
+    for title, metrics in results.items():
+        print(_format_eval(title, metrics))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from molam_ros.runtime.export import export_onnx
+
+    manifest = export_onnx(args.checkpoint, args.out)
+    for graph, check in manifest["checks"].items():
+        diff, codes = check["max_abs_diff"], check["code_mismatch"]
+        print(f"{graph:<14} onnxruntime vs torch: max |diff| {diff:.1e}, codes differ {codes:.1%}")
+    if args.format == "tensorrt":
+        from molam_ros.runtime.tensorrt_engine import build_tensorrt
+
+        report = build_tensorrt(
+            args.out, max_batch=args.max_batch, max_frames=args.max_frames, fp16=not args.no_fp16
+        )
+        for graph, r in report["graphs"].items():
+            print(f"{graph:<14} TensorRT {r['precision']}: {r['why']}")
+    print(f"exported to {args.out}")
+    return 0
+
+
+def _cmd_bench_tokenizer(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from molam_ros.runtime.bench import bench_tokenizer, format_table
+    from molam_ros.runtime.export import export_onnx
+
+    with tempfile.TemporaryDirectory() as tmp:
+        export_dir = args.export
+        if export_dir is None:
+            export_dir = Path(tmp) / "export"
+            export_onnx(args.checkpoint, export_dir)
+        rows, skipped = bench_tokenizer(
+            args.checkpoint, export_dir, steps=args.steps, repeats=args.repeats, threads=args.threads
+        )
+    print(format_table(rows, skipped))
+    return 0
+
+
 # --- molam demo ------------------------------------------------------------------------------
 
 
@@ -179,11 +286,20 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return _cmd_data_render(render_args)
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, but not the uninformative ones (None, False, required options)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.required or action.default in (None, False, argparse.SUPPRESS):
+            return action.help
+        return super()._get_help_string(action)
+
+
 # --- parser ----------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = _HelpFormatter
     parser = argparse.ArgumentParser(
         prog="molam",
         description="molam_ros: a motion-language model that makes a robot or avatar react to a person.",
@@ -235,6 +351,88 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset", type=Path, help="dataset directory")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_data_stats)
+
+    # molam tokenizer
+    tok = groups.add_parser(
+        "tokenizer", help="train and evaluate the RQ-VAE motion tokenizer", formatter_class=fmt
+    )
+    tok_cmds = tok.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
+    p = tok_cmds.add_parser(
+        "train",
+        help="train a tokenizer on a molam dataset (checkpoints, resume)",
+        epilog="Training settings not given keep the TrainConfig defaults (molam_ros/tokenizer/train.py).",
+        formatter_class=fmt,
+    )
+    p.add_argument(
+        "--preset", default="small", help="architecture preset: tiny, small (default model), base, paper"
+    )
+    p.add_argument(
+        "--data", type=Path, required=True, help="molam dataset directory (molam data synth/import)"
+    )
+    p.add_argument(
+        "--out", type=Path, required=True, help="checkpoint directory (model.safetensors + config.json)"
+    )
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    # Training settings left out keep the TrainConfig defaults (molam_ros/tokenizer/train.py).
+    p.add_argument("--steps", type=int, default=argparse.SUPPRESS, help="total optimiser steps")
+    p.add_argument(
+        "--batch-size", dest="batch_size", type=int, default=argparse.SUPPRESS, help="crops per step"
+    )
+    p.add_argument("--window", type=int, default=argparse.SUPPRESS, help="frames per crop, a multiple of l")
+    p.add_argument("--lr", type=float, default=argparse.SUPPRESS, help="peak learning rate")
+    p.add_argument(
+        "--eval-every",
+        dest="eval_every",
+        type=int,
+        default=argparse.SUPPRESS,
+        help="steps between validations",
+    )
+    p.add_argument("--device", default=argparse.SUPPRESS, help="torch device (cpu, cuda, cuda:1)")
+    p.add_argument("--seed", type=int, default=argparse.SUPPRESS, help="random seed")
+    p.set_defaults(func=_cmd_tokenizer_train)
+    p = tok_cmds.add_parser(
+        "eval", help="MPJPE, foot contacts and codebook use on generator and real clips", formatter_class=fmt
+    )
+    p.add_argument("checkpoint", type=Path, help="tokenizer checkpoint directory")
+    p.add_argument("--data", type=Path, help="molam dataset whose held-out split to evaluate")
+    p.add_argument("--split", default="test", choices=("train", "val", "test"), help="split of --data")
+    p.add_argument("--no-pybullet", action="store_true", help="skip the real pybullet clips")
+    p.add_argument("--depth", type=int, help="decode from the first DEPTH codebooks only")
+    p.add_argument("--json", type=Path, help="also write the metrics to this JSON file")
+    p.set_defaults(func=_cmd_tokenizer_eval)
+
+    # molam export
+    p = groups.add_parser(
+        "export",
+        help="export a tokenizer checkpoint to ONNX graphs (and TensorRT engines)",
+        formatter_class=fmt,
+    )
+    p.add_argument("checkpoint", type=Path, help="tokenizer checkpoint directory")
+    p.add_argument("--out", type=Path, required=True, help="export directory")
+    p.add_argument(
+        "--format", choices=("onnx", "tensorrt"), default="onnx", help="tensorrt also builds .plan engines"
+    )
+    p.add_argument("--max-batch", type=int, default=4, help="TensorRT: largest batch (people) in the profile")
+    p.add_argument(
+        "--max-frames", type=int, default=1024, help="TensorRT: longest whole sequence in the profile"
+    )
+    p.add_argument("--no-fp16", action="store_true", help="TensorRT: FP32 engines only")
+    p.set_defaults(func=_cmd_export)
+
+    # molam bench
+    bench = groups.add_parser("bench", help="speed benchmarks", formatter_class=fmt)
+    bench_cmds = bench.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
+    p = bench_cmds.add_parser(
+        "tokenizer",
+        help="per-step latency of every available tokenizer engine vs torch eager",
+        formatter_class=fmt,
+    )
+    p.add_argument("--checkpoint", type=Path, required=True, help="tokenizer checkpoint directory")
+    p.add_argument("--export", type=Path, help="export directory (default: export to a temporary one)")
+    p.add_argument("--steps", type=int, default=300, help="timed steps per round")
+    p.add_argument("--repeats", type=int, default=5, help="rounds per engine")
+    p.add_argument("--threads", type=int, default=1, help="intra-op threads of torch and onnxruntime")
+    p.set_defaults(func=_cmd_bench_tokenizer)
 
     p = groups.add_parser(
         "demo",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from molam_ros.motion.features import CONTACT, FEATURE_DIM
-from molam_ros.motion.normalization import CONTACT_STD_FLOOR, STD_FLOOR, FeatureStats
+from molam_ros.motion.features import CONTACT, FEATURE_DIM, ROT
+from molam_ros.motion.normalization import CONTACT_STD_FLOOR, ROT_STD_FLOOR, STD_FLOOR, FeatureStats
 
 
 def batches(seed: int = 0) -> list[np.ndarray]:
@@ -29,6 +29,7 @@ def test_streaming_stats_match_whole_data():
     assert stats.count == len(allx)
     np.testing.assert_allclose(stats.mean, allx.mean(0), rtol=1e-6)
     expected = np.maximum(allx.std(0), STD_FLOOR)
+    expected[ROT] = np.maximum(allx[:, ROT].std(0), ROT_STD_FLOOR)
     expected[CONTACT] = np.maximum(allx[:, CONTACT].std(0), CONTACT_STD_FLOOR)
     np.testing.assert_allclose(stats.std, expected, rtol=1e-5)
     assert stats.mean.dtype == np.float32 and stats.std.dtype == np.float32

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from molam_ros.motion.features import CONTACT, FEATURE_DIM
+from molam_ros.motion.features import CONTACT, FEATURE_DIM, ROT
 
 # Floors on the std, so a constant dim (a joint that never moved, a contact that never fired)
 # maps to a finite value instead of dividing by ~0. Continuous dims: 1 mm / 1 mm per frame /
@@ -24,6 +24,11 @@ from molam_ros.motion.features import CONTACT, FEATURE_DIM
 # that fires 1% of the time, so an unseen contact normalises to at most ~10 rather than 1000.
 STD_FLOOR = 1e-3
 CONTACT_STD_FLOOR = 0.1
+# Rotation entries: 0.05. A joint that turns about one axis only in the training data (a knee of
+# the procedural generator) has 6D entries with std ~1e-3; real motion that twists it a little
+# would normalise to hundreds of std and wreck the tokenizer's input. 0.05 of a unit 6D entry
+# (about 3 degrees) bounds that to ~20 std while leaving every really varying entry untouched.
+ROT_STD_FLOOR = 0.05
 
 
 @dataclass
@@ -53,6 +58,7 @@ class FeatureStats:
         *,
         std_floor: float = STD_FLOOR,
         contact_std_floor: float = CONTACT_STD_FLOOR,
+        rot_std_floor: float = ROT_STD_FLOOR,
     ) -> FeatureStats:
         """Stats over every frame of every (..., 262) array in `batches` (consumed once)."""
         count = 0
@@ -79,6 +85,7 @@ class FeatureStats:
             raise ValueError("no frames to compute feature statistics from")
         std = np.sqrt(m2 / count)
         floor = np.full(FEATURE_DIM, std_floor)
+        floor[ROT] = rot_std_floor
         floor[CONTACT] = contact_std_floor
         return cls(mean=mean, std=np.maximum(std, floor), count=count)
 

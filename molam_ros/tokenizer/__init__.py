@@ -1,0 +1,30 @@
+"""The causal RQ-VAE motion tokenizer: model, streaming, training and evaluation.
+
+    codes = model.encode(stats.normalize(x))            # (B, T, 262) -> (B, T/l, D)
+    frames = stats.denormalize(model.decode(codes))     # (B, T/l, D) -> (B, T, 262)
+
+See `rqvae.py` for the model, `streaming.py` for the stateful stream wrapper and export step
+modules, `train.py` and `evaluate.py` for the loops.
+"""
+
+from molam_ros.tokenizer.config import PRESETS, TokenizerConfig, preset
+from molam_ros.tokenizer.evaluate import evaluate
+from molam_ros.tokenizer.rqvae import RQVAE, CheckpointError, load_checkpoint, save_checkpoint
+from molam_ros.tokenizer.streaming import DecoderStep, EncoderStep, StreamingTokenizer
+from molam_ros.tokenizer.train import TrainConfig, train
+
+__all__ = [
+    "PRESETS",
+    "RQVAE",
+    "CheckpointError",
+    "DecoderStep",
+    "EncoderStep",
+    "StreamingTokenizer",
+    "TokenizerConfig",
+    "TrainConfig",
+    "evaluate",
+    "load_checkpoint",
+    "preset",
+    "save_checkpoint",
+    "train",
+]

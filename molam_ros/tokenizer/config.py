@@ -1,0 +1,147 @@
+"""The tokenizer's architecture and loss settings, and its named presets.
+
+`TokenizerConfig` is the model's contract: it is stored in full in every checkpoint
+(`config.json`) and rebuilds the exact model, so a field is added here, never read from elsewhere.
+Presets scale one design from `tiny` (unit tests, a minute of CPU training) to `paper` (the sizes
+T2M-GPT and MoMask train on HumanML3D).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from molam_ros.motion.features import FEATURE_DIM
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenizerConfig:
+    """Architecture, quantizer and loss settings of the causal RQ-VAE (see `rqvae.py`).
+
+    The defaults are the `small` preset, the one the shipped checkpoint is trained with.
+    """
+
+    # --- data
+    feature_dim: int = FEATURE_DIM  # 262 numbers per person-frame (motion/features.py)
+
+    # --- encoder / decoder (T2M-GPT's 1-D conv stack, every conv causal)
+    width: int = 192  # channels of every hidden conv; 512 in T2M-GPT/MoMask
+    res_depth: int = 2  # residual blocks per resolution level; 3 in T2M-GPT
+    dilation_growth: int = 3  # dilations growth**i inside a level (1, 3, 9, ...), largest first as T2M-GPT
+    down_t: int = 2  # number of stride-2 levels: the time stride l = 2**down_t = 4 frames per token step
+    conv_kernel: int = 3  # kernel of the input/output and residual convs
+    # Kernel of the stride-2 convs (2 * stride, as T2M-GPT): each output also reads 2 frames of the
+    # previous block, so block edges do not show in the latents.
+    down_kernel: int = 4
+    # Future frames a conv may see. Only 0 (strictly causal) is implemented; see __post_init__.
+    lookahead: int = 0
+
+    # --- residual quantizer (MoMask's RVQ: EMA codebooks with dead-code reset, quantizer dropout)
+    code_dim: int = 192  # latent width the codebooks live in; T2M-GPT uses width == code_dim
+    codebook_size: int = 512  # K codes per depth (DESIGN.md default; MoMask 512)
+    num_quantizers: int = 4  # D depths (DESIGN.md default); MoMask uses 6
+    ema_decay: float = 0.99  # codebook EMA (MoMask mu = 0.99); lower adapts faster, for short runs
+    # A code whose EMA hit count per batch falls below this is re-seeded from a latent of the current
+    # batch; 0 disables resets. MoMask uses 1.0 with 4096 latents per batch (8 per code on average);
+    # the CPU recipe has 1024 (2 per code), where 1.0 would keep re-seeding rare but useful codes.
+    # Scale it with the batch: about an eighth of batch * window / l / K.
+    dead_code_threshold: float = 0.25
+    commitment_beta: float = 0.02  # weight of ||z - sg(q)||^2 (T2M-GPT and MoMask: 0.02)
+    # Chance per batch of training with only the first 1..D-1 depths (MoMask: 0.2), so that a
+    # prefix of the codes decodes to a coarser version of the same motion.
+    quantizer_dropout: float = 0.2
+
+    # --- reconstruction loss: smooth L1 on normalised features, plus extra weight on two slices
+    pos_weight: float = 1.0  # extra weight on the joint positions (what MPJPE measures)
+    # Extra weight on velocities (MoMask puts 0.5 on its explicit-motion term): less jitter.
+    vel_weight: float = 0.5
+
+    def __post_init__(self) -> None:
+        positive = ("feature_dim", "width", "res_depth", "dilation_growth", "conv_kernel", "code_dim")
+        for name in positive + ("codebook_size", "num_quantizers"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"TokenizerConfig.{name} must be a positive int, got {value!r}")
+        if not isinstance(self.down_t, int) or self.down_t < 0:
+            raise ValueError(f"TokenizerConfig.down_t must be an int >= 0, got {self.down_t!r}")
+        if not isinstance(self.down_kernel, int) or self.down_kernel < 2:
+            # A causal stride-2 conv pads kernel - 2 frames on the left; a kernel below 2 would skip frames.
+            raise ValueError(f"TokenizerConfig.down_kernel must be an int >= 2, got {self.down_kernel!r}")
+        if self.lookahead != 0:
+            # A look-ahead would delay every token by that many frames and give the streaming step a
+            # second buffer; nothing needs it yet, so it is refused rather than half supported.
+            raise ValueError(
+                "TokenizerConfig.lookahead must be 0: only strictly causal tokenizers are implemented"
+            )
+        if not 0.0 < self.ema_decay < 1.0:
+            raise ValueError(f"TokenizerConfig.ema_decay must be in (0, 1), got {self.ema_decay}")
+        if not 0.0 <= self.quantizer_dropout < 1.0:
+            raise ValueError(
+                f"TokenizerConfig.quantizer_dropout must be in [0, 1), got {self.quantizer_dropout}"
+            )
+        for name in ("dead_code_threshold", "commitment_beta", "pos_weight", "vel_weight"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not value >= 0.0 or value == float("inf"):
+                raise ValueError(f"TokenizerConfig.{name} must be a finite number >= 0, got {value!r}")
+
+    @property
+    def stride(self) -> int:
+        """l: frames per token step."""
+        return 2**self.down_t
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TokenizerConfig:
+        """Rebuild from `to_dict`; unknown AND missing keys are errors.
+
+        A checkpoint must rebuild exactly the model it was trained as, so a missing field is not
+        silently filled with today's default (which may have changed), and a typo fails loudly.
+        Use `preset(name, **overrides)` to start from a preset with a few fields changed.
+        """
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        missing = sorted(names - set(d))
+        if unknown:
+            raise ValueError(f"unknown TokenizerConfig keys {unknown}; known: {sorted(names)}")
+        if missing:
+            raise ValueError(f"TokenizerConfig keys missing: {missing}")
+        return cls(**d)
+
+
+# Named sizes. Parameter counts (encoder + decoder; codebooks are EMA buffers, not parameters) are
+# printed by `RQVAE(config).num_params()` and listed in the tokenizer note.
+PRESETS: dict[str, TokenizerConfig] = {
+    # Unit tests and smoke runs: trains in a minute on a CPU core. A faster EMA and a low dead-code
+    # threshold because its runs are a few hundred small batches.
+    "tiny": TokenizerConfig(
+        width=32,
+        res_depth=1,
+        code_dim=32,
+        codebook_size=64,
+        num_quantizers=3,
+        ema_decay=0.9,
+        dead_code_threshold=0.25,
+    ),
+    # The default and shipped checkpoint: trained on CPU in ~20 minutes, and its streaming step
+    # (encode + decode of one token step of one person) stays under 2 ms on one CPU core.
+    "small": TokenizerConfig(),
+    # A GPU-trained middle size (batch 256 x 64 frames, as MoMask, hence its dead-code threshold).
+    "base": TokenizerConfig(width=384, res_depth=3, code_dim=384, num_quantizers=6, dead_code_threshold=1.0),
+    # T2M-GPT / MoMask: width 512, 3 residual blocks per level with dilation growth 3, l = 4,
+    # K = 512 codes of dim 512, D = 6 depths (MoMask), EMA 0.99, beta 0.02, dropout 0.2, reset below 1 hit.
+    "paper": TokenizerConfig(width=512, res_depth=3, code_dim=512, num_quantizers=6, dead_code_threshold=1.0),
+}
+
+
+def preset(name: str, **overrides: Any) -> TokenizerConfig:
+    """The preset `name`, with `overrides` replacing fields (unknown fields raise)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown tokenizer preset {name!r}; choose one of {sorted(PRESETS)}")
+    names = {f.name for f in dataclasses.fields(TokenizerConfig)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise ValueError(f"unknown TokenizerConfig keys {unknown}; known: {sorted(names)}")
+    return dataclasses.replace(PRESETS[name], **overrides)

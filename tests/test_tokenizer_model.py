@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,20 @@ from molam_ros.tokenizer import (
 
 TINY = PRESETS["tiny"]
 L = TINY.stride
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread() -> Iterator[None]:
+    """Pin torch to one thread while this module runs.
+
+    The whole-sequence pass (conv1d) and the streaming step (gather + matmul) round differently at
+    ~1e-7, and how depends on the thread count another test module may have set. With rounding fixed
+    the equality tests are deterministic instead of depending on which modules ran before.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def smooth_motion(batch: int, frames: int, seed: int = 0) -> torch.Tensor:
@@ -58,6 +73,43 @@ def fresh() -> RQVAE:
 def trained() -> RQVAE:
     torch.manual_seed(0)
     return train_a_little(RQVAE(TINY))
+
+
+def stream_decode(model: RQVAE, codes: torch.Tensor, steps: int) -> torch.Tensor:
+    """Frames of `codes` pushed `steps` code steps at a time through the streaming decoder."""
+    dec, frames = model.init_decoder_state(codes.shape[0]), []
+    with torch.no_grad():
+        for t in range(0, codes.shape[1], steps):
+            f, dec = model.decode_step(codes[:, t : t + steps], dec)
+            frames.append(f)
+    return torch.cat(frames, 1)
+
+
+def assert_same_codes_up_to_float_ties(
+    model: RQVAE, x: torch.Tensor, whole: torch.Tensor, streamed: torch.Tensor
+) -> None:
+    """Streaming codes equal whole-sequence codes, except where two codes tie to float rounding.
+
+    The whole pass convolves and the streaming step multiplies gathered frames: the latents agree to
+    ~1e-7, so an argmin between two codes whose distances agree that closely may go either way (on
+    the trained default tokenizer: 1 step in 5548 held-out steps). Every differing step must be such
+    a tie, checked on the whole pass's residual at the first depth that differs.
+    """
+    differs = (whole != streamed).any(-1)  # (B, T')
+    assert int(differs.sum()) <= max(1, differs.numel() // 50), (
+        f"{int(differs.sum())} of {differs.numel()} steps differ"
+    )
+    with torch.no_grad():
+        z = model.encoder(x)  # (B, T', C)
+    for b, t in differs.nonzero().tolist():
+        residual = z[b, t]
+        for cb, kw, ks in zip(model.quantizer.codebooks, whole[b, t], streamed[b, t], strict=True):
+            if kw != ks:
+                dw = (residual - cb.embed[kw]).pow(2).sum()
+                ds = (residual - cb.embed[ks]).pow(2).sum()
+                assert abs(dw - ds) <= 1e-4 * max(dw, ds, 1e-6), f"step {b},{t}: not a tie ({dw} vs {ds})"
+                break
+            residual = residual - cb.embed[kw]
 
 
 def stream(model: RQVAE, x: torch.Tensor, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -137,9 +189,10 @@ def test_streaming_equals_whole_sequence(which: str, request: pytest.FixtureRequ
         codes = model.encode(x)
         frames = model.decode(codes)
     for chunk in (L, 3 * L):
-        s_codes, s_frames = stream(model, x, chunk)
-        assert torch.equal(s_codes, codes)
-        torch.testing.assert_close(s_frames, frames, rtol=0, atol=1e-5)
+        s_codes, _ = stream(model, x, chunk)
+        assert_same_codes_up_to_float_ties(model, x, codes, s_codes)
+        # The decoder has no argmin: streaming the same codes gives the same frames to 1e-5.
+        torch.testing.assert_close(stream_decode(model, codes, chunk // L), frames, rtol=0, atol=1e-5)
 
 
 def test_streaming_tokenizer_buffers_any_chunk_size(trained: RQVAE) -> None:

@@ -83,7 +83,7 @@ def bench_tokenizer(
         try:
             engine = create_engine(config)
         except RuntimeError as e:
-            skipped.append(f"{backend}: {str(e).splitlines()[-1].strip()}")
+            skipped.append(str(e).splitlines()[-1].strip())
             continue
         rows.append(_time_engine(engine, steps, warmup, repeats))
     torch_row = next((r for r in rows if r.engine == "torch"), None)

@@ -468,7 +468,7 @@ class RQVAE(nn.Module):
         zq, commit, perplexity, depths = self.quantizer(z.reshape(B * T_, C))
         recon = self.decoder(zq.reshape(B, T_, C))  # (B, T, F)
         # Smooth L1 (T2M-GPT) is less swayed than L2 by the rare large errors of fast motion.
-        err = F.smooth_l1_loss(recon, x, reduction="none")  # (B, T, F)
+        err = F.smooth_l1_loss(recon, x, reduction="none", beta=c.recon_beta)  # (B, T, F)
         losses = {
             "recon": err.mean(),
             "recon_pos": err[..., POS].mean(),

@@ -25,6 +25,8 @@ from typing import Any
 
 import torch
 
+from molam_ros.paths import cache_root
+
 # Set at import, before this module imports transformers (lazily, in the functions below):
 # huggingface_hub reads it once at its own import. `local_files_only=True` covers the case where
 # transformers was imported earlier by someone else.
@@ -48,14 +50,6 @@ class BackboneError(ValueError):
 def _offline() -> None:
     """Re-assert offline mode: a caller may have cleared it after this module was imported."""
     os.environ["HF_HUB_OFFLINE"] = "1"
-
-
-def cache_root(cache_dir: str | Path | None = None) -> Path:
-    """The molam cache: `cache_dir` if given, else `$MOLAM_CACHE`, else `~/.cache/molam`."""
-    if cache_dir is not None:
-        return Path(cache_dir).expanduser()
-    env = os.environ.get("MOLAM_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "molam"
 
 
 def shipped_gguf_path() -> Path:

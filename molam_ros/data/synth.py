@@ -181,7 +181,11 @@ class Scene:
         return self.style.reaction_delay * self.rng.uniform(0.8, 1.25)
 
     def pause(self) -> float:
-        return self.style.hesitation * self.rng.uniform(0.7, 1.3) if self.style.hesitation > 0 else 0.0
+        # Always draw, also when the style never pauses: the random stream then stays the same across
+        # styles, so (seed, interaction) with another style keeps every style-independent choice
+        # (variant, direction, solo segments) and only the manner changes (editing conversations).
+        u = self.rng.uniform(0.7, 1.3)
+        return self.style.hesitation * u
 
     @property
     def amp(self) -> float:

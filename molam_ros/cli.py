@@ -20,22 +20,49 @@ DEFAULT_DEMO_DIR = Path("out/demo")
 
 def _cmd_data_synth(args: argparse.Namespace) -> int:
     from molam_ros.data.dataset import write_dataset
+    from molam_ros.data.edit_variants import with_edit_variants
     from molam_ros.data.synth import INTERACTIONS, generate_dataset
 
     if args.count < 1:
         raise SystemExit("--count must be at least 1")
+    if not 0.0 <= args.edit_variants <= 1.0:
+        raise SystemExit("--edit-variants must be between 0 and 1")
     start = time.perf_counter()
+    clips = generate_dataset(args.count, args.seed)
     info = write_dataset(
         args.out,
-        generate_dataset(args.count, args.seed),
+        with_edit_variants(clips, args.edit_variants, seed=args.seed, count=args.count),
         total=args.count,
         manifest={"source": "synth", "seed": args.seed, "created_by": "molam data synth"},
     )
     elapsed = time.perf_counter() - start
     print(
         f"wrote {info['count']} clips ({info['frames'] / 30.0:.0f} s of motion, "
-        f"{len(info['interactions'])}/{len(INTERACTIONS)} interaction types) to {args.out} "
+        f"{len(info['interactions'])}/{len(INTERACTIONS)} interaction types, "
+        f"{info.get('edit_variants', 0)} edit variants) to {args.out} "
         f"in {elapsed:.1f} s; splits {info['splits']}"
+    )
+    return 0
+
+
+def _cmd_data_conversations(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from molam_ros.data.conversations import build_conversations, save_conversations, task_counts
+    from molam_ros.data.dataset import MotionDataset
+
+    if args.count is not None and args.count < 1:
+        raise SystemExit("--count must be at least 1")
+    convs = build_conversations(
+        MotionDataset(args.data), args.split, np.random.default_rng(args.seed), args.count
+    )
+    if not convs:
+        raise SystemExit(f"no conversations: split {args.split!r} of {args.data} has no two-person clips")
+    save_conversations(convs, args.out)
+    counts = ", ".join(f"{task} {n}" for task, n in task_counts(convs).items())
+    turns = sum(len(c.turns) for c in convs)
+    print(
+        f"wrote {len(convs)} conversations ({turns} turns: {counts}) from split {args.split!r} to {args.out}"
     )
     return 0
 
@@ -273,7 +300,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     """The main job on the embedded defaults (grows with the project; see README)."""
     out = Path(args.out)
     data_dir = out / "data"
-    _cmd_data_synth(argparse.Namespace(out=data_dir, count=args.count, seed=args.seed))
+    _cmd_data_synth(argparse.Namespace(out=data_dir, count=args.count, seed=args.seed, edit_variants=0.25))
     _cmd_data_stats(argparse.Namespace(dataset=data_dir, quiet=True))
     from molam_ros.data.dataset import MotionDataset
 
@@ -318,7 +345,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="dataset directory to write")
     p.add_argument("--count", type=int, default=1000, help="number of clips, balanced over interaction types")
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed writes the same dataset")
+    p.add_argument(
+        "--edit-variants", type=float, default=0.25, metavar="FRACTION",
+        help="chance that a clip is followed by the same scene in another style (editing data; "
+        "counted in --count, same split as its source)",
+    )  # fmt: skip
     p.set_defaults(func=_cmd_data_synth)
+
+    p = data_cmds.add_parser(
+        "conversations",
+        help="write multi-turn conversations about a dataset's clips (LLM stage 3 data, JSON Lines)",
+        formatter_class=fmt,
+    )
+    p.add_argument("--data", type=Path, required=True, help="dataset directory (molam data synth)")
+    p.add_argument("--out", type=Path, required=True, help="conversation file to write (.jsonl)")
+    p.add_argument("--split", choices=("train", "val", "test"), default="train", help="clips to talk about")
+    p.add_argument("--count", type=int, help="number of conversations (default: one per clip)")
+    p.add_argument("--seed", type=int, default=0, help="random seed; the same seed writes the same file")
+    p.set_defaults(func=_cmd_data_conversations)
 
     p = data_cmds.add_parser(
         "import",
@@ -433,6 +477,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=5, help="rounds per engine")
     p.add_argument("--threads", type=int, default=1, help="intra-op threads of torch and onnxruntime")
     p.set_defaults(func=_cmd_bench_tokenizer)
+
+    from molam_ros.cli_llm import add_commands as add_llm_commands
+
+    add_llm_commands(groups, bench_cmds, fmt)
 
     p = groups.add_parser(
         "demo",

@@ -26,3 +26,24 @@ def _ros_isolation(tmp_path_factory: pytest.TempPathFactory) -> None:
 @pytest.fixture(scope="session")
 def python_exe() -> str:
     return sys.executable
+
+
+@pytest.fixture(scope="session")
+def tiny_llm_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A small generator dataset (with edit variants), a tiny tokenizer and a tiny random LLaMA.
+
+    Shared by the LLM tests: everything the training stages and generation touch, in seconds.
+    """
+    from molam_ros.data.dataset import write_dataset
+    from molam_ros.data.edit_variants import with_edit_variants
+    from molam_ros.data.synth import generate_dataset
+    from molam_ros.llm.backbone import make_tiny_backbone
+    from molam_ros.tokenizer import PRESETS, TrainConfig, train
+
+    root = tmp_path_factory.mktemp("tiny_llm")
+    clips = with_edit_variants(generate_dataset(20, 0), 0.5, seed=0, count=20)
+    write_dataset(root / "data", clips, progress=False)
+    fast = TrainConfig(steps=30, batch_size=8, window=32, warmup_steps=5, eval_every=0, checkpoint_every=0)
+    train(root / "data", root / "tok", model_config=PRESETS["tiny"], train_config=fast, progress=False)
+    make_tiny_backbone(root / "backbone")
+    return {"data": root / "data", "tokenizer": root / "tok", "backbone": root / "backbone", "root": root}

@@ -55,11 +55,12 @@ class SplitFractions:
         return "train"
 
 
-def _fill_empty_splits(assignment: dict[str, str]) -> bool:
+def _fill_empty_splits(assignment: dict[str, str], edit_of: dict[str, str] | None = None) -> bool:
     """Make sure no split is empty; returns whether any clip moved.
 
     Hash splits of a small dataset can leave a split empty, and an evaluation on no clips would
-    silently report nothing. With fewer than three clips everything trains.
+    silently report nothing. With fewer than three clips everything trains. An edit variant
+    (`edit_of`: variant id -> source id) moves with its source, never alone.
     """
     moved = False
     if len(assignment) < 3:
@@ -67,14 +68,19 @@ def _fill_empty_splits(assignment: dict[str, str]) -> bool:
             moved |= split != "train"
             assignment[clip_id] = "train"
         return moved
-    ids = sorted(assignment)
+    edit_of = edit_of or {}
+    ids = sorted(i for i in assignment if i not in edit_of)
     for split in SPLITS:
         if split not in assignment.values():
             donor_split = (
                 "train" if split != "train" else max(("val", "test"), key=list(assignment.values()).count)
             )
-            donor = next(i for i in reversed(ids) if assignment[i] == donor_split)
-            assignment[donor] = split
+            candidates = [i for i in reversed(ids) if assignment[i] == donor_split]
+            if not candidates or (edit_of and len(candidates) < 2):
+                continue  # moving the donor split's only clip and its variants would empty it
+            donor = candidates[0]
+            for clip_id in (donor, *(v for v, src in edit_of.items() if src == donor)):
+                assignment[clip_id] = split
             moved = True
     return moved
 
@@ -122,6 +128,7 @@ def write_dataset(
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     assignment: dict[str, str] = {}
+    edit_of: dict[str, str] = {}  # edit variant id -> source id (edit_variants.py)
     interactions: dict[str, int] = {}
     frames = 0
 
@@ -131,7 +138,10 @@ def write_dataset(
             if clip.name in assignment:
                 raise ValueError(f"duplicate clip id {clip.name!r}")
             write_clip(root, clip)
-            split = split_of(clip) if split_of is not None else splits.assign(clip.name)
+            split = _split_for(clip, assignment, splits, split_of)
+            source = clip.meta.get("edit_of")
+            if isinstance(source, str) and source in assignment:
+                edit_of[clip.name] = source
             if split not in SPLITS:
                 raise ValueError(f"clip {clip.name!r}: unknown split {split!r}")
             assignment[clip.name] = split
@@ -146,7 +156,7 @@ def write_dataset(
     stats = FeatureStats.from_features(itertools.chain([first], stream)) if first is not None else None
     if not assignment:
         raise ValueError("no clips to write")
-    if _fill_empty_splits(assignment) or stats is None:
+    if _fill_empty_splits(assignment, edit_of) or stats is None:
         # Only small datasets get here; re-reading their train clips is cheap.
         stats = FeatureStats.from_features(
             clip_features(load_clip(root, i)).reshape(-1, FEATURE_DIM)
@@ -166,10 +176,24 @@ def write_dataset(
         "frames": frames,
         "splits": {s: sum(1 for v in assignment.values() if v == s) for s in SPLITS},
         "interactions": dict(sorted(interactions.items())),
+        **({"edit_variants": len(edit_of)} if edit_of else {}),
         **(manifest or {}),
     }
     (root / "dataset.json").write_text(json.dumps(info, indent=1))
     return info
+
+
+def _split_for(
+    clip: MotionClip, assignment: dict[str, str], splits: SplitFractions,
+    split_of: Callable[[MotionClip], str] | None,
+) -> str:  # fmt: skip
+    """The split of a clip being written: an edit variant's is its source's (no train/test leakage)."""
+    source = clip.meta.get("edit_of")
+    if isinstance(source, str) and source in assignment:
+        return assignment[source]
+    if split_of is not None:
+        return split_of(clip)
+    return splits.assign(source if isinstance(source, str) else clip.name)
 
 
 def load_clip(root: Path, clip_id: str) -> MotionClip:

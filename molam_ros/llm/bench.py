@@ -1,9 +1,15 @@
-"""Speed of the backbone: conversion, reload, greedy tokens per second (the basis of `molam bench llm`).
+"""Speed of the motion-language model: `molam bench llm`.
 
-    python -m molam_ros.llm.bench            # the default backbone, batch 1, fp32, this machine's CPU
+What decides whether a streaming reaction keeps up with 30 fps: at l = 4 frames per token step, real
+time needs 7.5 steps/s. Printed, for the model given (a trained checkpoint, or the default backbone
+with fresh motion tokens and depth head: the speed does not depend on the weights):
 
-Decoding speed is what decides whether a streaming reaction keeps up with 30 fps: at l = 4 frames
-per step, real time needs 7.5 steps/s, i.e. 7.5 * D sampled tokens/s for the reactor alone.
+- greedy `generate()` tokens per second at batch 1 (a text answer, and a constrained motion span);
+- the streaming reaction step (StreamingReactor) with the depth head ("head": one backbone forward
+  per step) and with the LM head writing code by code ("tokens": D + 1 forwards per step): median
+  and p99 step latency over several runs, steps per second, and the real-time factor (seconds of
+  reaction produced per second of wall time; >= 1 keeps up), and the ratio head / tokens measured
+  in the same run.
 """
 
 from __future__ import annotations
@@ -11,13 +17,16 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import numpy as np
 import torch
 from transformers import LogitsProcessorList
 
-from molam_ros.llm.backbone import default_backbone_dir, load_backbone
 from molam_ros.llm.constraints import MotionSpanConstraint
+from molam_ros.llm.model import MotionLM
 from molam_ros.llm.prompts import Task, build_prompt
-from molam_ros.llm.vocab import MotionVocab
+from molam_ros.llm.streaming import StreamingConfig, StreamingReactor
+
+FPS = 30.0
 
 
 def greedy_tokens_per_second(
@@ -51,27 +60,72 @@ def greedy_tokens_per_second(
     return new_tokens / best
 
 
-def main() -> None:  # pragma: no cover - a measurement, run by hand
-    t0 = time.perf_counter()
-    directory = default_backbone_dir()
-    t1 = time.perf_counter()
-    model, tok = load_backbone(directory)
-    t2 = time.perf_counter()
+def stream_latencies(mlm: MotionLM, config: StreamingConfig, steps: int, seed: int = 0) -> np.ndarray:
+    """Seconds of each of `steps` streaming steps on random partner codes (the first, prefill, dropped)."""
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(0, mlm.vocab.codebook_size, size=(steps + 1, mlm.vocab.depth))
+    reactor = StreamingReactor(mlm, config)
+    out = []
+    for row in codes:
+        reactor.step(row)
+        out.append(reactor.last_step_seconds)
+    return np.asarray(out[1:])
+
+
+def bench(
+    mlm: MotionLM, *, steps: int = 60, repeats: int = 3, stride: int = 4
+) -> dict[str, dict[str, float]]:
+    """Median / p99 step latency, steps/s and real-time factor of both streaming methods."""
+    results: dict[str, dict[str, float]] = {}
+    for method in ("head", "tokens"):
+        # A window longer than the run: the rebuild's prefill is measured separately below.
+        config = StreamingConfig(method=method, window_steps=steps + 2, keep_steps=0)
+        lat = np.concatenate([stream_latencies(mlm, config, steps, seed=r) for r in range(repeats)])
+        med = float(np.median(lat))
+        results[method] = {
+            "median_ms": med * 1e3,
+            "p99_ms": float(np.percentile(lat, 99)) * 1e3,
+            "steps_per_s": 1.0 / med,
+            "rtf": (stride / FPS) / med,
+        }
+    return results
+
+
+def main(mlm: MotionLM, *, steps: int = 60, repeats: int = 3, stride: int = 4) -> None:
+    """Print the benchmark table (the body of `molam bench llm`)."""
+    tok, vocab = mlm.tokenizer, mlm.vocab
     print(
-        f"backbone dir ready in {t1 - t0:.1f} s, loaded in {t2 - t1:.2f} s, {torch.get_num_threads()} threads"
+        f"backbone {type(mlm.base_model()).__name__}, "
+        f"{sum(p.numel() for p in mlm.lm.parameters()) / 1e6:.1f} M "
+        f"parameters, vocab {len(tok)}, K={vocab.codebook_size} D={vocab.depth} l={stride}, "
+        f"{torch.get_num_threads()} threads"
     )
-    text = tok.apply_chat_template(
-        [{"role": "user", "content": "Describe two people shaking hands."}], add_generation_prompt=True
-    )["input_ids"]
-    print(f"base vocab {len(tok)}: {greedy_tokens_per_second(model, text):.1f} tokens/s (text prompt)")
-    vocab = MotionVocab()
-    vocab.add_to(tok, model)
-    print(f"resized vocab {len(tok)}: {greedy_tokens_per_second(model, text):.1f} tokens/s (text prompt)")
-    prompt = build_prompt(Task.TEXT_TO_MOTION, tokenizer=tok, vocab=vocab, text="two people shake hands")
-    constraint = MotionSpanConstraint.for_prompt(prompt, vocab, max_steps=100, eos_token_id=tok.eos_token_id)
-    rate = greedy_tokens_per_second(model, prompt.input_ids, processors=[constraint])
-    print(f"resized vocab + MotionSpanConstraint: {rate:.1f} tokens/s (text-to-motion prompt)")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
+    text = build_prompt(Task.TEXT_TO_MOTION, tokenizer=tok, vocab=vocab, text="two people shake hands")
+    print(f"greedy generate(), text tokens: {greedy_tokens_per_second(mlm.lm, text.input_ids):.1f} tokens/s")
+    constraint = MotionSpanConstraint.for_prompt(text, vocab, max_steps=100, eos_token_id=mlm.eos_token_id)
+    rate = greedy_tokens_per_second(mlm.lm, text.input_ids, processors=[constraint])
+    print(
+        f"greedy generate() + MotionSpanConstraint: {rate:.1f} tokens/s "
+        f"({rate / vocab.tokens_per_step(2):.2f} two-person steps/s)"
+    )
+    res = bench(mlm, steps=steps, repeats=repeats, stride=stride)
+    print(
+        f"\nstreaming reaction, {steps} steps x {repeats} runs (real time needs {FPS / stride:.1f} steps/s):"
+    )
+    print("| method | median ms/step | p99 ms/step | steps/s | real-time factor |")
+    print("|---|---|---|---|---|")
+    for method, r in res.items():
+        print(
+            f"| {method} | {r['median_ms']:.1f} | {r['p99_ms']:.1f} | {r['steps_per_s']:.2f} "
+            f"| {r['rtf']:.2f} |"
+        )
+    print(
+        f"depth head vs token by token: {res['tokens']['median_ms'] / res['head']['median_ms']:.2f}x faster"
+    )
+    reactor = StreamingReactor(mlm, StreamingConfig(window_steps=48, keep_steps=32))
+    codes = np.zeros((49, vocab.depth), dtype=np.int64)
+    lat = []
+    for row in codes:
+        reactor.step(row)
+        lat.append(reactor.last_step_seconds)
+    print(f"context rebuild (every 16 steps with window 48 / keep 32): {lat[-1] * 1e3:.0f} ms for that step")

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from molam_ros.data.conversations import reasoning_pairs as _reasoning_pairs
 from molam_ros.llm.prompts import Example, MotionCodes, PromptConfig, Task, Turn, build_example
 from molam_ros.llm.vocab import MotionVocab
 
@@ -129,41 +130,6 @@ def _steps(frame_start: int, frame_end: int, stride: int, n: int) -> slice:
     return slice(lo, hi)
 
 
-_PRETTY = {"idle": "stands idle", "look_around": "looks around", "step_back": "steps back"}
-
-
-def _action(action: str) -> str:
-    return _PRETTY.get(action, action.replace("_", " "))
-
-
-def _who(person: Any) -> str:
-    return {0: "person A", 1: "person B", "both": "both people"}.get(person, "someone")
-
-
-def _reasoning_pairs(meta: dict[str, Any]) -> list[tuple[str, str]]:
-    """(question, answer) pairs about what comes before/after the interaction and why, from meta."""
-    segs = meta.get("segments") or []
-    inter = next((s for s in segs if s.get("kind") == "interaction"), None)
-    if inter is None:
-        return []
-    name = str(inter.get("interaction", meta.get("interaction", "interaction"))).replace("_", " ")
-    out = []
-    for seg, when in ((segs[0], "before"), (segs[-1], "after")):
-        if seg is not inter and seg.get("kind") == "solo":
-            out.append(
-                (
-                    f"What happens {when} the {name}?",
-                    f"{_who(seg.get('person')).capitalize()} "
-                    f"{_action(str(seg.get('action')))} {when} the {name}.",
-                )
-            )
-    actor = meta.get("actor")
-    if actor in (0, 1) and meta.get("description"):
-        reactor = _who(1 - actor)
-        out.append((f"Why does {reactor} move?", f"Because {_who(actor)} starts it: {meta['description']}."))
-    return out
-
-
 def stage2_turns(
     dataset: Any,
     codes: dict[str, np.ndarray],
@@ -227,16 +193,24 @@ def _editing_turns(
     config: ExampleConfig,
     rng: np.random.Generator,
 ) -> Iterator[Turn]:
-    """An edit from this clip to another clip of the same interaction in another style, if any.
+    """An edit from this clip to the same scene in another style, else the same interaction in one.
 
-    The generator has no derived clips, so the nearest thing to "the same motion, changed" is the
-    same interaction performed in another style; the instruction names the target style.
+    Edit variants (molam_ros/data/edit_variants.py: same seed, another style, `edit_of` naming the
+    source) are real "the same motion, changed" pairs, in both directions. Without one, the nearest
+    thing is another clip of the same interaction in another style; the instruction names the
+    target style either way.
     """
     meta = metas[clip_id]
     kind, style = meta.get("interaction"), meta.get("style")
     if kind is None or style is None:
         return
-    others = [
+    source = meta.get("edit_of", clip_id)
+    family = [
+        i
+        for i, m in metas.items()
+        if i != clip_id and (i == source or m.get("edit_of") == source) and m.get("style") != style
+    ]
+    others = family or [
         i
         for i, m in metas.items()
         if i != clip_id and m.get("interaction") == kind and m.get("style") not in (None, style)

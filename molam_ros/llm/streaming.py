@@ -1,0 +1,177 @@
+"""Streaming reaction: every l frames, the partner's D codes in, the reactor's D codes out.
+
+`StreamingReactor` is the stateful generator the live pipeline calls once per token step. It holds
+the backbone's KV cache across steps, so a step feeds only what is new:
+
+    [b codes of the previous step] <person_a> [a codes of this step] <person_b>
+
+and the depth head turns the hidden state at `<person_b>` into this step's D codes for the reactor
+(method "head": one backbone forward per step). Method "tokens" writes them with the LM head, one
+forward per code (D + 1 forwards per step), the slower reference.
+
+Bounded context. The sequence is the reaction prompt (system message, instruction) and `<motion>`,
+the kept prefix, then the steps. Once more than `window_steps` steps sit in the cache, it is
+rebuilt from the prefix plus the last `keep_steps` steps (one forward over them), so the per-step
+cost never grows with the length of the interaction and positions stay inside what the backbone
+was trained on; the rebuild costs one prefill every `window_steps - keep_steps` steps. The training
+examples are windows cut from anywhere in a clip, so a span that starts mid-motion is what the
+model has seen.
+
+Text commands. `set_instruction(text)` rebuilds the prompt with the new instruction and re-feeds
+the kept steps: what follows is conditioned on it, as in a reaction example with that instruction.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from molam_ros.llm.generate import KVRunner, SamplingConfig, _code_tokens
+from molam_ros.llm.model import MotionLM
+from molam_ros.llm.prompts import MotionCodes, PromptConfig, Task, build_prompt
+from molam_ros.llm.vocab import as_codes
+
+
+@dataclass(frozen=True, kw_only=True)
+class StreamingConfig:
+    """Context bounds and decoding of the streaming reaction."""
+
+    window_steps: int = 48  # steps in the cache before it is rebuilt (48 x 4 frames = 6.4 s)
+    keep_steps: int = 32  # steps kept when it is rebuilt
+    method: str = "head"  # "head" | "tokens" (module docstring)
+    temperature: float = 0.0
+    top_k: int = 0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.keep_steps < self.window_steps:
+            raise ValueError("StreamingConfig needs 0 <= keep_steps < window_steps")
+        if self.method not in ("head", "tokens"):
+            raise ValueError(f"StreamingConfig.method must be 'head' or 'tokens', got {self.method!r}")
+
+
+class StreamingReactor:
+    """Person b's codes step by step from person a's (module docstring)."""
+
+    def __init__(
+        self,
+        mlm: MotionLM,
+        config: StreamingConfig | None = None,
+        *,
+        instruction: str | None = None,
+        prompt_config: PromptConfig | None = None,
+    ) -> None:
+        self.mlm = mlm
+        self.config = config or StreamingConfig()
+        self.prompt_config = prompt_config or PromptConfig()
+        self.runner = KVRunner(mlm)
+        self.gen = torch.Generator().manual_seed(self.config.seed)
+        self.history: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=self.config.window_steps)
+        self.cached_steps = 0
+        self.pending: list[int] = []
+        self.rebuilds = 0
+        self.last_step_seconds = 0.0
+        self.instruction = instruction
+        self._prefix = self._prefix_ids(instruction)
+        self._sampling = SamplingConfig(temperature=self.config.temperature, top_k=self.config.top_k)
+
+    def _prefix_ids(self, instruction: str | None) -> list[int]:
+        # build_prompt needs the partner's codes to know the task's shape; the reaction prompt's text
+        # does not contain them (they arrive inside the answer span), so any one step will do.
+        dummy = MotionCodes(a=np.zeros((1, self.mlm.vocab.depth), dtype=np.int64))
+        prompt = build_prompt(
+            Task.REACTION,
+            tokenizer=self.mlm.tokenizer,
+            vocab=self.mlm.vocab,
+            config=self.prompt_config,
+            text=instruction,
+            motion=dummy,
+        )
+        return [*prompt.input_ids, self.mlm.vocab.ids.motion_start]
+
+    # --- control
+
+    def reset(self) -> None:
+        """Start a new interaction (same instruction)."""
+        self.runner.reset()
+        self.history.clear()
+        self.cached_steps = 0
+        self.pending = []
+
+    def set_instruction(self, text: str | None) -> None:
+        """A text command mid-stream: it conditions every following step (module docstring)."""
+        self._prefix = self._prefix_ids(text)  # validates the text before anything changes
+        self.instruction = text
+        self._rebuild(len(self.history))
+
+    def _step_tokens(self, a: np.ndarray, b: np.ndarray) -> list[int]:
+        ids = self.mlm.vocab.ids
+        return [ids.person_a, *_code_tokens(self.mlm, a), ids.person_b, *_code_tokens(self.mlm, b)]
+
+    def _rebuild(self, keep: int) -> None:
+        """Cache := prefix + the last `keep` steps, as pending input of the next step."""
+        kept = list(self.history)[len(self.history) - keep :] if keep else []
+        self.runner.reset()
+        self.pending = list(self._prefix)
+        for a, b in kept:
+            self.pending += self._step_tokens(a, b)
+        self.cached_steps = len(kept)
+        self.rebuilds += 1
+
+    # --- the step
+
+    def step(self, codes_a: np.ndarray) -> np.ndarray:
+        """Person a's (D,) codes of this step -> person b's (D,) codes."""
+        t0 = time.perf_counter()
+        v = self.mlm.vocab
+        a = as_codes(np.asarray(codes_a).reshape(1, -1), "codes_a", v.codebook_size, v.depth)[0]
+        if self.runner.length == 0 and not self.pending:
+            self.pending = list(self._prefix)
+        elif self.cached_steps >= self.config.window_steps:
+            self._rebuild(self.config.keep_steps)
+        ids = v.ids
+        feed = [*self.pending, ids.person_a, *_code_tokens(self.mlm, a), ids.person_b]
+        hidden = self.runner.feed(feed)[-1:]
+        if self.config.method == "head":
+            b = (
+                self.mlm.head.sample(
+                    hidden, temperature=self.config.temperature, top_k=self.config.top_k, generator=self.gen
+                )[0]
+                .cpu()
+                .numpy()
+            )
+            self.pending = _code_tokens(self.mlm, b)
+        else:
+            b = self._tokens_step(hidden)
+            self.pending = [v.code_id(v.depth - 1, int(b[-1]))]
+        self.history.append((a, b))
+        self.cached_steps += 1
+        self.last_step_seconds = time.perf_counter() - t0
+        return b
+
+    def _tokens_step(self, hidden: torch.Tensor) -> np.ndarray:
+        """D codes with the LM head, each depth restricted to its own code range (one forward each)."""
+        from molam_ros.llm.depth_head import sample_logits
+
+        v = self.mlm.vocab
+        codes = []
+        for d in range(v.depth):
+            if d > 0:
+                hidden = self.runner.feed([v.code_id(d - 1, codes[-1])])
+            base = v.code_id(d, 0)
+            logits = self.runner.logits(hidden)[:, base : base + v.codebook_size]
+            k = sample_logits(
+                logits, temperature=self.config.temperature, top_k=self.config.top_k, generator=self.gen
+            )
+            codes.append(int(k[0]))
+        return np.asarray(codes, dtype=np.int64)
+
+    def react(self, codes_a: np.ndarray) -> np.ndarray:
+        """(L, D) partner codes -> (L, D) reactor codes, step by step (the offline use of the stream)."""
+        v = self.mlm.vocab
+        arr = as_codes(codes_a, "codes_a", v.codebook_size, v.depth)
+        return np.stack([self.step(row) for row in arr])

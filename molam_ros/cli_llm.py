@@ -199,7 +199,7 @@ def cmd_llm_eval(args: argparse.Namespace) -> int:
         split=args.split,
         clips=args.clips,
         method=args.method,
-        classifier_dir=args.classifier,
+        classifier=args.classifier,
     )
     print(format_report(report))
     if args.json:
@@ -261,7 +261,9 @@ def add_commands(groups: Any, bench_cmds: Any, fmt: type) -> None:
     p.add_argument("--split", default="test", choices=("val", "test"))
     p.add_argument("--clips", type=int, default=24, help="clips to evaluate (each task)")
     p.add_argument(
-        "--classifier", type=Path, help="interaction classifier directory (trained on --data if absent)"
+        "--classifier",
+        type=Path,
+        help="interaction classifier .npz (trained on --data and saved there if absent)",
     )
     p.add_argument("--json", type=Path, help="also write the report as JSON")
     _add_model_args(p)

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from molam_ros.llm.depth_head import DepthHead, DepthHeadConfig
-from molam_ros.llm.generate import Generator, SamplingConfig, head_motion, token_motion
+from molam_ros.llm.generate import Generator, KVRunner, SamplingConfig, head_motion, token_motion
 from molam_ros.llm.model import CheckpointError, MotionLM, depth_targets, load_motion_lm
 from molam_ros.llm.prompts import IGNORE_INDEX, MotionCodes, Task, build_example, build_prompt
 from molam_ros.llm.streaming import StreamingConfig, StreamingReactor
@@ -220,23 +220,47 @@ def test_streaming_equals_offline_generation(mlm: MotionLM) -> None:
     assert np.array_equal(StreamingReactor(mlm, StreamingConfig(method="tokens")).react(a), offline_t)
 
 
-def test_streaming_context_stays_bounded(mlm: MotionLM) -> None:
-    reactor = StreamingReactor(mlm, StreamingConfig(window_steps=6, keep_steps=2))
-    lengths = []
-    for row in _codes(mlm, 20):
-        reactor.step(row)
-        lengths.append(reactor.runner.length)
+def test_streaming_context_stays_bounded(mlm: MotionLM, monkeypatch: pytest.MonkeyPatch) -> None:
     per_step = mlm.vocab.tokens_per_step(2)
-    prefix = len(reactor._prefix)
-    assert max(lengths) <= prefix + 6 * per_step  # never more than the window in the cache
-    assert reactor.rebuilds >= 4
+    for shift in (True, False):  # evicting with rotated keys, and the rebuild fallback
+        if not shift:
+            monkeypatch.setattr(KVRunner, "can_evict", lambda self: False)
+        reactor = StreamingReactor(mlm, StreamingConfig(window_steps=6, keep_steps=2))
+        lengths = []
+        for row in _codes(mlm, 20):
+            reactor.step(row)
+            lengths.append(reactor.runner.length)
+        prefix = len(reactor._prefix)
+        assert max(lengths) <= prefix + 6 * per_step  # never more than the window in the cache
+        assert (reactor.evictions, reactor.rebuilds) == ((4, 0) if shift else (0, 4))
     # After a rebuild the cache holds the prefix and the kept steps, as a fresh prompt would.
     fresh = StreamingReactor(mlm, StreamingConfig(window_steps=6, keep_steps=2))
     fresh.history.extend(reactor.history)
     fresh._rebuild(2)
-    assert fresh.pending == reactor._prefix + [
-        t for a, b in list(reactor.history)[-2:] for t in reactor._step_tokens(a, b)
-    ]
+    kept = [t for a, b in list(reactor.history)[-2:] for t in reactor._step_tokens(a, b)]
+    assert fresh.pending == reactor._prefix + kept
+
+
+def test_evicting_from_the_cache_equals_never_having_seen_the_tokens(tiny_llm_env: dict[str, Path]) -> None:
+    """With one layer, keys and values depend on the token and its position only, so after evicting
+    a block (and rotating the later keys back) the cache must equal a fresh one without the block."""
+    from molam_ros.llm.backbone import make_tiny_backbone
+    from molam_ros.llm.vocab import MotionVocab
+
+    one = make_tiny_backbone(tiny_llm_env["root"] / "one_layer", layers=1)
+    model = MotionLM.create(one, MotionVocab(codebook_size=8, depth=2), DepthHeadConfig(width=8)).eval()
+    ids = list(range(10, 40))
+    evicted = KVRunner(model)
+    evicted.feed(ids)
+    evicted.evict(5, 12)
+    fresh = KVRunner(model)
+    fresh.feed(ids[:5] + ids[17:])
+    assert evicted.length == fresh.length == 18
+    for a, b in zip(evicted.cache.layers, fresh.cache.layers, strict=True):
+        assert torch.allclose(a.keys, b.keys, atol=1e-5) and torch.equal(a.values, b.values)
+    assert torch.allclose(evicted.feed([50, 51]), fresh.feed([50, 51]), atol=1e-5)
+    with pytest.raises(ValueError, match="cannot evict"):
+        evicted.evict(15, 10)
 
 
 def test_an_instruction_mid_stream_changes_the_prompt(mlm: MotionLM) -> None:

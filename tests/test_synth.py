@@ -11,6 +11,7 @@ from molam_ros.data.synth import (
     INTERACTIONS,
     STYLES,
     contact_joints,
+    dataset_schedule,
     generate_clip,
     generate_dataset,
     min_person_distance,
@@ -42,6 +43,14 @@ def test_deterministic_by_seed():
     assert a.texts == b.texts and a.meta == b.meta
     c = generate_clip(43)
     assert c.positions.shape != a.positions.shape or not np.array_equal(c.positions, a.positions)
+
+
+def test_every_interaction_style_pair_comes_up():
+    # Regression: styles once followed the interaction index, so each type had one style only.
+    pairs = dataset_schedule(len(INTERACTIONS) * len(STYLES))
+    assert len(set(pairs)) == len(INTERACTIONS) * len(STYLES)
+    counts = {k: sum(1 for key, _ in pairs if key == k) for k in INTERACTIONS}
+    assert set(counts.values()) == {len(STYLES)}
 
 
 def test_dataset_balanced_and_deterministic():

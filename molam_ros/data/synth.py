@@ -1006,11 +1006,20 @@ def generate_clip(seed: int, interaction: str | None = None, style: str | None =
     )
 
 
-def generate_dataset(count: int, seed: int = 0) -> Iterator[MotionClip]:
-    """`count` clips balanced over interaction types and styles (every pair comes up in turn)."""
-    rng = np.random.default_rng(seed)
+def dataset_schedule(count: int) -> list[tuple[str, str]]:
+    """(interaction, style) of each clip of `generate_dataset`: every pair comes up in turn.
+
+    Clip i has interaction i mod n and style (i mod n + i div n) mod m, so each round of n clips
+    shifts the styles by one and n x m clips hold every pair (with 14 interactions and 5 styles,
+    any 70 consecutive clips).
+    """
     keys, styles = sorted(INTERACTIONS), sorted(STYLES)
-    for i in range(count):
-        key = keys[i % len(keys)]
-        style = styles[(i + i // len(keys)) % len(styles)]
+    n = len(keys)
+    return [(keys[i % n], styles[(i % n + i // n) % len(styles)]) for i in range(count)]
+
+
+def generate_dataset(count: int, seed: int = 0) -> Iterator[MotionClip]:
+    """`count` clips balanced over interaction types and styles (`dataset_schedule`)."""
+    rng = np.random.default_rng(seed)
+    for key, style in dataset_schedule(count):
         yield generate_clip(int(rng.integers(2**31 - 1)), key, style)

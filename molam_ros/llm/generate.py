@@ -86,6 +86,48 @@ class KVRunner:
         self.length += len(ids)
         return out.last_hidden_state[0]
 
+    def can_evict(self) -> bool:
+        """Whether `evict` applies: plain growing caches and unscaled rotary positions (LLaMA-style).
+
+        Sliding-window layers (Gemma 3) or scaled RoPE variants would need their own shift; callers
+        fall back to re-feeding the context instead.
+        """
+        from transformers.cache_utils import DynamicLayer
+
+        rotary = getattr(self.mlm.decoder, "rotary_emb", None)
+        if rotary is None or float(getattr(rotary, "attention_scaling", 1.0)) != 1.0:
+            return False
+        layers = getattr(self.cache, "layers", None)
+        return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
+
+    @torch.inference_mode()
+    def evict(self, start: int, count: int) -> None:
+        """Drop cached tokens [start, start + count) and move the later ones back by `count` positions.
+
+        Rotary attention depends on relative positions only, so rotating the later keys by
+        -count x theta makes the cache what it would hold had those tokens never been there,
+        except that their keys and values were computed while the dropped tokens were visible
+        (StreamingLLM's window with attention sinks, here the kept prompt). A few milliseconds
+        instead of re-feeding the window through the backbone.
+        """
+        if count <= 0:
+            return
+        if not 0 <= start <= self.length - count:
+            raise ValueError(f"cannot evict [{start}, {start + count}) from a cache of {self.length} tokens")
+        rotary = self.mlm.decoder.rotary_emb
+        layer0 = self.cache.layers[0]
+        shift = torch.tensor([[count]], device=layer0.keys.device)
+        cos, sin = rotary(layer0.keys, shift)  # (1, 1, head_dim): the rotation of `count` positions
+        cos, sin = cos[:, None].to(layer0.keys.dtype), sin[:, None].to(layer0.keys.dtype)
+        for layer in self.cache.layers:
+            k, v = layer.keys, layer.values
+            tail = k[:, :, start + count :]
+            half = tail.shape[-1] // 2
+            rotated = torch.cat((-tail[..., half:], tail[..., :half]), dim=-1)  # rotate_half
+            layer.keys = torch.cat([k[:, :, :start], tail * cos - rotated * sin], dim=2)
+            layer.values = torch.cat([v[:, :, :start], v[:, :, start + count :]], dim=2)
+        self.length -= count
+
     @torch.inference_mode()
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """LM-head logits of (n, H) hidden states."""

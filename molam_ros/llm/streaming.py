@@ -10,12 +10,15 @@ and the depth head turns the hidden state at `<person_b>` into this step's D cod
 forward per code (D + 1 forwards per step), the slower reference.
 
 Bounded context. The sequence is the reaction prompt (system message, instruction) and `<motion>`,
-the kept prefix, then the steps. Once more than `window_steps` steps sit in the cache, it is
-rebuilt from the prefix plus the last `keep_steps` steps (one forward over them), so the per-step
-cost never grows with the length of the interaction and positions stay inside what the backbone
-was trained on; the rebuild costs one prefill every `window_steps - keep_steps` steps. The training
-examples are windows cut from anywhere in a clip, so a span that starts mid-motion is what the
-model has seen.
+the kept prefix, then the steps. Once `window_steps` steps sit in the cache, the oldest steps are
+evicted down to `keep_steps`: their keys and values are cut out of the cache and the later keys are
+rotated back by as many positions (KVRunner.evict), which takes milliseconds, so the per-step cost
+never grows with the length of the interaction, never spikes, and positions stay inside what the
+model was trained on (set the window near the training span length, ExampleConfig.max_steps). The
+training examples are windows cut from anywhere in a clip, so a span that starts mid-motion is what
+the model has seen. Backbones whose cache cannot be shifted that way (sliding-window layers, scaled
+RoPE) fall back to rebuilding the cache from the prefix and the kept steps: one prefill every
+`window_steps - keep_steps` steps.
 
 Text commands. `set_instruction(text)` rebuilds the prompt with the new instruction and re-feeds
 the kept steps: what follows is conditioned on it, as in a reaction example with that instruction.
@@ -40,16 +43,16 @@ from molam_ros.llm.vocab import as_codes
 class StreamingConfig:
     """Context bounds and decoding of the streaming reaction."""
 
-    window_steps: int = 48  # steps in the cache before it is rebuilt (48 x 4 frames = 6.4 s)
-    keep_steps: int = 32  # steps kept when it is rebuilt
+    window_steps: int = 24  # steps in the cache at most (24 x 4 frames = 3.2 s, the `small` training span)
+    keep_steps: int = 16  # steps kept when the oldest are evicted
     method: str = "head"  # "head" | "tokens" (module docstring)
     temperature: float = 0.0
     top_k: int = 0
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if not 0 <= self.keep_steps < self.window_steps:
-            raise ValueError("StreamingConfig needs 0 <= keep_steps < window_steps")
+        if not 1 <= self.keep_steps < self.window_steps:
+            raise ValueError("StreamingConfig needs 1 <= keep_steps < window_steps")
         if self.method not in ("head", "tokens"):
             raise ValueError(f"StreamingConfig.method must be 'head' or 'tokens', got {self.method!r}")
 
@@ -74,6 +77,8 @@ class StreamingReactor:
         self.cached_steps = 0
         self.pending: list[int] = []
         self.rebuilds = 0
+        self.evictions = 0
+        self._cache_prefix = 0  # tokens of the prompt prefix at the start of the cache
         self.last_step_seconds = 0.0
         self.instruction = instruction
         self._prefix = self._prefix_ids(instruction)
@@ -120,6 +125,7 @@ class StreamingReactor:
         for a, b in kept:
             self.pending += self._step_tokens(a, b)
         self.cached_steps = len(kept)
+        self._cache_prefix = len(self._prefix)
         self.rebuilds += 1
 
     # --- the step
@@ -131,8 +137,9 @@ class StreamingReactor:
         a = as_codes(np.asarray(codes_a).reshape(1, -1), "codes_a", v.codebook_size, v.depth)[0]
         if self.runner.length == 0 and not self.pending:
             self.pending = list(self._prefix)
+            self._cache_prefix = len(self._prefix)
         elif self.cached_steps >= self.config.window_steps:
-            self._rebuild(self.config.keep_steps)
+            self._shrink()
         ids = v.ids
         feed = [*self.pending, ids.person_a, *_code_tokens(self.mlm, a), ids.person_b]
         hidden = self.runner.feed(feed)[-1:]
@@ -152,6 +159,19 @@ class StreamingReactor:
         self.cached_steps += 1
         self.last_step_seconds = time.perf_counter() - t0
         return b
+
+    def _shrink(self) -> None:
+        """Cut the cache down to the prefix and the last `keep_steps` steps (module docstring)."""
+        if not self.runner.can_evict():
+            self._rebuild(self.config.keep_steps)
+            return
+        # The newest step's reactor codes are still pending (fed with the next step), so the cache
+        # holds cached_steps - 1 whole steps; evict the oldest whole ones.
+        drop = min(self.cached_steps - self.config.keep_steps, self.cached_steps - 1)
+        per_step = self.mlm.vocab.tokens_per_step(2)
+        self.runner.evict(self._cache_prefix, drop * per_step)
+        self.cached_steps -= drop
+        self.evictions += 1
 
     def _tokens_step(self, hidden: torch.Tensor) -> np.ndarray:
         """D codes with the LM head, each depth restricted to its own code range (one forward each)."""

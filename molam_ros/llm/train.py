@@ -148,6 +148,13 @@ class ExampleSource:
     conversations: dict[str, list[Any]] = field(default_factory=dict)
 
     def epoch(self, n: int, split: str = "train") -> list[Example]:
+        # The last draw is kept: the run's summary line and the first batches ask for the same one.
+        key = (n, split)
+        if getattr(self, "_last", (None, None))[0] != key:
+            self._last = (key, self._draw(n, split))
+        return self._last[1]
+
+    def _draw(self, n: int, split: str) -> list[Example]:
         rng = np.random.default_rng([self.config.seed, n, 0 if split == "train" else 1])
         kw = dict(stride=self.stride, config=self.config.examples)
         pairs = list(
@@ -340,13 +347,14 @@ def train(
         scheduler.load_state_dict(state["scheduler"])
     model, optimizer, scheduler = accelerator.prepare(mlm, optimizer, scheduler)
     pad_id = mlm.tokenizer.pad_token_id
+    per_epoch = len(source.epoch(epoch)) if accelerator.is_main_process else 0
     n_train = sum(p.numel() for p in mlm.trainable_parameters())
     n_all = sum(p.numel() for p in mlm.parameters())
     if accelerator.is_main_process:
         print(
             f"molam llm stage {config.stage}: {n_train / 1e6:.2f} M of {n_all / 1e6:.1f} M parameters "
             "trained, "
-            f"{len(source.epoch(epoch))} examples per epoch, {step}/{config.steps} steps done"
+            f"{per_epoch} examples per epoch, {step}/{config.steps} steps done"
         )
     out.mkdir(parents=True, exist_ok=True)
     log = open(out / LOG_FILE, "a")  # noqa: SIM115 - kept open for the whole run

@@ -131,8 +131,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         positions = load_positions(args.motion)
         codes, transform = codec.encode(positions)
         codes = codes[:, : args.max_steps]
-        if args.task == "reaction":
-            motion = MotionCodes(a=codes[0])
+        if args.task == "reaction":  # a second person in the file: the reactor's first step is given
+            motion = MotionCodes(a=codes[0], b=codes[1, :1] if codes.shape[0] > 1 else None)
         else:
             motion = MotionCodes(a=codes[0], b=codes[1] if codes.shape[0] > 1 else None)
     t0 = time.perf_counter()
@@ -273,7 +273,8 @@ def add_commands(groups: Any, bench_cmds: Any, fmt: type) -> None:
         "generate",
         formatter_class=fmt,
         help="run one task of the motion-language model",
-        epilog="Motion files are .npz with positions (P, T, 22, 3) at 30 fps, or DATA_DIR:CLIP_ID.",
+        epilog="Motion files are .npz with positions (P, T, 22, 3) at 30 fps, or DATA_DIR:CLIP_ID. For "
+        "reaction, person a is the partner; a second person's first step is taken as the reactor's start.",
     )
     p.add_argument("task", choices=TASKS)
     p.add_argument("--text", help="caption (text_to_motion), instruction (reaction, editing) or question")

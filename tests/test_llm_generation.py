@@ -220,6 +220,16 @@ def test_streaming_equals_offline_generation(mlm: MotionLM) -> None:
     assert np.array_equal(StreamingReactor(mlm, StreamingConfig(method="tokens")).react(a), offline_t)
 
 
+def test_a_given_start_is_kept_and_conditions_the_reaction(mlm: MotionLM) -> None:
+    a, start = _codes(mlm, 5, seed=4), _codes(mlm, 1, seed=5)
+    gen = Generator(mlm)
+    b = gen.run(Task.REACTION, motion=MotionCodes(a=a, b=start)).motion.b
+    assert b.shape == a.shape and np.array_equal(b[0], start[0])
+    assert np.array_equal(b, gen.run(Task.REACTION, motion=MotionCodes(a=a, b=start)).motion.b)
+    free = StreamingReactor(mlm).react(a)
+    assert np.array_equal(StreamingReactor(mlm).react(a, start_b=free[:2]), free)  # its own start: same
+
+
 def test_streaming_context_stays_bounded(mlm: MotionLM, monkeypatch: pytest.MonkeyPatch) -> None:
     per_step = mlm.vocab.tokens_per_step(2)
     for shift in (True, False):  # evicting with rotated keys, and the rebuild fallback

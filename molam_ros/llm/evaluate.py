@@ -3,9 +3,11 @@
 For each of the first `clips` two-person clips of the split:
 
 - reaction: the actor's recorded motion goes in as person a (the pair is re-ordered when the clip's
-  actor is its second person, so person b is always the reactor, as in training and on a robot);
-  the generated reactor is decoded and compared with the RECORDED reactor (ground-truth positions,
-  so the tokenizer's own reconstruction error counts against the model), next to two baselines
+  actor is its second person, so person b is always the reactor, as in training and on a robot),
+  streamed step by step with the live context bounds; the reactor's first step (4 frames, where it
+  stands and how, what a robot knows of itself) is given, as the baselines get its first frame. The
+  generated reactor is decoded and compared with the RECORDED reactor (ground-truth positions, so
+  the tokenizer's own reconstruction error counts against the model), next to two baselines
   measured on the same clip (quality.reaction_errors: a reactor that stands still, one that mirrors
   person a). All in person a's canonical frame.
 - motion-to-text: the clip's codes in, a caption out; does it name the clip's interaction and style
@@ -83,7 +85,7 @@ def evaluate_model(
         pair = clip.positions[::-1] if meta.get("actor") == 1 else clip.positions
         codes, _ = codec.encode(pair)
         codes = codes[:, :max_steps]
-        b = gen.run(Task.REACTION, motion=MotionCodes(a=codes[0])).motion.b
+        b = gen.run(Task.REACTION, motion=MotionCodes(a=codes[0], b=codes[1, :1])).motion.b
         pred = codec.decode(np.stack([codes[0], b]))  # canonical frame of the decoded pair
         canon, _ = canonicalize(pair)
         T = min(pred.shape[1], canon.shape[1], codes.shape[1] * stride)

@@ -307,6 +307,21 @@ class Generator:
         """Forget the conversation."""
         self.history = []
 
+    def _react_from_start(self, motion: MotionCodes, text: str | None) -> Result:
+        """A reaction whose reactor's first steps are given (`motion.b`, k <= L steps): the reactor's
+        real starting pose and place, as a robot knows its own, instead of a guess."""
+        from molam_ros.llm.streaming import StreamingConfig, StreamingReactor
+
+        v = self.mlm.vocab
+        a = as_codes(motion.a, "person a's codes", v.codebook_size, v.depth)
+        start = as_codes(motion.b, "person b's first codes", v.codebook_size, v.depth)[: len(a)]
+        s = self.sampling
+        # The live reaction's own context bounds: what this measures is what a robot would do.
+        config = StreamingConfig(method=self.method, temperature=s.temperature, top_k=s.top_k, seed=s.seed)
+        reactor = StreamingReactor(self.mlm, config, instruction=text, prompt_config=self.prompt_config)
+        b = reactor.react(a, start_b=start)
+        return Result(Task.REACTION, motion=MotionCodes(a=a, b=b))
+
     def run(
         self,
         task: Task | str,
@@ -317,6 +332,8 @@ class Generator:
     ) -> Result:
         """Generate the answer of one task; with `remember`, the turn joins the conversation context."""
         task = Task.parse(task)
+        if task is Task.REACTION and motion is not None and motion.a is not None and motion.b is not None:
+            return self._react_from_start(motion, text)
         if motion is not None:
             v = self.mlm.vocab
             motion = MotionCodes(

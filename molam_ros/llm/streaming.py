@@ -130,11 +130,19 @@ class StreamingReactor:
 
     # --- the step
 
-    def step(self, codes_a: np.ndarray) -> np.ndarray:
-        """Person a's (D,) codes of this step -> person b's (D,) codes."""
+    def step(self, codes_a: np.ndarray, codes_b: np.ndarray | None = None) -> np.ndarray:
+        """Person a's (D,) codes of this step -> person b's (D,) codes.
+
+        `codes_b`, when given, is what the reactor actually did this step (a robot's own encoded
+        pose: where it stands and how): it goes into the context instead of a sample and is
+        returned, so the following steps continue from the reactor's real state.
+        """
         t0 = time.perf_counter()
         v = self.mlm.vocab
         a = as_codes(np.asarray(codes_a).reshape(1, -1), "codes_a", v.codebook_size, v.depth)[0]
+        given = None
+        if codes_b is not None:
+            given = as_codes(np.asarray(codes_b).reshape(1, -1), "codes_b", v.codebook_size, v.depth)[0]
         if self.runner.length == 0 and not self.pending:
             self.pending = list(self._prefix)
             self._cache_prefix = len(self._prefix)
@@ -142,18 +150,19 @@ class StreamingReactor:
             self._shrink()
         ids = v.ids
         feed = [*self.pending, ids.person_a, *_code_tokens(self.mlm, a), ids.person_b]
-        hidden = self.runner.feed(feed)[-1:]
-        if self.config.method == "head":
-            b = (
-                self.mlm.head.sample(
-                    hidden, temperature=self.config.temperature, top_k=self.config.top_k, generator=self.gen
-                )[0]
-                .cpu()
-                .numpy()
+        if given is not None:
+            b = given
+            self.pending = []
+            self.runner.feed(feed + _code_tokens(self.mlm, b))
+        elif self.config.method == "head":
+            hidden = self.runner.feed(feed)[-1:]
+            sample = self.mlm.head.sample(
+                hidden, temperature=self.config.temperature, top_k=self.config.top_k, generator=self.gen
             )
+            b = sample[0].cpu().numpy()
             self.pending = _code_tokens(self.mlm, b)
         else:
-            b = self._tokens_step(hidden)
+            b = self._tokens_step(self.runner.feed(feed)[-1:])
             self.pending = [v.code_id(v.depth - 1, int(b[-1]))]
         self.history.append((a, b))
         self.cached_steps += 1
@@ -190,8 +199,13 @@ class StreamingReactor:
             codes.append(int(k[0]))
         return np.asarray(codes, dtype=np.int64)
 
-    def react(self, codes_a: np.ndarray) -> np.ndarray:
-        """(L, D) partner codes -> (L, D) reactor codes, step by step (the offline use of the stream)."""
+    def react(self, codes_a: np.ndarray, start_b: np.ndarray | None = None) -> np.ndarray:
+        """(L, D) partner codes -> (L, D) reactor codes, step by step (the offline use of the stream).
+
+        `start_b` (k, D): the reactor's first k steps as they were (its starting pose and place),
+        given rather than generated.
+        """
         v = self.mlm.vocab
         arr = as_codes(codes_a, "codes_a", v.codebook_size, v.depth)
-        return np.stack([self.step(row) for row in arr])
+        start = [] if start_b is None else list(as_codes(start_b, "start_b", v.codebook_size, v.depth))
+        return np.stack([self.step(row, start[i] if i < len(start) else None) for i, row in enumerate(arr)])

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,9 @@ class ExampleConfig:
     max_steps: int = 48  # token steps per motion span (48 x l=4 frames = 6.4 s at 30 fps): ~500 tokens
     min_steps: int = 2  # clips / slices shorter than this give no example
     tasks: tuple[str, ...] = tuple(t.value for t in Task if t is not Task.CONVERSATION)
+    # Share of each task's examples kept per epoch (missing: 1.0). A compute budget spent where it
+    # matters: on a CPU the `small` preset keeps every reaction and fewer of the rest.
+    task_weights: dict[str, float] = field(default_factory=dict)
     prompt: PromptConfig = PromptConfig()
 
     def __post_init__(self) -> None:
@@ -46,6 +49,10 @@ class ExampleConfig:
             raise ValueError("ExampleConfig needs 1 <= min_steps <= max_steps")
         for t in self.tasks:
             Task.parse(t)
+        for t, w in self.task_weights.items():
+            Task.parse(t)
+            if not 0.0 <= w <= 1.0:
+                raise ValueError(f"task weight of {t} must be in [0, 1], got {w}")
 
 
 # helper functions
@@ -242,6 +249,8 @@ def stage2_examples(
     """Tokenized motion-text pairs of every task (one per task per clip), phrasings drawn from `rng`."""
     config = config or ExampleConfig()
     for turn in stage2_turns(dataset, codes, stride=stride, rng=rng, split=split, config=config):
+        if rng.random() >= config.task_weights.get(turn.task.value, 1.0):
+            continue
         yield build_example(
             turn.task,
             tokenizer=tokenizer,

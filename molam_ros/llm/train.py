@@ -77,6 +77,15 @@ class LLMTrainConfig:
         return dataclasses.asdict(self)
 
 
+# The CPU preset keeps every reaction (the live product) and a share of the other tasks' examples.
+CPU_TASK_WEIGHTS = {
+    "text_to_motion": 0.6,
+    "motion_to_text": 0.6,
+    "prediction": 0.3,
+    "editing": 0.3,
+    "reasoning": 0.3,
+}
+
 # Sizes by name: `tiny` trains in seconds on the tiny random backbone (tests, smoke runs), `small`
 # is the default (SmolLM2-135M, CPU-sized), `base` wants a GPU.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -96,7 +105,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "small": {
         "steps": 600,
         "batch_size": 4,
-        "examples": ExampleConfig(max_steps=24),
+        "examples": ExampleConfig(max_steps=24, task_weights=CPU_TASK_WEIGHTS),
         "lora": LoraSettings(rank=16, alpha=32),
         "head": DepthHeadConfig(width=256, layers=2),
     },

@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # Generated data and checkpoints (never committed); the same default as molam_ros (MOLAM_CACHE).
 CACHE ?= $(or $(MOLAM_CACHE),$(HOME)/.cache/molam)
 
-.PHONY: setup demo test test-fast lint colcon tokenizer bench clean
+.PHONY: setup demo test test-fast lint colcon tokenizer bench llm bench-llm clean
 
 setup:
 	bash scripts/setup.sh
@@ -39,6 +39,19 @@ tokenizer: setup
 bench: setup
 	$(VENV)/bin/molam export $(CACHE)/tokenizer/small --out $(CACHE)/export/small
 	$(VENV)/bin/molam bench tokenizer --checkpoint $(CACHE)/tokenizer/small --export $(CACHE)/export/small
+
+# The default motion-language model on the default tokenizer's data (after `make tokenizer`): stage 2,
+# stage 3, then the quality table on held-out clips. Hours on this 2-core CPU; a GPU: --device cuda.
+LLM_STEPS2 ?= 400
+LLM_STEPS3 ?= 120
+llm: setup
+	$(VENV)/bin/molam llm train --stage 2 --preset small --steps $(LLM_STEPS2) --data $(CACHE)/data/synth1000 --out $(CACHE)/llm/stage2
+	$(VENV)/bin/molam llm train --stage 3 --preset small --steps $(LLM_STEPS3) --data $(CACHE)/data/synth1000 --init $(CACHE)/llm/stage2 --out $(CACHE)/llm/stage3
+	$(VENV)/bin/molam llm eval --data $(CACHE)/data/synth1000 --checkpoint $(CACHE)/llm/stage3 --classifier $(CACHE)/llm/interaction_classifier.npz --json $(CACHE)/llm/eval.json
+
+# Speed of the streaming reaction (depth head vs token by token) with the default backbone.
+bench-llm: setup
+	$(VENV)/bin/molam bench llm --threads 2
 
 clean:
 	rm -rf .cache/build ros2_ws/build ros2_ws/install ros2_ws/log build *.egg-info

@@ -89,6 +89,11 @@ def test_generate_every_task(
         assert main(args + (["--text", text] if text else [])) == 0
     assert main(["generate", "motion_to_text", "--motion", str(tmp_path / "nope.npz"), *ckpt]) == 2
     assert "no such motion file" in capsys.readouterr().err
+    np.savez(tmp_path / "bad.npz", positions=np.zeros((2, 30, 17, 3)))  # 17 joints, not the SMPL 22
+    assert main(["generate", "reaction", "--motion", str(tmp_path / "bad.npz"), *ckpt]) == 2
+    assert "(P, T, 22, 3)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse: an unknown task is refused with the list of tasks
+        main(["generate", "dance_battle", *ckpt])
 
 
 def test_eval_prints_the_quality_table(

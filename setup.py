@@ -18,6 +18,7 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+        (f"share/{PACKAGE}/config/profiles", glob("config/profiles/*.yaml")),
         (f"share/{PACKAGE}/msg", glob("msg/*.msg")),
     ],
     # Runtime dependencies are pinned in requirements/ and installed by scripts/setup.sh; listing
@@ -27,6 +28,7 @@ setup(
     entry_points={
         "console_scripts": [
             "molam = molam_ros.cli:main",
+            "pose_replay_node = molam_ros.ros.pose_replay_node:main",
         ],
     },
 )

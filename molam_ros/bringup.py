@@ -1,0 +1,443 @@
+"""The runtime's node set, described once and started two ways: `ros2 launch` and `molam bringup`.
+
+`config/bringup.yaml` names the nodes, their executables, parameter files, parameters, remappings
+and the conditions under which each runs, plus the arguments that fill them in. Two readers turn it
+into processes:
+- `launch/reaction.launch.py`, on a standard ROS 2 install (`ros2 launch molam_ros
+  reaction.launch.py replay:=true`): each NodeSpec becomes a launch_ros `Node` action;
+- `molam bringup` (this module), where launch/launch_ros are not installable (ENVIRONMENT.md):
+  each NodeSpec becomes `python -m <module> --ros-args ...`, a real separate process, started and
+  stopped here.
+Both call `describe_nodes`, so what runs cannot drift between them (tests/test_bringup.py checks
+the launch file's mapping too).
+
+The schema of bringup.yaml (config/README.md has the full description):
+
+    arguments:                       # launch arguments = `molam bringup` options
+      NAME: {default: VALUE, type: str|bool|int|float, description: TEXT, choices: [..]}
+    nodes:
+      - name: NODE_NAME              # also the key of its params file (`NODE_NAME: ros__parameters:`)
+        package: molam_ros           # for launch_ros / ros2 run
+        executable: CONSOLE_SCRIPT   # for launch_ros / ros2 run
+        module: molam_ros.ros.X      # for `python -m` here
+        namespace: ""                # optional
+        when: {ARG: VALUE, ...}      # optional: runs only if every ARG has this value
+        params_files: [FILE, ...]    # relative to bringup.yaml's directory
+        parameters: {KEY: VALUE}     # applied after the files; "$(arg NAME)" takes an argument
+        remappings: {FROM: TO}       # topic/service remappings; "$(arg NAME)" allowed
+
+A parameter whose value works out to an empty string is left out, so the value in the params file
+stands: arguments only override what they are given. The `params_file` argument, when set, is
+applied to every node after its own files (use node names or `/**` as its keys).
+
+This module never imports rclpy or launch: it reads YAML and starts processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PACKAGE = "molam_ros"
+BRINGUP_FILE = "bringup.yaml"
+_ARG = re.compile(r"\$\(arg ([A-Za-z_][A-Za-z0-9_]*)\)")
+_TYPES: dict[str, type] = {"str": str, "bool": bool, "int": int, "float": float}
+_NODE_KEYS = {
+    "name",
+    "package",
+    "executable",
+    "module",
+    "namespace",
+    "when",
+    "params_files",
+    "parameters",
+    "remappings",
+}
+_ARG_KEYS = {"default", "type", "description", "choices"}
+
+
+@dataclasses.dataclass(frozen=True)
+class ArgumentSpec:
+    """One argument of the node set: a launch argument and a `molam bringup` option."""
+
+    name: str
+    default: Any
+    type: str = "str"
+    description: str = ""
+    choices: tuple[Any, ...] = ()
+
+    def parse(self, value: object) -> Any:
+        """`value` (a launch string like "true", or a Python value) as this argument's type."""
+        kind = _TYPES[self.type]
+        if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+            parsed = value
+        elif kind is bool:
+            text = str(value).strip().lower()
+            if text not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+                raise ValueError(f"argument {self.name!r}: {value!r} is not a boolean (true/false)")
+            parsed = text in ("true", "1", "yes", "on")
+        else:
+            try:
+                parsed = kind(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"argument {self.name!r}: {value!r} is not of type {self.type}") from None
+        if self.choices and parsed not in self.choices:
+            raise ValueError(f"argument {self.name!r}: {parsed!r} is not one of {list(self.choices)}")
+        return parsed
+
+    def launch_default(self) -> str:
+        """The default as launch writes it (launch arguments are strings)."""
+        return _launch_string(self.default)
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeSpec:
+    """One node to run, as both launch_ros and a plain `python -m` process need it."""
+
+    name: str
+    package: str
+    executable: str
+    module: str
+    namespace: str = ""
+    params_files: tuple[str, ...] = ()
+    parameters: dict[str, Any] = dataclasses.field(default_factory=dict)
+    remappings: tuple[tuple[str, str], ...] = ()
+
+    def ros_args(self) -> list[str]:
+        """The `--ros-args ...` tail that gives the node its name, parameters and remappings."""
+        out = ["--ros-args", "-r", f"__node:={self.name}"]
+        if self.namespace:
+            out += ["-r", f"__ns:={self.namespace}"]
+        for path in self.params_files:
+            out += ["--params-file", path]
+        for key, value in self.parameters.items():  # after the files: later values win
+            out += ["-p", f"{key}:={_param_text(value)}"]
+        for src, dst in self.remappings:
+            out += ["-r", f"{src}:={dst}"]
+        return out
+
+    def command(self, python: str = sys.executable) -> list[str]:
+        """The command line that starts this node as its own process here."""
+        return [python, "-m", self.module, *self.ros_args()]
+
+
+# --- reading bringup.yaml --------------------------------------------------------------------
+
+
+def _launch_string(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _param_text(value: object) -> str:
+    """A parameter value as `-p key:=VALUE` wants it: YAML, so strings that look like numbers or
+    booleans ("000123", "true") are quoted and stay strings, as a params file would keep them."""
+    if isinstance(value, str):
+        return value if value and yaml.safe_load(value) == value else json.dumps(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return json.dumps(value)  # lists: JSON is YAML flow style
+
+
+def _load(bringup_yaml: str | Path) -> tuple[Path, dict[str, Any]]:
+    path = Path(bringup_yaml)
+    if not path.is_file():
+        raise FileNotFoundError(f"node set {path} does not exist")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict) or set(data) - {"arguments", "nodes"}:
+        raise ValueError(f"{path}: expected top-level keys 'arguments' and 'nodes'")
+    return path, data
+
+
+def load_arguments(bringup_yaml: str | Path) -> dict[str, ArgumentSpec]:
+    """The arguments a node set declares, by name, in file order."""
+    path, data = _load(bringup_yaml)
+    out = {}
+    for name, spec in (data.get("arguments") or {}).items():
+        spec = spec if isinstance(spec, dict) else {"default": spec}
+        if unknown := set(spec) - _ARG_KEYS:
+            raise ValueError(f"{path}: argument {name!r}: unknown keys {sorted(unknown)}")
+        default = spec.get("default", "")
+        kind = spec.get("type", type(default).__name__)
+        if kind not in _TYPES:
+            raise ValueError(f"{path}: argument {name!r}: type must be one of {list(_TYPES)}, got {kind!r}")
+        arg = ArgumentSpec(
+            name=name,
+            default=default,
+            type=kind,
+            description=str(spec.get("description", "")),
+            choices=tuple(spec.get("choices", ())),
+        )
+        out[name] = dataclasses.replace(arg, default=arg.parse(default))  # a bad default fails here
+    return out
+
+
+def resolve_arguments(bringup_yaml: str | Path, args: Mapping[str, object]) -> dict[str, Any]:
+    """Every argument's typed value: `args` (strings from launch, or Python values) over the defaults."""
+    declared = load_arguments(bringup_yaml)
+    if unknown := set(args) - set(declared):
+        raise ValueError(f"unknown argument(s) {sorted(unknown)}; the node set declares {list(declared)}")
+    return {name: spec.parse(args.get(name, spec.default)) for name, spec in declared.items()}
+
+
+def _substitute(value: object, values: Mapping[str, Any], where: str) -> object:
+    """Fill "$(arg NAME)": a whole-string reference takes the argument's typed value."""
+    if not isinstance(value, str):
+        return value
+    for name in _ARG.findall(value):
+        if name not in values:
+            raise ValueError(f"{where}: $(arg {name}) names no declared argument")
+    whole = _ARG.fullmatch(value)
+    if whole:
+        return values[whole.group(1)]
+    return _ARG.sub(lambda m: _launch_string(values[m.group(1)]), value)
+
+
+def describe_nodes(bringup_yaml: str | Path, args: Mapping[str, object]) -> list[NodeSpec]:
+    """The nodes to run for these argument values, with everything each one is given.
+
+    args: argument name -> value (launch's strings such as "true", or Python values); arguments
+    left out take their defaults, unknown ones are refused. Nodes whose `when` is not met are left
+    out. Params files are returned as absolute paths and must exist.
+    """
+    path, data = _load(bringup_yaml)
+    declared = load_arguments(path)
+    values = resolve_arguments(path, args)
+    extra_params = str(values.get("params_file") or "")
+    if extra_params and not Path(extra_params).is_file():
+        raise FileNotFoundError(f"params_file {extra_params} does not exist")
+    specs = []
+    for i, node in enumerate(data.get("nodes") or []):
+        where = f"{path}: node {node.get('name', i)!r}"
+        if unknown := set(node) - _NODE_KEYS:
+            raise ValueError(f"{where}: unknown keys {sorted(unknown)}")
+        if missing := {"name", "package", "executable", "module"} - set(node):
+            raise ValueError(f"{where}: missing {sorted(missing)}")
+        when = node.get("when") or {}
+        if undeclared := set(when) - set(declared):
+            raise ValueError(f"{where}: `when` names undeclared argument(s) {sorted(undeclared)}")
+        if any(values[name] != declared[name].parse(want) for name, want in when.items()):
+            continue
+        files = []
+        for file in node.get("params_files") or []:
+            full = (path.parent / _substitute(file, values, where)).resolve()
+            if not full.is_file():
+                raise FileNotFoundError(f"{where}: params file {full} does not exist")
+            files.append(str(full))
+        if extra_params:
+            files.append(str(Path(extra_params).resolve()))
+        params = {}
+        for key, value in (node.get("parameters") or {}).items():
+            value = _substitute(value, values, f"{where}, parameter {key!r}")
+            if value != "":
+                params[str(key)] = value
+        remaps = tuple(
+            (str(_substitute(src, values, where)), str(_substitute(dst, values, where)))
+            for src, dst in (node.get("remappings") or {}).items()
+        )
+        specs.append(
+            NodeSpec(
+                name=node["name"],
+                package=node["package"],
+                executable=node["executable"],
+                module=node["module"],
+                namespace=str(node.get("namespace") or ""),
+                params_files=tuple(files),
+                parameters=params,
+                remappings=remaps,
+            )
+        )
+    return specs
+
+
+def default_bringup_yaml() -> Path:
+    """The package's bringup.yaml: next to the sources (a checkout or editable install), else in
+    `<prefix>/share/molam_ros/config` of this Python's prefix or of any AMENT_PREFIX_PATH entry."""
+    candidates = [Path(__file__).resolve().parents[1] / "config" / BRINGUP_FILE]
+    prefixes = [sys.prefix, *filter(None, os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep))]
+    candidates += [Path(p) / "share" / PACKAGE / "config" / BRINGUP_FILE for p in prefixes]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"no {BRINGUP_FILE} found; looked in {[str(c) for c in candidates]}")
+
+
+# --- running the nodes here ------------------------------------------------------------------
+
+
+def _check_modules(specs: Sequence[NodeSpec]) -> None:
+    missing = [s for s in specs if importlib.util.find_spec(s.module) is None]
+    if missing:
+        names = ", ".join(f"{s.name} ({s.module})" for s in missing)
+        raise ValueError(
+            f"no module for node(s) {names}; switch them off with their argument (e.g. --no-reaction)"
+        )
+
+
+def _stop(
+    procs: Mapping[str, subprocess.Popen], sig: int, timeout: float, say: Callable[[str], None]
+) -> None:
+    """Ask every live process to stop with `sig`, then escalate (SIGTERM, then SIGKILL), as launch does."""
+    for step in dict.fromkeys((sig, signal.SIGTERM, signal.SIGKILL)):
+        alive = {name: p for name, p in procs.items() if p.poll() is None}
+        if not alive:
+            return
+        if step != sig:
+            say(f"{', '.join(alive)} still running; sending {signal.Signals(step).name}")
+        for p in alive.values():
+            p.send_signal(step)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(p.poll() is None for p in alive.values()):
+            time.sleep(0.05)
+
+
+def run_nodes(
+    specs: Sequence[NodeSpec],
+    *,
+    python: str = sys.executable,
+    stop_timeout: float = 5.0,
+    say: Callable[[str], None] | None = None,
+) -> int:
+    """Start every node as its own process and wait; SIGINT/SIGTERM are forwarded to all of them.
+
+    Children get their own process group, so a Ctrl-C reaches them once, through here. A node that
+    exits on its own is reported and the others keep running; when all have exited the worst exit
+    status is returned (0 when a requested stop ended them cleanly).
+    """
+    say = say or (lambda text: print(f"[bringup] {text}", flush=True))
+    _check_modules(specs)
+    received: list[int] = []
+    previous = {
+        s: signal.signal(s, lambda sig, _frame: received.append(sig)) for s in (signal.SIGINT, signal.SIGTERM)
+    }
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    procs: dict[str, subprocess.Popen] = {}
+    try:
+        for spec in specs:
+            cmd = spec.command(python)
+            procs[spec.name] = subprocess.Popen(cmd, env=env, process_group=0)
+            say(f"started {spec.name} (pid {procs[spec.name].pid}): {shlex.join(cmd)}")
+        reported: set[str] = set()
+        while not received:
+            for name, p in procs.items():
+                if p.poll() is not None and name not in reported:
+                    reported.add(name)
+                    say(f"{name} exited with status {p.returncode}")
+            if len(reported) == len(procs):
+                return max((abs(p.returncode) for p in procs.values()), default=0)
+            time.sleep(0.1)
+        say(f"{signal.Signals(received[0]).name}: stopping {', '.join(procs)}")
+        _stop(procs, received[0], stop_timeout, say)
+        clean = {0, -signal.SIGINT, -signal.SIGTERM}
+        return 0 if all(p.returncode in clean for p in procs.values()) else 1
+    finally:
+        _stop(procs, signal.SIGTERM, stop_timeout, say)  # only if something is still alive
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+# --- the command -----------------------------------------------------------------------------
+
+
+def _add_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, help="node set YAML (default: the package's config/bringup.yaml)")
+    p.add_argument(
+        "--dry-run", action="store_true", help="print the nodes and their command lines, start nothing"
+    )
+    p.add_argument(
+        "--arg",
+        action="append",
+        metavar="NAME:=VALUE",
+        help="set any argument of the node set, as `ros2 launch` takes them",
+    )
+    try:
+        declared = load_arguments(default_bringup_yaml())
+    except (OSError, ValueError, yaml.YAMLError):
+        return  # no node set to read options from: --arg still works, describe_nodes reports the cause
+    for arg in declared.values():
+        flag = "--" + arg.name.replace("_", "-")
+        text = arg.description or arg.name
+        if arg.choices:
+            text += f"; one of {', '.join(map(str, arg.choices))}"
+        if arg.type == "bool":
+            p.add_argument(
+                flag,
+                dest=f"arg_{arg.name}",
+                action=argparse.BooleanOptionalAction,
+                help=f"{text} (default: {arg.launch_default()})",
+            )
+        else:
+            p.add_argument(
+                flag,
+                dest=f"arg_{arg.name}",
+                type=_TYPES[arg.type],
+                choices=arg.choices or None,
+                metavar=arg.name.upper(),
+                help=f"{text} (default: {arg.launch_default() or 'empty'})",
+            )
+
+
+def add_command(groups: argparse._SubParsersAction, fmt: type[argparse.HelpFormatter]) -> None:
+    """Add `molam bringup` to the `molam` command's subcommands."""
+    p = groups.add_parser(
+        "bringup",
+        help="start the runtime's nodes as separate processes (what launch/reaction.launch.py starts)",
+        description="Start the nodes of config/bringup.yaml as separate ROS 2 processes, with the "
+        "parameters and remappings the launch file gives them; Ctrl-C or SIGTERM stops them all.",
+        formatter_class=fmt,
+    )
+    _add_options(p)
+    p.set_defaults(func=run_command)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """`molam bringup`: describe the nodes for the given options, print them, run them."""
+    config = args.config or default_bringup_yaml()
+    values: dict[str, object] = {}
+    for item in args.arg or []:
+        name, sep, value = item.partition(":=")
+        if not sep:
+            raise ValueError(f"--arg {item!r}: expected NAME:=VALUE")
+        values[name] = value
+    values.update({k[4:]: v for k, v in vars(args).items() if k.startswith("arg_") and v is not None})
+    specs = describe_nodes(config, values)
+    if not specs:
+        print(f"[bringup] no node is enabled by {config} with these arguments", flush=True)
+        return 1
+    if args.dry_run:
+        for spec in specs:
+            print(f"{spec.name}: {shlex.join(spec.command())}")
+        return 0
+    return run_nodes(specs)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m molam_ros.bringup ...`, the same as `molam bringup ...`."""
+    parser = argparse.ArgumentParser(prog="python -m molam_ros.bringup", description=__doc__.split("\n")[0])
+    _add_options(parser)
+    try:
+        return run_command(parser.parse_args(argv))
+    except (FileNotFoundError, ValueError) as e:
+        print(f"bringup: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,225 @@
+"""The streaming reaction pipeline: a person's pose stream in, the reactor's motion out (no ROS).
+
+    pipeline = ReactionPipeline(mlm, engine, load_profile("unitree_g1"))
+    pipeline.push_pose(stamp, joint_names, positions)     # as often as the tracker publishes
+    for chunk in pipeline.process(now):                   # every l = 4 grid frames, one chunk
+        publish(chunk.joint_positions, chunk.joint_velocities, chunk.times)
+
+One step, every l frames of the partner (DESIGN.md, "the flow of one reaction"):
+
+1. PoseBuffer: reorder, drop stale or duplicate stamps, validate, resample onto the 30 Hz grid.
+2. Features of person a: the canonical frame is fixed by the first frame of a stream segment (the
+   partner at the origin facing +Z, the floor at the lowest joint then), bone lengths by that frame,
+   so features are causal; IK gives the rotations when only positions came.
+3. Streaming encoder step (the tokenizer engine: torch, onnxruntime or TensorRT) -> a's D codes.
+4. StreamingReactor step (KV cache, bounded context) -> the reactor's D codes.
+5. Streaming decoder step -> the reactor's l frames of features, in the partner's canonical frame,
+   back to world positions; rotations from the features' 6D block.
+6. Retargeting to the output profile (robot joints within limits, or the avatar's bones), then,
+   for robots, the SafetyFilter (no NaN, limits, velocity limits, blending, watchdog).
+
+A gap in the pose stream (PoseFrame.segment_start) starts a new segment: new canonical frame, new
+tokenizer states, a new interaction in the reactor; the safety filter blends into it. Every stage's
+time is measured, so diagnostics can say where a step's time goes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from molam_ros.llm.streaming import StreamingConfig, StreamingReactor
+from molam_ros.motion.canonical import canonical_transform, facing_angle
+from molam_ros.motion.features import features_to_local_quats, features_to_positions, positions_to_features
+from molam_ros.motion.skeleton import bone_lengths
+from molam_ros.runtime.pose_buffer import PoseBuffer, PoseBufferConfig, PoseFrame
+from molam_ros.runtime.profiles import Profile
+from molam_ros.runtime.retarget import Retargeter
+from molam_ros.runtime.safety import SafetyConfig, SafetyFilter
+
+STAGES = ("features", "encode", "llm", "decode", "retarget")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PipelineConfig:
+    """Settings of the streaming pipeline (the reaction node's parameters map onto these)."""
+
+    buffer: PoseBufferConfig = PoseBufferConfig()
+    streaming: StreamingConfig = StreamingConfig()
+    safety: SafetyConfig = SafetyConfig()
+    instruction: str | None = None  # the reaction's standing instruction ("be friendly")
+    step_budget: float = 4.0 / 30.0  # seconds a step may take before it counts as an overrun
+
+
+@dataclass
+class ReactionChunk:
+    """The reactor's next l frames (30 Hz), produced from the partner's last l frames.
+
+    times (l,): grid stamps of the partner frames they answer (s); person / reactor (l, 22, 3): world
+    positions; joint_positions / joint_velocities (l, J): the profile's commands (robots, after the
+    safety filter) or None; avatar_rotations (l, B, 4) and avatar_root (l, 3) for avatar profiles.
+    """
+
+    times: np.ndarray
+    person: np.ndarray
+    reactor: np.ndarray
+    codes_a: np.ndarray
+    codes_b: np.ndarray
+    joint_positions: np.ndarray | None = None
+    joint_velocities: np.ndarray | None = None
+    avatar_rotations: np.ndarray | None = None
+    avatar_root: np.ndarray | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+    safety_state: str = ""
+
+
+class ReactionPipeline:
+    """Pose stream -> reactor motion, one step every l frames (module docstring)."""
+
+    def __init__(self, mlm: Any, engine: Any, profile: Profile, config: PipelineConfig | None = None) -> None:
+        self.mlm = mlm
+        self.engine = engine
+        self.stride = int(engine.stride)
+        if engine.num_quantizers != mlm.vocab.depth:
+            raise ValueError(
+                f"the tokenizer has D={engine.num_quantizers} codes per step but the LLM's vocabulary "
+                f"D={mlm.vocab.depth}: they were not trained together"
+            )
+        self.profile = profile
+        self.config = config or PipelineConfig()
+        self.buffer = PoseBuffer(self.config.buffer)
+        self.reactor = StreamingReactor(mlm, self.config.streaming, instruction=self.config.instruction)
+        self.retargeter = Retargeter(profile)
+        self.safety = SafetyFilter(profile, self.config.safety) if profile.is_robot else None
+        self.stats: dict[str, float] = {"steps": 0, "overruns": 0, "segments": 0}
+        self.last_seconds: dict[str, float] = dict.fromkeys(STAGES, 0.0)
+        self._reference: np.ndarray | None = None
+        self._reset_segment()
+
+    # --- state
+
+    def _reset_segment(self) -> None:
+        self._frames: list[PoseFrame] = []
+        self._transform = None
+        self._lengths: np.ndarray | None = None
+        self._prev_canon: np.ndarray | None = None  # the partner's last canonical frame (velocities)
+        self._enc_state = self.engine.init_encoder_state(1)
+        self._dec_state = self.engine.init_decoder_state(1)
+        self.reactor.reset()
+
+    # --- input
+
+    def push_pose(
+        self,
+        stamp: float,
+        positions: np.ndarray,
+        joint_names: Sequence[str] | None = None,
+        now: float | None = None,
+    ) -> str:
+        """Offer one pose of the person; returns "accepted" or why not (PoseBuffer outcomes)."""
+        if joint_names is None:
+            return self.buffer.push(stamp, positions, now=now)
+        return self.buffer.push_named(stamp, joint_names, positions, now=now)
+
+    def command(self, text: str | None) -> str | None:
+        """A text command for the reaction; returns None when taken, else why it was refused."""
+        try:
+            self.reactor.set_instruction(text)
+        except ValueError as e:
+            return str(e)
+        return None
+
+    # --- the step
+
+    def process(self, now: float | None = None) -> list[ReactionChunk]:
+        """Run every step whose l partner frames are ready; the reactor's chunks, oldest first."""
+        chunks = []
+        for frame in self.buffer.pop_ready():
+            if frame.segment_start and (self._frames or self._transform is not None):
+                self._reset_segment()
+            if frame.segment_start:
+                self.stats["segments"] += 1
+            self._frames.append(frame)
+            if len(self._frames) == self.stride:
+                chunks.append(self._step(self._frames))
+                self._frames = []
+        return chunks
+
+    def idle(self, now: float) -> Any:
+        """No new chunk: the safety filter's command for `now` (watchdog easing), robots only."""
+        return None if self.safety is None else self.safety.update(now, None)
+
+    def _features(self, frames: list[PoseFrame]) -> tuple[np.ndarray, np.ndarray]:
+        """(l, 262) features of the partner's frames and their (l, 22, 3) world positions."""
+        world = np.stack([f.positions for f in frames]).astype(np.float64)
+        if self._transform is None:  # the segment's canonical frame and bone lengths, fixed now
+            self._transform = canonical_transform(world[:1], floor_height=float(world[0, :, 1].min()))
+            self._lengths = bone_lengths(world[0])
+        canon = self._transform.apply(world[None])[0]
+        window = canon if self._prev_canon is None else np.concatenate([self._prev_canon[None], canon])
+        feats = positions_to_features(window, lengths=self._lengths)[-len(frames) :]
+        self._prev_canon = canon[-1]
+        return feats.astype(np.float32), world
+
+    def _step(self, frames: list[PoseFrame]) -> ReactionChunk:
+        seconds: dict[str, float] = {}
+        t = time.perf_counter()
+        feats, world = self._features(frames)
+        seconds["features"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        codes_a, self._enc_state = self.engine.encode_step(feats[None], self._enc_state)
+        seconds["encode"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        codes_b = self.reactor.step(codes_a[0, 0])
+        seconds["llm"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        out, self._dec_state = self.engine.decode_step(codes_b[None, None].astype(np.int64), self._dec_state)
+        canon_b = features_to_positions(out[0])
+        reactor = self._transform.invert(canon_b[None])[0]
+        quats = features_to_local_quats(out[0])
+        seconds["decode"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        times = np.array([f.stamp for f in frames])
+        chunk = ReactionChunk(
+            times=times,
+            person=world.astype(np.float32),
+            reactor=reactor.astype(np.float32),
+            codes_a=codes_a[0, 0],
+            codes_b=codes_b,
+            seconds=seconds,
+        )
+        if self.safety is not None:
+            target = self.retargeter.robot(quats, reference=self._reference).positions
+            positions, velocities = [], []
+            for k, stamp in enumerate(times):
+                cmd = self.safety.update(
+                    float(stamp), target[k], new_segment=bool(k == 0 and frames[0].segment_start)
+                )
+                positions.append(cmd.positions)
+                velocities.append(cmd.velocities)
+            chunk.joint_positions, chunk.joint_velocities = np.stack(positions), np.stack(velocities)
+            chunk.safety_state = self.safety.state
+            self._reference = chunk.joint_positions[-1]
+        else:
+            # Features store no root rotation: the avatar's root turns with the reactor's facing.
+            yaw = facing_angle(reactor)
+            root_q = np.stack([np.cos(yaw / 2), np.zeros_like(yaw), np.sin(yaw / 2), np.zeros_like(yaw)], -1)
+            quats = quats.copy()
+            quats[:, 0] = root_q
+            avatar = self.retargeter.avatar(quats, root=reactor[:, 0])
+            chunk.avatar_rotations, chunk.avatar_root = avatar.rotations, avatar.root
+        seconds["retarget"] = time.perf_counter() - t
+        total = sum(seconds.values())
+        self.stats["steps"] += 1
+        if total > self.config.step_budget:
+            self.stats["overruns"] += 1
+        self.last_seconds = seconds
+        return chunk

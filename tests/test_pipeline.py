@@ -1,0 +1,119 @@
+"""The streaming reaction pipeline without ROS: pose stream in, safe reactor commands out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from molam_ros.data.synth import generate_clip
+from molam_ros.llm.depth_head import DepthHeadConfig
+from molam_ros.llm.model import MotionLM
+from molam_ros.llm.vocab import MotionVocab
+from molam_ros.motion.canonical import canonical_transform
+from molam_ros.motion.features import positions_to_features
+from molam_ros.motion.skeleton import JOINT_NAMES, bone_lengths
+from molam_ros.runtime.engines import TorchEngine
+from molam_ros.runtime.pipeline import PipelineConfig, ReactionPipeline
+from molam_ros.runtime.profiles import load_profile
+
+
+@pytest.fixture(scope="module")
+def parts(tiny_llm_env: dict[str, Path]) -> tuple[MotionLM, TorchEngine]:
+    engine = TorchEngine(tiny_llm_env["tokenizer"])
+    vocab = MotionVocab(codebook_size=engine.model.config.codebook_size, depth=engine.num_quantizers)
+    mlm = MotionLM.create(tiny_llm_env["backbone"], vocab, DepthHeadConfig(width=16, layers=1)).eval()
+    return mlm, engine
+
+
+@pytest.fixture(scope="module")
+def actor() -> np.ndarray:
+    clip = generate_clip(7, "wave", "friendly")
+    return clip.positions[clip.meta["actor"], :120]  # 4 s of the partner, (120, 22, 3)
+
+
+def _stream(pipeline: ReactionPipeline, positions: np.ndarray, t0: float = 100.0) -> list:
+    chunks = []
+    for i, pose in enumerate(positions):
+        stamp = t0 + i / 30.0
+        pipeline.push_pose(stamp, pose, joint_names=JOINT_NAMES, now=stamp)
+        chunks += pipeline.process(now=stamp)
+    return chunks
+
+
+def test_a_stream_becomes_safe_robot_commands(parts: tuple, actor: np.ndarray) -> None:
+    mlm, engine = parts
+    profile = load_profile("unitree_g1")
+    pipeline = ReactionPipeline(mlm, engine, profile)
+    chunks = _stream(pipeline, actor)
+    # The buffer holds back its reorder window (0.1 s = 3 frames): all but the last chunk or so.
+    assert len(chunks) >= actor.shape[0] // 4 - 2
+    dt = 1.0 / 30.0
+    prev = None
+    for c in chunks:
+        assert c.joint_positions.shape == (4, profile.num_joints)
+        assert np.isfinite(c.joint_positions).all() and np.isfinite(c.reactor).all()
+        assert (c.joint_positions >= profile.lower - 1e-9).all() and (
+            c.joint_positions <= profile.upper + 1e-9
+        ).all()
+        steps = np.diff(
+            np.concatenate([c.joint_positions[:1] if prev is None else prev[-1:], c.joint_positions]), axis=0
+        )
+        assert (np.abs(steps) <= profile.velocity * dt + 1e-9).all()
+        prev = c.joint_positions
+        assert set(c.seconds) == {"features", "encode", "llm", "decode", "retarget"}
+    assert np.all(np.diff(np.concatenate([c.times for c in chunks])) > 0)
+
+
+def test_streamed_features_and_codes_equal_the_offline_ones(parts: tuple, actor: np.ndarray) -> None:
+    """Causal features (fixed canonical frame and bone lengths) + the streaming encoder = one whole pass."""
+    mlm, engine = parts
+    pipeline = ReactionPipeline(mlm, engine, load_profile("unitree_h1"))
+    chunks = _stream(pipeline, actor)
+    n = len(chunks) * 4
+    transform = canonical_transform(actor[:1], floor_height=float(actor[0, :, 1].min()))
+    canon = transform.apply(actor[None])[0]
+    feats = positions_to_features(canon[:n], lengths=bone_lengths(actor[0]))
+    offline = engine.encode(feats[None].astype(np.float32))[0]
+    assert np.array_equal(np.stack([c.codes_a for c in chunks]), offline)
+
+
+def test_bad_poses_are_counted_and_never_reach_the_output(parts: tuple, actor: np.ndarray) -> None:
+    mlm, engine = parts
+    profile = load_profile("unitree_h1")
+    pipeline = ReactionPipeline(mlm, engine, profile)
+    outcomes = []
+    chunks = []
+    for i, pose in enumerate(actor[:60]):
+        stamp = 50.0 + i / 30.0
+        bad = pose.copy()
+        if i % 7 == 3:
+            bad[5] = np.nan
+        outcomes.append(pipeline.push_pose(stamp, bad, joint_names=JOINT_NAMES, now=stamp))
+        if i % 11 == 5:
+            outcomes.append(pipeline.push_pose(stamp, pose, joint_names=JOINT_NAMES, now=stamp))  # duplicate
+            outcomes.append(pipeline.push_pose(stamp, pose[:20], joint_names=JOINT_NAMES[:20], now=stamp))
+        chunks += pipeline.process(now=stamp)
+    assert {"rejected_nan", "rejected_joints"} <= set(outcomes)
+    assert chunks and all(np.isfinite(c.joint_positions).all() for c in chunks)
+
+
+def test_a_gap_starts_a_new_segment_and_commands_change_the_prompt(parts: tuple, actor: np.ndarray) -> None:
+    mlm, engine = parts
+    pipeline = ReactionPipeline(mlm, engine, load_profile("unitree_g1"))
+    _stream(pipeline, actor[:40], t0=0.0)
+    assert pipeline.command("be more hesitant") is None
+    assert "characters" in pipeline.command("x" * 5000)
+    chunks = _stream(pipeline, actor[40:100], t0=10.0)  # 8 s of silence in between
+    assert pipeline.stats["segments"] == 2 and chunks
+    assert pipeline.reactor.instruction == "be more hesitant"
+
+
+def test_avatar_output(parts: tuple, actor: np.ndarray) -> None:
+    mlm, engine = parts
+    profile = load_profile("avatar_smpl")
+    chunks = _stream(ReactionPipeline(mlm, engine, profile, PipelineConfig()), actor[:40])
+    assert chunks and chunks[0].avatar_rotations.shape[:2] == (4, 22) and chunks[0].joint_positions is None
+    norms = np.linalg.norm(chunks[0].avatar_rotations, axis=-1)
+    assert np.allclose(norms, 1.0, atol=1e-5) and np.isfinite(chunks[0].avatar_root).all()

@@ -29,6 +29,7 @@ setup(
         "console_scripts": [
             "molam = molam_ros.cli:main",
             "pose_replay_node = molam_ros.ros.pose_replay_node:main",
+            "reaction_node = molam_ros.ros.reaction_node:main",
         ],
     },
 )

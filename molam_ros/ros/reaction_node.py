@@ -1,0 +1,379 @@
+"""reaction_node: a person's pose stream and text commands in, the reactor's motion out.
+
+The node is thin: it converts messages, holds parameters and QoS, and calls the core
+`ReactionPipeline` (molam_ros/runtime/pipeline.py), which does everything that thinks.
+
+    reaction_node --ros-args --params-file config/reaction_node.yaml -p profile:=unitree_h1
+
+Subscriptions:
+- `person_pose_topic` [molam_msgs/PersonPose], sensor-data QoS (best effort, keep last 5): the
+  person; poses of another `person_id` (when set), too old on arrival, malformed, NaN or with the
+  wrong joints are dropped, counted and reported in diagnostics; the node keeps running.
+- `command_topic` [std_msgs/String], reliable: a text command; it becomes the reaction's
+  instruction (an empty command clears it). Commands longer than `max_command_length` or that the
+  prompt rules refuse get a refusal on the reply topic and change nothing.
+
+Publications (reliable, keep last 10):
+- `joint_trajectory_topic` [trajectory_msgs/JointTrajectory]: robot profiles; every step (l = 4
+  frames, 133 ms) a short trajectory of the next frames with positions and velocities, stamped now
+  and timed from now, for joint_trajectory_controller's topic interface. When the stream stops the
+  safety filter's watchdog eases to the profile's neutral pose, published the same way.
+- `joint_states_topic` [sensor_msgs/JointState]: the last commanded robot joints, or the avatar's
+  bone rotations as (x, y, z, w) quaternion components named `<bone>.qx` ... (robots: positions
+  and velocities).
+- `reply_topic` [std_msgs/String]: replies to commands.
+- `markers_topic` [visualization_msgs/MarkerArray]: both skeletons, for RViz.
+- `diagnostics_topic` [diagnostic_msgs/DiagnosticArray]: input rate, dropped poses by reason,
+  step latency per stage, real-time factor, engine in use, watchdog state.
+
+Nothing published is NaN or beyond a joint limit: the safety filter clamps and rate-limits, and
+the message builders refuse non-finite values (a step that would produce one is dropped, counted
+and logged).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from molam_msgs.msg import PersonPose
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import JointState
+from std_msgs.msg import String
+from trajectory_msgs.msg import JointTrajectory
+from visualization_msgs.msg import MarkerArray
+
+from molam_ros.ros.convert import (
+    diagnostic_array,
+    joint_state,
+    joint_trajectory,
+    pose_from_msg,
+    skeleton_markers,
+)
+
+NODE_NAME = "reaction_node"
+SENSOR_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
+RELIABLE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
+FPS = 30.0
+
+# Every parameter: name -> (default, description). config/reaction_node.yaml lists the same defaults
+# (a test keeps them equal). All are read at start-up.
+PARAMETERS: dict[str, tuple[object, str]] = {
+    "person_pose_topic": ("/molam/person_pose", "in: molam_msgs/PersonPose"),
+    "command_topic": ("/molam/command", "in: std_msgs/String"),
+    "joint_trajectory_topic": ("/molam/joint_trajectory", "out: trajectory_msgs/JointTrajectory"),
+    "joint_states_topic": ("/molam/joint_states", "out: sensor_msgs/JointState"),
+    "reply_topic": ("/molam/reply", "out: std_msgs/String"),
+    "markers_topic": ("/molam/markers", "out: visualization_msgs/MarkerArray"),
+    "diagnostics_topic": ("/molam/diagnostics", "out: diagnostic_msgs/DiagnosticArray"),
+    "model_dir": ("", "root of tokenizer/, export/, llm/; empty: $MOLAM_CACHE or ~/.cache/molam"),
+    "tokenizer_dir": ("", "tokenizer checkpoint; empty: <model_dir>/tokenizer/small"),
+    "export_dir": ("", "ONNX/TensorRT export; empty: <model_dir>/export/small"),
+    "llm_dir": ("", "LLM checkpoint; empty: <model_dir>/llm/stage3, else <model_dir>/llm/stage2"),
+    "profile": ("unitree_g1", "output profile name (config/profiles) or YAML path"),
+    "engine": ("onnxruntime", "tokenizer engine: torch | onnxruntime | tensorrt (with fallback)"),
+    "device": ("cpu", "cpu | cuda | cuda:N"),
+    "llm_backend": ("embedded", "embedded (an OpenAI-compatible server backend is not implemented yet)"),
+    "llm_base_url": ("", "openai backend: http://HOST:PORT/v1"),
+    "llm_model": ("", "openai backend: model name"),
+    "person_id": ("", "follow this person; empty: the first one heard"),
+    "pose_up_axis": ("y", "up axis of incoming positions: y (SMPL, molam clips) or z (REP 103)"),
+    "pose_max_age": (0.25, "s; a pose older than this on arrival is dropped"),
+    "min_confidence": (0.3, "joints below this confidence count as missing"),
+    "instruction": ("", "initial instruction; empty: react freely"),
+    "window_steps": (24, "model steps kept in the KV cache (x 4 frames)"),
+    "keep_steps": (16, "steps kept when the oldest are evicted"),
+    "temperature": (0.0, "0: greedy"),
+    "top_k": (0, "0: no top-k cut"),
+    "seed": (0, "sampling seed"),
+    "output_frame_id": ("world", "frame of markers and trajectories"),
+    "trajectory_horizon": (0.5, "s of motion in each JointTrajectory (the last chunk held to fill it)"),
+    "publish_joint_states": (True, "publish JointState"),
+    "publish_markers": (True, "publish MarkerArray"),
+    "watchdog_timeout": (0.5, "s without a pose -> ease to neutral"),
+    "neutral_ease_time": (1.5, "s to ease to neutral"),
+    "max_command_length": (500, "characters; longer commands are refused"),
+    "diagnostics_period": (1.0, "s between diagnostics messages"),
+}
+
+
+def _model_paths(p: dict[str, Any]) -> tuple[Path, Path, Path]:
+    """(tokenizer, export, llm) directories from the parameters and the cache layout."""
+    from molam_ros.paths import cache_root
+
+    root = Path(p["model_dir"]) if p["model_dir"] else cache_root()
+    tok = Path(p["tokenizer_dir"]) if p["tokenizer_dir"] else root / "tokenizer" / "small"
+    export = Path(p["export_dir"]) if p["export_dir"] else root / "export" / "small"
+    if p["llm_dir"]:
+        llm = Path(p["llm_dir"])
+    else:
+        s3 = root / "llm" / "stage3"
+        llm = s3 if (s3 / "molam_llm.json").is_file() else root / "llm" / "stage2"
+    return tok, export, llm
+
+
+def build_pipeline(p: dict[str, Any]) -> tuple[Any, str]:
+    """The ReactionPipeline for a parameter dict, and the tokenizer engine actually in use."""
+    from molam_ros.llm.model import load_motion_lm
+    from molam_ros.llm.streaming import StreamingConfig
+    from molam_ros.runtime.engines import EngineConfig, create_engine
+    from molam_ros.runtime.pipeline import PipelineConfig, ReactionPipeline
+    from molam_ros.runtime.pose_buffer import PoseBufferConfig
+    from molam_ros.runtime.profiles import load_profile
+    from molam_ros.runtime.safety import SafetyConfig
+
+    if p["llm_backend"] != "embedded":
+        raise ValueError(f"llm_backend {p['llm_backend']!r}: only 'embedded' is implemented")
+    if p["pose_up_axis"] not in ("y", "z"):
+        raise ValueError(f"pose_up_axis must be 'y' or 'z', got {p['pose_up_axis']!r}")
+    tok, export, llm = _model_paths(p)
+    for what, path in (("tokenizer checkpoint", tok), ("LLM checkpoint", llm)):
+        if not path.is_dir():
+            raise FileNotFoundError(f"{what} {path} does not exist; train it (make tokenizer, make llm)")
+    engine = create_engine(
+        EngineConfig(backend=p["engine"], checkpoint=str(tok), export_dir=str(export), device=p["device"])
+    )
+    mlm = load_motion_lm(llm, device=p["device"])
+    config = PipelineConfig(
+        buffer=PoseBufferConfig(z_up=p["pose_up_axis"] == "z"),
+        streaming=StreamingConfig(
+            window_steps=p["window_steps"],
+            keep_steps=p["keep_steps"],
+            temperature=p["temperature"],
+            top_k=p["top_k"],
+            seed=p["seed"],
+        ),
+        safety=SafetyConfig(timeout=p["watchdog_timeout"], ease_time=p["neutral_ease_time"]),
+        instruction=p["instruction"] or None,
+    )
+    return ReactionPipeline(mlm, engine, load_profile(p["profile"]), config), type(engine).__name__
+
+
+class ReactionNode(Node):
+    """Pose stream + commands -> trajectories, joint states, replies, markers, diagnostics."""
+
+    def __init__(self, pipeline: Any | None = None, engine_name: str = "") -> None:
+        super().__init__(NODE_NAME)
+        for name, (default, description) in PARAMETERS.items():
+            self.declare_parameter(
+                name, default, ParameterDescriptor(description=description, read_only=True)
+            )
+        self.p = {name: self.get_parameter(name).value for name in PARAMETERS}
+        if pipeline is None:
+            pipeline, engine_name = build_pipeline(self.p)
+        self.pipeline = pipeline
+        self.engine_name = engine_name
+        self.profile = pipeline.profile
+        self.names = list(self.profile.joint_names) if self.profile.is_robot else []
+        p = self.p
+        self.create_subscription(PersonPose, p["person_pose_topic"], self._on_pose, SENSOR_QOS)
+        self.create_subscription(String, p["command_topic"], self._on_command, RELIABLE_QOS)
+        self.pub_traj = self.create_publisher(JointTrajectory, p["joint_trajectory_topic"], RELIABLE_QOS)
+        self.pub_state = self.create_publisher(JointState, p["joint_states_topic"], RELIABLE_QOS)
+        self.pub_reply = self.create_publisher(String, p["reply_topic"], RELIABLE_QOS)
+        self.pub_markers = self.create_publisher(MarkerArray, p["markers_topic"], RELIABLE_QOS)
+        self.pub_diag = self.create_publisher(DiagnosticArray, p["diagnostics_topic"], RELIABLE_QOS)
+        self.create_timer(1.0 / FPS, self._tick)
+        self.create_timer(float(p["diagnostics_period"]), self._diagnostics)
+        self.counts: dict[str, int] = {"poses": 0, "published": 0, "invalid_output": 0, "commands": 0}
+        self.drops: dict[str, int] = {}
+        self.arrivals: deque[float] = deque(maxlen=90)
+        self.step_seconds: deque[float] = deque(maxlen=60)
+        self.follow = p["person_id"]
+        self.last_reason = ""
+        self.get_logger().info(
+            f"reacting as {self.profile.name} ({self.profile.kind}, {len(self.names) or 22} joints), "
+            f"engine {engine_name}, listening on {p['person_pose_topic']} and {p['command_topic']}"
+        )
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _drop(self, reason: str, detail: str) -> None:
+        self.drops[reason] = self.drops.get(reason, 0) + 1
+        self.last_reason = f"{reason}: {detail}"
+        self.get_logger().warn(self.last_reason, throttle_duration_sec=2.0)
+
+    # --- input
+
+    def _on_pose(self, msg: PersonPose) -> None:
+        now = self._now()
+        try:
+            pose = pose_from_msg(msg, allow_nonfinite=True)  # NaN is the buffer's to count
+        except ValueError as e:
+            self._drop("malformed", str(e))
+            return
+        if not self.follow:
+            self.follow = pose.person_id
+        if pose.person_id != self.follow:
+            self._drop("other_person", pose.person_id)
+            return
+        if now - pose.stamp > float(self.p["pose_max_age"]):
+            self._drop("too_old", f"{now - pose.stamp:.2f} s old on arrival")
+            return
+        positions = pose.positions
+        if pose.confidence is not None:
+            positions = positions.copy()
+            positions[pose.confidence < float(self.p["min_confidence"])] = np.nan
+        status = self.pipeline.push_pose(pose.stamp, positions, joint_names=pose.joint_names, now=now)
+        self.counts["poses"] += 1
+        if status == "accepted":
+            self.arrivals.append(now)
+        else:
+            self._drop(status, self.pipeline.buffer.last_reason)
+
+    def _on_command(self, msg: String) -> None:
+        text = msg.data
+        self.counts["commands"] += 1
+        if len(text) > int(self.p["max_command_length"]):
+            self._reply(
+                f"refused: the command has {len(text)} characters, more than {self.p['max_command_length']}"
+            )
+            return
+        why = self.pipeline.command(text.strip() or None)
+        if why is None:
+            self._reply(f"ok: reacting {'with: ' + text.strip() if text.strip() else 'freely'}")
+            self.get_logger().info(f"instruction now {text.strip()!r}")
+        else:
+            self._reply(f"refused: {why}")
+
+    def _reply(self, text: str) -> None:
+        self.pub_reply.publish(String(data=text))
+
+    # --- output
+
+    def _tick(self) -> None:
+        now = self._now()
+        t0 = time.perf_counter()
+        try:
+            chunks = self.pipeline.process(now)
+        except Exception as e:  # noqa: BLE001 - a failed step must not stop the node
+            self._drop("step_failed", f"{type(e).__name__}: {e}")
+            return
+        if chunks:
+            self.step_seconds.append((time.perf_counter() - t0) / len(chunks))
+            for chunk in chunks:
+                self._publish_chunk(chunk, now)
+        elif self.profile.is_robot:
+            cmd = self.pipeline.idle(now)
+            if cmd is not None and cmd.state != "active":
+                self._publish_joints(cmd.positions[None], cmd.velocities[None], now)
+
+    def _publish_joints(self, positions: np.ndarray, velocities: np.ndarray, now: float) -> None:
+        dt = 1.0 / FPS
+        horizon = max(1, int(round(float(self.p["trajectory_horizon"]) * FPS)))
+        if len(positions) < horizon:  # hold the last point (zero velocity) to fill the horizon
+            pad = horizon - len(positions)
+            positions = np.concatenate([positions, np.repeat(positions[-1:], pad, axis=0)])
+            velocities = np.concatenate([velocities, np.zeros((pad, velocities.shape[1]))])
+        try:
+            traj = joint_trajectory(
+                self.names,
+                positions,
+                dt=dt,
+                stamp=now,
+                velocities=velocities,
+                frame_id=self.p["output_frame_id"],
+            )
+            state = joint_state(self.names, positions[0], velocities[0], stamp=now)
+        except ValueError as e:  # non-finite: never published
+            self.counts["invalid_output"] += 1
+            self._drop("invalid_output", str(e))
+            return
+        self.pub_traj.publish(traj)
+        if self.p["publish_joint_states"]:
+            self.pub_state.publish(state)
+        self.counts["published"] += 1
+
+    def _publish_chunk(self, chunk: Any, now: float) -> None:
+        if chunk.joint_positions is not None:
+            self._publish_joints(chunk.joint_positions, chunk.joint_velocities, now)
+        elif self.p["publish_joint_states"]:
+            rot = chunk.avatar_rotations[-1]
+            names = [f"{b}.{c}" for b in self.profile.joint_names for c in ("qx", "qy", "qz", "qw")]
+            values = np.concatenate([rot[:, [1, 2, 3, 0]].reshape(-1), chunk.avatar_root[-1]])
+            try:
+                self.pub_state.publish(joint_state([*names, "root.x", "root.y", "root.z"], values, stamp=now))
+                self.counts["published"] += 1
+            except ValueError as e:
+                self._drop("invalid_output", str(e))
+        if self.p["publish_markers"]:
+            try:
+                markers = skeleton_markers(
+                    chunk.person[-1], chunk.reactor[-1], stamp=now, frame_id=self.p["output_frame_id"]
+                )
+                self.pub_markers.publish(markers)
+            except ValueError as e:
+                self._drop("invalid_output", str(e))
+
+    def _diagnostics(self) -> None:
+        now = self._now()
+        rate = 0.0
+        if len(self.arrivals) > 1 and self.arrivals[-1] > self.arrivals[0]:
+            rate = (len(self.arrivals) - 1) / (self.arrivals[-1] - self.arrivals[0])
+        step = float(np.median(self.step_seconds)) if self.step_seconds else 0.0
+        stats = self.pipeline.stats
+        state = self.pipeline.safety.state if self.pipeline.safety is not None else "avatar"
+        values: dict[str, object] = {
+            "input_rate_hz": round(rate, 1),
+            "poses": self.counts["poses"],
+            "published": self.counts["published"],
+            "steps": int(stats["steps"]),
+            "overruns": int(stats["overruns"]),
+            "step_ms": round(step * 1e3, 1),
+            "real_time_factor": round((4.0 / FPS) / step, 2) if step > 0 else 0.0,
+            "engine": self.engine_name,
+            "watchdog": state,
+            "instruction": self.pipeline.reactor.instruction or "",
+            **{f"dropped_{k}": v for k, v in sorted(self.drops.items())},
+            **{f"stage_ms_{k}": round(v * 1e3, 1) for k, v in self.pipeline.last_seconds.items()},
+        }
+        level = "OK"
+        message = "reacting"
+        if state in ("easing_to_neutral", "neutral"):
+            level, message = "WARN", f"no input: {state}"
+        if step > 4.0 / FPS:
+            level, message = "WARN", f"falling behind: {step * 1e3:.0f} ms per step"
+        if self.last_reason and level == "OK" and self.drops:
+            message = f"reacting; last drop {self.last_reason}"
+        self.pub_diag.publish(diagnostic_array(NODE_NAME, level, message, values, stamp=now))
+
+
+def main(args: list[str] | None = None) -> None:
+    try:
+        with rclpy.init(args=args):
+            try:
+                node = ReactionNode()
+            except (
+                ValueError,
+                FileNotFoundError,
+                RuntimeError,
+                InvalidParameterTypeException,
+                InvalidParameterValueException,
+            ) as e:  # missing model files or bad parameters: one clear line, no traceback
+                rclpy.logging.get_logger(NODE_NAME).fatal(str(e))
+                sys.exit(2)
+            executor = SingleThreadedExecutor()
+            executor.add_node(node)
+            try:
+                executor.spin()
+            except RuntimeError:
+                if rclpy.ok():  # the rclpy shutdown race (ros2/rclpy#398) is a normal stop
+                    raise
+            node.destroy_node()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""reaction_node over real DDS: replay node -> reaction node -> this test, as separate processes.
+
+The models are tiny and untrained (the node's job here is plumbing and safety, not quality): a
+tiny tokenizer and a tiny random LLaMA with motion tokens, saved in the checkpoint layouts the node
+reads. The test subscribes to the node's outputs and also publishes garbage poses and commands.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rclpy
+import yaml
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import Point
+from molam_msgs.msg import PersonPose
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import String
+from trajectory_msgs.msg import JointTrajectory
+
+from molam_ros.data.dataset import MotionDataset
+from molam_ros.llm.depth_head import DepthHeadConfig
+from molam_ros.llm.model import MotionLM
+from molam_ros.llm.vocab import MotionVocab
+from molam_ros.motion.skeleton import JOINT_NAMES
+from molam_ros.ros.convert import pose_to_msg, stamp_seconds
+from molam_ros.ros.reaction_node import PARAMETERS
+from molam_ros.runtime.profiles import load_profile
+from molam_ros.tokenizer.config import TokenizerConfig
+from molam_ros.tokenizer.rqvae import read_checkpoint_info
+
+REPO = Path(__file__).resolve().parents[1]
+RELIABLE = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=200, reliability=ReliabilityPolicy.RELIABLE)
+SENSOR = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
+
+
+def test_parameters_match_the_params_file() -> None:
+    params = yaml.safe_load((REPO / "config" / "reaction_node.yaml").read_text())
+    declared = params["reaction_node"]["ros__parameters"]
+    assert declared == {name: default for name, (default, _) in PARAMETERS.items()}
+
+
+@pytest.fixture(scope="module")
+def llm_dir(tiny_llm_env: dict[str, Path]) -> Path:
+    config = TokenizerConfig.from_dict(read_checkpoint_info(tiny_llm_env["tokenizer"])["config"])
+    vocab = MotionVocab.from_tokenizer_config(config)
+    mlm = MotionLM.create(tiny_llm_env["backbone"], vocab, DepthHeadConfig(width=16, layers=1))
+    out = tiny_llm_env["root"] / "node_llm"
+    mlm.info = {"tokenizer_checkpoint": str(tiny_llm_env["tokenizer"])}
+    mlm.save(out, base=tiny_llm_env["backbone"], stage=2, merged=True)
+    return out
+
+
+def _start(module: str, params: dict[str, object]) -> subprocess.Popen:
+    args = [sys.executable, "-m", module, "--ros-args"]
+    for k, v in params.items():
+        args += ["-p", f"{k}:={str(v).lower() if isinstance(v, bool) else v}"]
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _stop(proc: subprocess.Popen) -> str:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return proc.stdout.read() if proc.stdout else ""
+
+
+@pytest.mark.slow
+@pytest.mark.ros
+def test_replay_to_reaction_over_dds(tiny_llm_env: dict[str, Path], llm_dir: Path) -> None:
+    ns = f"/t{uuid.uuid4().hex[:6]}"
+    profile = load_profile("unitree_h1")
+    clip_id = MotionDataset(tiny_llm_env["data"]).ids("test")[0]
+    reaction = _start(
+        "molam_ros.ros.reaction_node",
+        {
+            "tokenizer_dir": tiny_llm_env["tokenizer"],
+            "llm_dir": llm_dir,
+            "engine": "torch",
+            "profile": "unitree_h1",
+            "person_pose_topic": f"{ns}/pose",
+            "command_topic": f"{ns}/command",
+            "joint_trajectory_topic": f"{ns}/traj",
+            "reply_topic": f"{ns}/reply",
+            "diagnostics_topic": f"{ns}/diag",
+            "joint_states_topic": f"{ns}/js",
+            "markers_topic": f"{ns}/markers",
+            "diagnostics_period": 0.5,
+            "pose_max_age": 1.0,
+        },
+    )
+    replay = _start(
+        "molam_ros.ros.pose_replay_node",
+        {
+            "dataset": tiny_llm_env["data"],
+            "clip_id": clip_id,
+            "topic": f"{ns}/pose",
+            "loop": True,
+            "person_id": "alice",
+        },
+    )
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node(f"probe_{uuid.uuid4().hex[:6]}", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    trajs: list[JointTrajectory] = []
+    replies: list[str] = []
+    diags: list[DiagnosticArray] = []
+    node.create_subscription(JointTrajectory, f"{ns}/traj", trajs.append, RELIABLE)
+    node.create_subscription(String, f"{ns}/reply", lambda m: replies.append(m.data), RELIABLE)
+    node.create_subscription(DiagnosticArray, f"{ns}/diag", diags.append, RELIABLE)
+    command = node.create_publisher(String, f"{ns}/command", RELIABLE)
+    garbage = node.create_publisher(PersonPose, f"{ns}/pose", SENSOR)
+
+    def spin(seconds: float, until=lambda: False) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end and not until():
+            executor.spin_once(timeout_sec=0.02)
+
+    try:
+        spin(60.0, until=lambda: len(trajs) >= 10)  # model loading in the node takes a few seconds
+        assert len(trajs) >= 10, _stop(reaction)
+        # Garbage from the same person: NaN joints, wrong joint count, a stamp far in the past.
+        now = node.get_clock().now().nanoseconds * 1e-9
+        nan = pose_to_msg(np.zeros((22, 3)), stamp=now, frame_id="world", person_id="alice")
+        nan.positions[3] = Point(x=float("nan"), y=0.0, z=0.0)
+        short = pose_to_msg(
+            np.zeros((20, 3)), stamp=now, frame_id="world", person_id="alice", joint_names=JOINT_NAMES[:20]
+        )
+        old = pose_to_msg(np.zeros((22, 3)), stamp=now - 100.0, frame_id="world", person_id="alice")
+        for _ in range(5):  # best effort: send each a few times
+            for msg in (nan, short, old):
+                garbage.publish(msg)
+            spin(0.1)
+        command.publish(String(data="be more hesitant"))
+        command.publish(String(data="x" * 100_000))
+        spin(20.0, until=lambda: len(replies) >= 2 and len(trajs) >= 20)
+        spin(1.5)
+        assert any(r.startswith("ok") for r in replies) and any(r.startswith("refused") for r in replies)
+        for t in trajs:
+            assert list(t.joint_names) == list(profile.joint_names)
+            pos = np.array([p.positions for p in t.points])
+            assert np.isfinite(pos).all()
+            assert (pos >= profile.lower - 1e-6).all() and (pos <= profile.upper + 1e-6).all()
+        stamps = [stamp_seconds(t.header.stamp) for t in trajs]
+        assert all(b >= a for a, b in zip(stamps, stamps[1:], strict=False))
+        values = {kv.key: kv.value for kv in diags[-1].status[0].values}
+        assert int(values["steps"]) > 0 and values["engine"]
+        dropped = {k for k in values if k.startswith("dropped_")}
+        assert {"dropped_rejected_nan", "dropped_rejected_joints", "dropped_too_old"} <= dropped, values
+        assert reaction.poll() is None  # still running after all of it
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+        _stop(replay)
+        log = _stop(reaction)
+    assert "reacting as unitree_h1" in log
+
+
+def test_a_missing_model_is_one_clear_line(tmp_path: Path) -> None:
+    proc = _start("molam_ros.ros.reaction_node", {"model_dir": tmp_path})
+    out = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 2 and "does not exist" in out and "Traceback" not in out

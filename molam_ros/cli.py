@@ -293,6 +293,20 @@ def _cmd_bench_tokenizer(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench_reaction(args: argparse.Namespace) -> int:
+    from molam_ros.ros.bench_reaction import format_report, run_bench
+
+    bringup_args = {
+        "profile": args.profile,
+        "engine": args.engine,
+        "model_dir": args.model_dir,
+        "dataset": args.dataset,
+        "clip_id": args.clip_id,
+    }
+    print(format_report(run_bench(bringup_args, args.seconds), args.seconds))
+    return 0
+
+
 # --- molam demo ------------------------------------------------------------------------------
 
 
@@ -307,9 +321,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     ds = MotionDataset(data_dir)
     clip_id = next((i for i in ds.ids() if ds.load(i).meta.get("interaction") == args.interaction), None)
     render_args = argparse.Namespace(
-        pybullet=None, dataset=data_dir, id=clip_id, out=out / "interaction.gif", format="gif",
-        max_frames=None, strip=None, strip_frames=6,
-    )  # fmt: skip
+        pybullet=None,
+        dataset=data_dir,
+        id=clip_id,
+        out=out / "interaction.gif",
+        format="gif",
+        max_frames=None,
+        strip=None,
+        strip_frames=6,
+    )
     return _cmd_data_render(render_args)
 
 
@@ -346,10 +366,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=int, default=1000, help="number of clips, balanced over interaction types")
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed writes the same dataset")
     p.add_argument(
-        "--edit-variants", type=float, default=0.25, metavar="FRACTION",
+        "--edit-variants",
+        type=float,
+        default=0.25,
+        metavar="FRACTION",
         help="chance that a clip is followed by the same scene in another style (editing data; "
         "counted in --count, same split as its source)",
-    )  # fmt: skip
+    )
     p.set_defaults(func=_cmd_data_synth)
 
     p = data_cmds.add_parser(
@@ -477,6 +500,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=5, help="rounds per engine")
     p.add_argument("--threads", type=int, default=1, help="intra-op threads of torch and onnxruntime")
     p.set_defaults(func=_cmd_bench_tokenizer)
+
+    p = bench_cmds.add_parser(
+        "reaction",
+        help="latency and real-time factor of the live reaction over DDS (replay node -> reaction node)",
+        formatter_class=fmt,
+    )
+    p.add_argument("--seconds", type=float, default=60.0, help="measured stream after warm-up")
+    p.add_argument("--profile", default="unitree_g1", help="output profile")
+    p.add_argument("--engine", default="onnxruntime", help="tokenizer engine: torch, onnxruntime, tensorrt")
+    p.add_argument("--model-dir", default="", help="models root (default: the molam cache)")
+    p.add_argument(
+        "--dataset", default="", help="replay this dataset's --clip-id (default: a procedural clip)"
+    )
+    p.add_argument("--clip-id", default="")
+    p.set_defaults(func=_cmd_bench_reaction)
 
     from molam_ros.cli_llm import add_commands as add_llm_commands
 

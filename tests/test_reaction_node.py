@@ -174,3 +174,27 @@ def test_a_missing_model_is_one_clear_line(tmp_path: Path) -> None:
     proc = _start("molam_ros.ros.reaction_node", {"model_dir": tmp_path})
     out = proc.communicate(timeout=60)[0]
     assert proc.returncode == 2 and "does not exist" in out and "Traceback" not in out
+
+
+@pytest.mark.slow
+@pytest.mark.ros
+def test_bench_reaction_reports_latency_and_real_time_factor(
+    tiny_llm_env: dict[str, Path], llm_dir: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from molam_ros.ros.bench_reaction import format_report, run_bench
+
+    models = tmp_path / "models"
+    shutil.copytree(tiny_llm_env["tokenizer"], models / "tokenizer" / "small")
+    shutil.copytree(llm_dir, models / "llm" / "stage2")
+    values = run_bench({"model_dir": str(models), "engine": "torch", "profile": "unitree_h1"}, seconds=3.0)
+    for key in (
+        "latency_ms_p50",
+        "latency_ms_p99",
+        "capture_latency_ms_p50",
+        "real_time_factor",
+        "stage_ms_llm",
+    ):
+        assert float(values[key]) > 0, values
+    assert "| real_time_factor |" in format_report(values, 3.0)

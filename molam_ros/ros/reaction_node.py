@@ -24,7 +24,10 @@ Publications (reliable, keep last 10):
 - `reply_topic` [std_msgs/String]: replies to commands.
 - `markers_topic` [visualization_msgs/MarkerArray]: both skeletons, for RViz.
 - `diagnostics_topic` [diagnostic_msgs/DiagnosticArray]: input rate, dropped poses by reason,
-  step latency per stage, real-time factor, engine in use, watchdog state.
+  step latency per stage, real-time factor, engine in use, watchdog state, and the latency of what
+  is published (p50/p99): `latency_ms` from the arrival of the pose that released a step to its
+  trajectory, `capture_latency_ms` from the capture stamp of the step's last frame (this one also
+  holds the pose buffer's reorder window and the transport).
 
 Nothing published is NaN or beyond a joint limit: the safety filter clamps and rate-limits, and
 the message builders refuse non-finite values (a step that would produce one is dropped, counted
@@ -189,6 +192,11 @@ class ReactionNode(Node):
         self.drops: dict[str, int] = {}
         self.arrivals: deque[float] = deque(maxlen=90)
         self.step_seconds: deque[float] = deque(maxlen=60)
+        # Latency of what is published: from the pose that released a chunk (the first pose past its
+        # last frame plus the buffer's reorder window) arriving, and from that frame's capture stamp.
+        self.accepted: deque[tuple[float, float]] = deque(maxlen=600)  # (stamp, arrival)
+        self.latency_processing: deque[float] = deque(maxlen=900)
+        self.latency_capture: deque[float] = deque(maxlen=900)
         self.follow = p["person_id"]
         self.last_reason = ""
         self.get_logger().info(
@@ -229,6 +237,7 @@ class ReactionNode(Node):
         self.counts["poses"] += 1
         if status == "accepted":
             self.arrivals.append(now)
+            self.accepted.append((pose.stamp, now))
         else:
             self._drop(status, self.pipeline.buffer.last_reason)
 
@@ -264,10 +273,19 @@ class ReactionNode(Node):
             self.step_seconds.append((time.perf_counter() - t0) / len(chunks))
             for chunk in chunks:
                 self._publish_chunk(chunk, now)
+                self._measure(chunk, self._now())
         elif self.profile.is_robot:
             cmd = self.pipeline.idle(now)
             if cmd is not None and cmd.state != "active":
                 self._publish_joints(cmd.positions[None], cmd.velocities[None], now)
+
+    def _measure(self, chunk: Any, published: float) -> None:
+        last = float(chunk.times[-1])
+        self.latency_capture.append(published - last)
+        release = last + self.pipeline.buffer.config.reorder_window
+        arrival = next((a for s, a in self.accepted if s >= release - 1e-6), None)
+        if arrival is not None:
+            self.latency_processing.append(published - arrival)
 
     def _publish_joints(self, positions: np.ndarray, velocities: np.ndarray, now: float) -> None:
         dt = 1.0 / FPS
@@ -336,6 +354,8 @@ class ReactionNode(Node):
             "watchdog": state,
             "instruction": self.pipeline.reactor.instruction or "",
             **{f"dropped_{k}": v for k, v in sorted(self.drops.items())},
+            **_percentiles("latency_ms", self.latency_processing),
+            **_percentiles("capture_latency_ms", self.latency_capture),
             **{f"stage_ms_{k}": round(v * 1e3, 1) for k, v in self.pipeline.last_seconds.items()},
         }
         level = "OK"
@@ -347,6 +367,17 @@ class ReactionNode(Node):
         if self.last_reason and level == "OK" and self.drops:
             message = f"reacting; last drop {self.last_reason}"
         self.pub_diag.publish(diagnostic_array(NODE_NAME, level, message, values, stamp=now))
+
+
+def _percentiles(name: str, values: deque[float]) -> dict[str, float]:
+    """{name_p50, name_p99} in milliseconds of the recent values (empty when there are none)."""
+    if not values:
+        return {}
+    arr = np.asarray(values) * 1e3
+    return {
+        f"{name}_p50": round(float(np.median(arr)), 1),
+        f"{name}_p99": round(float(np.percentile(arr, 99)), 1),
+    }
 
 
 def main(args: list[str] | None = None) -> None:

@@ -33,18 +33,14 @@ metres, Y up, in `frame_id`). All parameters are read-only (see config/README.md
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import rclpy
 from builtin_interfaces.msg import Time as TimeMsg
 from molam_msgs.msg import PersonPose
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.duration import Duration
-from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
@@ -52,6 +48,7 @@ from rclpy.time import Time
 
 from molam_ros.data.clip import MotionClip
 from molam_ros.ros.convert import pose_to_msg
+from molam_ros.ros.spin import run_node
 
 NODE_NAME = "pose_replay_node"
 
@@ -311,32 +308,12 @@ class PoseReplayNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    try:
-        with rclpy.init(args=args):
-            try:
-                node = PoseReplayNode(SENSOR_QOS)
-            except (
-                ValueError,
-                FileNotFoundError,
-                InvalidParameterTypeException,
-                InvalidParameterValueException,
-            ) as e:  # bad parameters or source: one clear line, no traceback
-                rclpy.logging.get_logger(NODE_NAME).fatal(str(e))
-                sys.exit(2)
-            executor = SingleThreadedExecutor()
-            executor.add_node(node)
-            try:
-                while rclpy.ok() and not (node.finished and node.exit_when_done):
-                    executor.spin_once(timeout_sec=0.1)
-            except RuntimeError:
-                # A signal shuts the context down asynchronously; landing while the executor builds
-                # its wait set, that raises RCLError rather than ExternalShutdownException (a known
-                # rclpy race, ros2/rclpy#398). Only with the context down is it a normal stop.
-                if rclpy.ok():
-                    raise
-            node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+    run_node(
+        lambda: PoseReplayNode(SENSOR_QOS),
+        NODE_NAME,
+        done=lambda n: n.finished and n.exit_when_done,
+        args=args,
+    )
 
 
 if __name__ == "__main__":

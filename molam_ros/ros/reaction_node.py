@@ -36,19 +36,15 @@ and logged).
 
 from __future__ import annotations
 
-import sys
 import time
 from collections import deque
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from molam_msgs.msg import PersonPose
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
@@ -63,6 +59,7 @@ from molam_ros.ros.convert import (
     pose_from_msg,
     skeleton_markers,
 )
+from molam_ros.ros.spin import run_node
 
 NODE_NAME = "reaction_node"
 SENSOR_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
@@ -381,29 +378,7 @@ def _percentiles(name: str, values: deque[float]) -> dict[str, float]:
 
 
 def main(args: list[str] | None = None) -> None:
-    try:
-        with rclpy.init(args=args):
-            try:
-                node = ReactionNode()
-            except (
-                ValueError,
-                FileNotFoundError,
-                RuntimeError,
-                InvalidParameterTypeException,
-                InvalidParameterValueException,
-            ) as e:  # missing model files or bad parameters: one clear line, no traceback
-                rclpy.logging.get_logger(NODE_NAME).fatal(str(e))
-                sys.exit(2)
-            executor = SingleThreadedExecutor()
-            executor.add_node(node)
-            try:
-                executor.spin()
-            except RuntimeError:
-                if rclpy.ok():  # the rclpy shutdown race (ros2/rclpy#398) is a normal stop
-                    raise
-            node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+    run_node(ReactionNode, NODE_NAME, args=args)
 
 
 if __name__ == "__main__":

@@ -63,7 +63,9 @@ def cmd_llm_train(args: argparse.Namespace) -> int:
     from molam_ros.paths import default_tokenizer_dir
 
     overrides = {
-        k: getattr(args, k) for k in ("steps", "batch_size", "lr", "seed") if getattr(args, k) is not None
+        k: getattr(args, k)
+        for k in ("steps", "batch_size", "lr", "head_lr", "seed")
+        if getattr(args, k) is not None
     }
     config = preset(args.preset, stage=args.stage, **overrides)
     tokenizer = Path(args.tokenizer) if args.tokenizer else default_tokenizer_dir()
@@ -247,6 +249,7 @@ def add_commands(groups: Any, bench_cmds: Any, fmt: type) -> None:
     p.add_argument("--steps", type=int, help="optimizer steps (default: the preset's)")
     p.add_argument("--batch-size", type=int, help="examples per step (default: the preset's)")
     p.add_argument("--lr", type=float, help="LoRA learning rate (default: the preset's)")
+    p.add_argument("--head-lr", type=float, help="depth head learning rate (default: the preset's)")
     p.add_argument("--seed", type=int)
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--device", default="cpu", help="cpu or cuda (accelerate picks the GPU)")

@@ -107,6 +107,10 @@ class StreamingReactor:
         self.cached_steps = 0
         self.pending = []
 
+    def check_instruction(self, text: str | None) -> None:
+        """Raise ValueError if `text` would be refused as an instruction; changes nothing."""
+        self._prefix_ids(text)
+
     def set_instruction(self, text: str | None) -> None:
         """A text command mid-stream: it conditions every following step (module docstring)."""
         self._prefix = self._prefix_ids(text)  # validates the text before anything changes

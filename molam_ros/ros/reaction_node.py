@@ -45,6 +45,7 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from molam_msgs.msg import PersonPose
 from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
@@ -176,15 +177,23 @@ class ReactionNode(Node):
         self.profile = pipeline.profile
         self.names = list(self.profile.joint_names) if self.profile.is_robot else []
         p = self.p
-        self.create_subscription(PersonPose, p["person_pose_topic"], self._on_pose, SENSOR_QOS)
-        self.create_subscription(String, p["command_topic"], self._on_command, RELIABLE_QOS)
+        # Input and the step run in separate callback groups on two executor threads: a step takes
+        # most of its 133 ms period, and poses taken only between steps would overflow the reader's
+        # queue (the pipeline's buffer is locked, torch releases the GIL while it computes).
+        inputs, steps = MutuallyExclusiveCallbackGroup(), MutuallyExclusiveCallbackGroup()
+        self.create_subscription(
+            PersonPose, p["person_pose_topic"], self._on_pose, SENSOR_QOS, callback_group=inputs
+        )
+        self.create_subscription(
+            String, p["command_topic"], self._on_command, RELIABLE_QOS, callback_group=inputs
+        )
         self.pub_traj = self.create_publisher(JointTrajectory, p["joint_trajectory_topic"], RELIABLE_QOS)
         self.pub_state = self.create_publisher(JointState, p["joint_states_topic"], RELIABLE_QOS)
         self.pub_reply = self.create_publisher(String, p["reply_topic"], RELIABLE_QOS)
         self.pub_markers = self.create_publisher(MarkerArray, p["markers_topic"], RELIABLE_QOS)
         self.pub_diag = self.create_publisher(DiagnosticArray, p["diagnostics_topic"], RELIABLE_QOS)
-        self.create_timer(1.0 / FPS, self._tick)
-        self.create_timer(float(p["diagnostics_period"]), self._diagnostics)
+        self.create_timer(1.0 / FPS, self._tick, callback_group=steps)
+        self.create_timer(float(p["diagnostics_period"]), self._diagnostics, callback_group=inputs)
         self.counts: dict[str, int] = {"poses": 0, "published": 0, "invalid_output": 0, "commands": 0}
         self.drops: dict[str, int] = {}
         self.arrivals: deque[float] = deque(maxlen=90)
@@ -378,7 +387,7 @@ def _percentiles(name: str, values: deque[float]) -> dict[str, float]:
 
 
 def main(args: list[str] | None = None) -> None:
-    run_node(ReactionNode, NODE_NAME, args=args)
+    run_node(ReactionNode, NODE_NAME, args=args, threads=2)
 
 
 if __name__ == "__main__":

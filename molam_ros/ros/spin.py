@@ -11,7 +11,7 @@ from typing import TypeVar
 
 import rclpy
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 
 N = TypeVar("N", bound=Node)
@@ -33,8 +33,12 @@ def run_node(
     *,
     done: Callable[[N], bool] | None = None,
     args: list[str] | None = None,
+    threads: int = 1,
 ) -> None:
-    """rclpy.init, build the node with `make()`, spin until shutdown (or `done(node)`), clean up."""
+    """rclpy.init, build the node with `make()`, spin until shutdown (or `done(node)`), clean up.
+
+    threads > 1 spins a MultiThreadedExecutor, for nodes whose callback groups may run at once.
+    """
     try:
         with rclpy.init(args=args):
             try:
@@ -42,7 +46,9 @@ def run_node(
             except STARTUP_ERRORS as e:
                 rclpy.logging.get_logger(name).fatal(str(e))
                 sys.exit(2)
-            executor = SingleThreadedExecutor()
+            executor = (
+                SingleThreadedExecutor() if threads <= 1 else MultiThreadedExecutor(num_threads=threads)
+            )
             executor.add_node(node)
             try:
                 while rclpy.ok() and not (done is not None and done(node)):

@@ -25,6 +25,7 @@ time is measured, so diagnostics can say where a step's time goes.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -96,6 +97,8 @@ class ReactionPipeline:
         self.retargeter = Retargeter(profile)
         self.safety = SafetyFilter(profile, self.config.safety) if profile.is_robot else None
         self.stats: dict[str, float] = {"steps": 0, "overruns": 0, "segments": 0}
+        self._lock = threading.Lock()  # guards the pose buffer and the pending instruction
+        self._pending_instruction: tuple[str | None] | None = None
         self.last_seconds: dict[str, float] = dict.fromkeys(STAGES, 0.0)
         self._reference: np.ndarray | None = None
         self._reset_segment()
@@ -120,17 +123,28 @@ class ReactionPipeline:
         joint_names: Sequence[str] | None = None,
         now: float | None = None,
     ) -> str:
-        """Offer one pose of the person; returns "accepted" or why not (PoseBuffer outcomes)."""
-        if joint_names is None:
-            return self.buffer.push(stamp, positions, now=now)
-        return self.buffer.push_named(stamp, joint_names, positions, now=now)
+        """Offer one pose of the person; returns "accepted" or why not (PoseBuffer outcomes).
+
+        Thread-safe against `process`: a node may take poses on one thread while a step runs on
+        another, so input is never queued behind a step.
+        """
+        with self._lock:
+            if joint_names is None:
+                return self.buffer.push(stamp, positions, now=now)
+            return self.buffer.push_named(stamp, joint_names, positions, now=now)
 
     def command(self, text: str | None) -> str | None:
-        """A text command for the reaction; returns None when taken, else why it was refused."""
+        """A text command for the reaction; returns None when taken, else why it was refused.
+
+        Checked at once (length, control or motion tokens); it takes effect before the next step,
+        so a step running on another thread is never changed halfway.
+        """
         try:
-            self.reactor.set_instruction(text)
+            self.reactor.check_instruction(text)
         except ValueError as e:
             return str(e)
+        with self._lock:
+            self._pending_instruction = (text,)
         return None
 
     # --- the step
@@ -138,7 +152,12 @@ class ReactionPipeline:
     def process(self, now: float | None = None) -> list[ReactionChunk]:
         """Run every step whose l partner frames are ready; the reactor's chunks, oldest first."""
         chunks = []
-        for frame in self.buffer.pop_ready():
+        with self._lock:
+            frames = self.buffer.pop_ready()
+            pending, self._pending_instruction = self._pending_instruction, None
+        if pending is not None:
+            self.reactor.set_instruction(pending[0])
+        for frame in frames:
             if frame.segment_start and (self._frames or self._transform is not None):
                 self._reset_segment()
             if frame.segment_start:

@@ -177,9 +177,8 @@ class ReactionNode(Node):
         self.profile = pipeline.profile
         self.names = list(self.profile.joint_names) if self.profile.is_robot else []
         p = self.p
-        # Input and the step run in separate callback groups on two executor threads: a step takes
-        # most of its 133 ms period, and poses taken only between steps would overflow the reader's
-        # queue (the pipeline's buffer is locked, torch releases the GIL while it computes).
+        # Input and the step are in separate callback groups, so a multi-threaded executor could run
+        # them at once (the pipeline's buffer is locked); main() uses one thread, see there.
         inputs, steps = MutuallyExclusiveCallbackGroup(), MutuallyExclusiveCallbackGroup()
         self.create_subscription(
             PersonPose, p["person_pose_topic"], self._on_pose, SENSOR_QOS, callback_group=inputs
@@ -387,7 +386,9 @@ def _percentiles(name: str, values: deque[float]) -> dict[str, float]:
 
 
 def main(args: list[str] | None = None) -> None:
-    run_node(ReactionNode, NODE_NAME, args=args, threads=2)
+    # One thread: measured with `molam bench reaction`, two executor threads (input beside the step)
+    # made a step 4x slower on 2 cores (the GIL and the executor's own Python), RTF 1.06 -> 0.25.
+    run_node(ReactionNode, NODE_NAME, args=args, threads=1)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from typing import Any
 TASKS = ("text_to_motion", "motion_to_text", "reaction", "prediction", "editing", "reasoning")
 
 
-def default_llm_dir(stage: int) -> Path:
+def stage_dir(stage: int) -> Path:
     """Where `make llm` puts the default checkpoints: the molam cache, `llm/stage2` and `llm/stage3`."""
     from molam_ros.paths import cache_root
 
@@ -23,8 +23,9 @@ def default_llm_dir(stage: int) -> Path:
 
 def default_checkpoint() -> Path:
     """Stage 3 if it was trained, else stage 2."""
-    s3 = default_llm_dir(3)
-    return s3 if (s3 / "molam_llm.json").is_file() else default_llm_dir(2)
+    from molam_ros.paths import default_llm_dir
+
+    return default_llm_dir()
 
 
 def _backbone_for(args: argparse.Namespace) -> Path:
@@ -71,12 +72,12 @@ def cmd_llm_train(args: argparse.Namespace) -> int:
     tokenizer = Path(args.tokenizer) if args.tokenizer else default_tokenizer_dir()
     if not (tokenizer / "config.json").is_file():
         raise SystemExit(f"no tokenizer checkpoint at {tokenizer}: train one first (make tokenizer)")
-    out = Path(args.out) if args.out else default_llm_dir(args.stage)
+    out = Path(args.out) if args.out else stage_dir(args.stage)
     kwargs: dict[str, Any] = {}
     if args.stage == 2:
         kwargs["backbone_dir"] = _backbone_for(args)
     else:
-        kwargs["init"] = Path(args.init) if args.init else default_llm_dir(2)
+        kwargs["init"] = Path(args.init) if args.init else stage_dir(2)
         kwargs["conversations"] = _conversations(args)
         print(
             f"stage 3 conversations: {', '.join(f'{k} {len(v)}' for k, v in kwargs['conversations'].items())}"

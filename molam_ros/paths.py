@@ -26,3 +26,9 @@ def default_tokenizer_dir(cache_dir: str | Path | None = None) -> Path:
 def default_export_dir(cache_dir: str | Path | None = None) -> Path:
     """The ONNX/TensorRT export of the default tokenizer (`make bench` writes it)."""
     return cache_root(cache_dir) / "export" / "small"
+
+
+def default_llm_dir(cache_dir: str | Path | None = None) -> Path:
+    """The default LLM checkpoint: stage 3 (`make llm`) when it finished, else stage 2."""
+    root = cache_root(cache_dir) / "llm"
+    return root / "stage3" if (root / "stage3" / "molam_llm.json").is_file() else root / "stage2"

@@ -93,8 +93,7 @@ def evaluate_model(
         table.add_reaction(errors)
         row["reaction_mm"] = errors
         # motion-to-text, in the clip's own order (the one its captions use)
-        stored, _ = codec.encode(clip.positions)
-        stored = stored[:, :max_steps]
+        stored = codes if meta.get("actor") != 1 else codec.encode(clip.positions)[0][:, :max_steps]
         caption = gen.run(Task.MOTION_TO_TEXT, motion=MotionCodes(a=stored[0], b=stored[1])).text
         row["caption"] = caption
         row["caption_match"] = table.add_caption(

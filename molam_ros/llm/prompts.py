@@ -548,3 +548,19 @@ def _last_persons(turns: list[Turn]) -> tuple[str, ...] | None:
             if isinstance(m, MotionCodes):
                 return ("a", "b") if turn.task is Task.REACTION else m.persons
     return None
+
+
+def reaction_prompt_ids(
+    *, tokenizer: Any, vocab: MotionVocab, config: PromptConfig | None = None, instruction: str | None = None
+) -> list[int]:
+    """Token ids of a streaming reaction's prompt, up to the assistant header.
+
+    The reaction template never renders the partner's motion (it arrives step by step inside the
+    answer span), so the ids do not depend on it; `build_prompt` still wants a well-formed turn,
+    and one step of partner codes satisfies it.
+    """
+    one_step = MotionCodes(a=np.zeros((1, vocab.depth), dtype=np.int64))
+    prompt = build_prompt(
+        Task.REACTION, tokenizer=tokenizer, vocab=vocab, config=config, text=instruction, motion=one_step
+    )
+    return prompt.input_ids

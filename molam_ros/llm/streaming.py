@@ -35,7 +35,7 @@ import torch
 
 from molam_ros.llm.generate import KVRunner, SamplingConfig, _code_tokens
 from molam_ros.llm.model import MotionLM
-from molam_ros.llm.prompts import MotionCodes, PromptConfig, Task, build_prompt
+from molam_ros.llm.prompts import PromptConfig, reaction_prompt_ids
 from molam_ros.llm.vocab import as_codes
 
 
@@ -85,18 +85,13 @@ class StreamingReactor:
         self._sampling = SamplingConfig(temperature=self.config.temperature, top_k=self.config.top_k)
 
     def _prefix_ids(self, instruction: str | None) -> list[int]:
-        # build_prompt needs the partner's codes to know the task's shape; the reaction prompt's text
-        # does not contain them (they arrive inside the answer span), so any one step will do.
-        dummy = MotionCodes(a=np.zeros((1, self.mlm.vocab.depth), dtype=np.int64))
-        prompt = build_prompt(
-            Task.REACTION,
+        ids = reaction_prompt_ids(
             tokenizer=self.mlm.tokenizer,
             vocab=self.mlm.vocab,
             config=self.prompt_config,
-            text=instruction,
-            motion=dummy,
+            instruction=instruction,
         )
-        return [*prompt.input_ids, self.mlm.vocab.ids.motion_start]
+        return [*ids, self.mlm.vocab.ids.motion_start]
 
     # --- control
 

@@ -110,16 +110,12 @@ PARAMETERS: dict[str, tuple[object, str]] = {
 
 def _model_paths(p: dict[str, Any]) -> tuple[Path, Path, Path]:
     """(tokenizer, export, llm) directories from the parameters and the cache layout."""
-    from molam_ros.paths import cache_root
+    from molam_ros.paths import default_export_dir, default_llm_dir, default_tokenizer_dir
 
-    root = Path(p["model_dir"]) if p["model_dir"] else cache_root()
-    tok = Path(p["tokenizer_dir"]) if p["tokenizer_dir"] else root / "tokenizer" / "small"
-    export = Path(p["export_dir"]) if p["export_dir"] else root / "export" / "small"
-    if p["llm_dir"]:
-        llm = Path(p["llm_dir"])
-    else:
-        s3 = root / "llm" / "stage3"
-        llm = s3 if (s3 / "molam_llm.json").is_file() else root / "llm" / "stage2"
+    root = p["model_dir"] or None
+    tok = Path(p["tokenizer_dir"]) if p["tokenizer_dir"] else default_tokenizer_dir(root)
+    export = Path(p["export_dir"]) if p["export_dir"] else default_export_dir(root)
+    llm = Path(p["llm_dir"]) if p["llm_dir"] else default_llm_dir(root)
     return tok, export, llm
 
 

@@ -311,26 +311,26 @@ def _cmd_bench_reaction(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    """The main job on the embedded defaults (grows with the project; see README)."""
-    out = Path(args.out)
-    data_dir = out / "data"
-    _cmd_data_synth(argparse.Namespace(out=data_dir, count=args.count, seed=args.seed, edit_variants=0.25))
-    _cmd_data_stats(argparse.Namespace(dataset=data_dir, quiet=True))
-    from molam_ros.data.dataset import MotionDataset
+    """The main job (molam_ros/ros/demo.py): replay -> reaction node -> bag -> render and summary."""
+    from molam_ros.ros.demo import DemoConfig, parse_command, run_demo
 
-    ds = MotionDataset(data_dir)
-    clip_id = next((i for i in ds.ids() if ds.load(i).meta.get("interaction") == args.interaction), None)
-    render_args = argparse.Namespace(
-        pybullet=None,
-        dataset=data_dir,
-        id=clip_id,
-        out=out / "interaction.gif",
-        format="gif",
-        max_frames=None,
-        strip=None,
-        strip_frames=6,
+    config = DemoConfig(
+        out=args.out,
+        model_dir=args.model_dir,
+        data=args.data,
+        clip_id=args.clip_id or "",
+        profile=args.profile,
+        engine=args.engine,
+        seconds=args.seconds,
+        commands=tuple(parse_command(c) for c in args.command) if args.command else DemoConfig.commands,
+        prepare=not args.no_prepare,
     )
-    return _cmd_data_render(render_args)
+    try:
+        run_demo(config)
+    except (FileNotFoundError, RuntimeError, TimeoutError) as e:
+        print(f"molam demo: {e}", file=sys.stderr)
+        return 1
+    return 0
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -522,16 +522,33 @@ def build_parser() -> argparse.ArgumentParser:
     from molam_ros.bringup import add_command as add_bringup_command
 
     add_bringup_command(groups, fmt)
+    from molam_ros.ros.say import add_command as add_say_command
+
+    add_say_command(groups, fmt)
 
     p = groups.add_parser(
         "demo",
-        help="the main job on the embedded defaults: a small dataset and a rendered interaction",
+        help="the main job: a held-out person replayed over DDS, the reaction node reacting, a bag, "
+        "a side-by-side render and the latency summary",
         formatter_class=fmt,
+        description="Makes the default models first if the cache lacks them (about an hour on 2 CPU "
+        "cores, once). While it runs, send your own commands from another terminal: molam say 'TEXT'.",
     )
     p.add_argument("--out", type=Path, default=DEFAULT_DEMO_DIR, help="output directory")
-    p.add_argument("--count", type=int, default=48, help="clips in the demo dataset")
-    p.add_argument("--seed", type=int, default=0, help="random seed")
-    p.add_argument("--interaction", default="handshake", help="interaction type to render")
+    p.add_argument("--model-dir", type=Path, help="models root (tokenizer/ export/ llm/); default: the cache")
+    p.add_argument("--data", type=Path, help="dataset of the person (default: <cache>/data/synth1000)")
+    p.add_argument("--clip-id", help="held-out clip to replay (default: the first held-out handshake)")
+    p.add_argument("--profile", default="unitree_g1", help="output profile (config/profiles)")
+    p.add_argument("--engine", default="onnxruntime", help="tokenizer engine: torch, onnxruntime, tensorrt")
+    p.add_argument("--seconds", type=float, default=0.0, help="stream length; 0: the clip once, more: loop")
+    p.add_argument(
+        "--command",
+        action="append",
+        metavar="AT:TEXT",
+        help="say TEXT at fraction AT of the run (repeatable; default: 0.3:'wave at them', "
+        "0.65:'what is he doing?')",
+    )
+    p.add_argument("--no-prepare", action="store_true", help="fail instead of making missing models")
     p.set_defaults(func=_cmd_demo)
     return parser
 

@@ -187,7 +187,7 @@ def cmd_bench_llm(args: argparse.Namespace) -> int:
 
         print("no trained checkpoint: timing the default backbone with fresh motion tokens (K=512, D=4)")
         mlm = MotionLM.create(default_backbone_dir(), MotionVocab(codebook_size=512, depth=4)).eval()
-    bench.main(mlm, steps=args.steps, repeats=args.repeats)
+    bench.main(mlm, steps=args.steps, repeats=args.repeats, quantize=args.quantize)
     return 0
 
 
@@ -300,5 +300,11 @@ def add_commands(groups: Any, bench_cmds: Any, fmt: type) -> None:
     p.add_argument("--steps", type=int, default=60, help="streaming steps per run")
     p.add_argument("--repeats", type=int, default=3, help="runs per method")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument(
+        "--quantize",
+        choices=("none", "int8"),
+        default="int8",
+        help="also time the step with int8 weights and compare it with float32 (none: skip)",
+    )
     _add_model_args(p)
     p.set_defaults(func=cmd_bench_llm)

@@ -47,3 +47,25 @@ def tiny_llm_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     train(root / "data", root / "tok", model_config=PRESETS["tiny"], train_config=fast, progress=False)
     make_tiny_backbone(root / "backbone")
     return {"data": root / "data", "tokenizer": root / "tok", "backbone": root / "backbone", "root": root}
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tiny_llm_env: dict[str, Path]) -> Path:
+    """A models root in the cache's layout (tokenizer/small, llm/stage2) holding the tiny, untrained
+    tokenizer and LLM: what the reaction node, the bench and the demo read with `model_dir`."""
+    import shutil
+
+    from molam_ros.llm.depth_head import DepthHeadConfig
+    from molam_ros.llm.model import MotionLM
+    from molam_ros.llm.vocab import MotionVocab
+    from molam_ros.tokenizer.config import TokenizerConfig
+    from molam_ros.tokenizer.rqvae import read_checkpoint_info
+
+    root = tiny_llm_env["root"] / "models"
+    shutil.copytree(tiny_llm_env["tokenizer"], root / "tokenizer" / "small")
+    config = TokenizerConfig.from_dict(read_checkpoint_info(tiny_llm_env["tokenizer"])["config"])
+    vocab = MotionVocab.from_tokenizer_config(config)
+    mlm = MotionLM.create(tiny_llm_env["backbone"], vocab, DepthHeadConfig(width=16, layers=1))
+    mlm.info = {"tokenizer_checkpoint": str(root / "tokenizer" / "small")}
+    mlm.save(root / "llm" / "stage2", base=tiny_llm_env["backbone"], stage=2, merged=True)
+    return root

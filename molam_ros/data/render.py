@@ -154,3 +154,43 @@ def render_strip(clip: MotionClip, out_png: str | Path, num_frames: int = 6) -> 
     fig.savefig(out_png)
     plt.close(fig)
     return out_png
+
+
+def render_side_by_side(
+    clips: list[MotionClip],
+    titles: list[str],
+    out_path: str | Path,
+    *,
+    captions: list[tuple[float, str]] | None = None,
+    max_frames: int | None = 240,
+    progress: bool = True,
+) -> Path:
+    """One animated GIF with a panel per clip (same length and rate), e.g. a reaction next to the
+    recorded one. `captions` ((time s, text), ...) are shown under the panels from their time on:
+    what was said to the system, and when."""
+    out_path = Path(out_path)
+    T = min(c.num_frames for c in clips)
+    fps = clips[0].fps
+    stride = 1 if max_frames is None or T <= max_frames else int(np.ceil(T / max_frames))
+    frames = list(range(0, T, stride))
+    fig = plt.figure(figsize=(4.6 * len(clips), 5.0), dpi=80)
+    scenes = []
+    for k, (clip, title) in enumerate(zip(clips, titles, strict=True)):
+        ax = fig.add_subplot(1, len(clips), k + 1, projection="3d")
+        scenes.append(_Scene(ax, clip))
+        ax.set_title(title, fontsize=9)
+    said = fig.text(0.5, 0.03, "", ha="center", fontsize=9, color="tab:green")
+    fig.subplots_adjust(left=0, right=1, bottom=0.08, top=0.92, wspace=0)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    writer = animation.PillowWriter(fps=fps / stride)
+    try:
+        with writer.saving(fig, str(out_path), dpi=80):
+            for f in tqdm(frames, desc=f"render {out_path.name}", disable=not progress, leave=False):
+                for scene in scenes:
+                    scene.draw(f, fps)
+                now = [text for t, text in captions or [] if t <= f / fps]
+                said.set_text(f"said: {now[-1]!r}" if now else "")
+                writer.grab_frame()
+    finally:
+        plt.close(fig)
+    return out_path

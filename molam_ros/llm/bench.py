@@ -9,7 +9,10 @@ with fresh motion tokens and depth head: the speed does not depend on the weight
   per step) and with the LM head writing code by code ("tokens": D + 1 forwards per step): median
   and p99 step latency over several runs, steps per second, and the real-time factor (seconds of
   reaction produced per second of wall time; >= 1 keeps up), and the ratio head / tokens measured
-  in the same run.
+  in the same run;
+- with `quantize="int8"`, the depth-head step again on an int8 copy of the model (llm/quantize.py),
+  its ratio to float32 in the same run, and how far the two agree: greedy streams from the same
+  partner codes, the share of reactor codes that are equal and the first step where they differ.
 """
 
 from __future__ import annotations
@@ -98,7 +101,40 @@ def bench(
     return results
 
 
-def main(mlm: MotionLM, *, steps: int = 60, repeats: int = 3, stride: int = 4) -> None:
+def greedy_stream(mlm: MotionLM, steps: int, seed: int) -> np.ndarray:
+    """(steps, D) reactor codes of a greedy stream on random partner codes."""
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(0, mlm.vocab.codebook_size, size=(steps, mlm.vocab.depth))
+    return StreamingReactor(mlm, StreamingConfig(method="head")).react(codes)
+
+
+def quantized_comparison(
+    mlm: MotionLM, quantized: MotionLM, *, steps: int, repeats: int, stride: int = 4
+) -> dict[str, float]:
+    """Step latency of both (same run) and the agreement of their greedy streams."""
+    config = StreamingConfig(method="head")
+    med = {}
+    for name, model in (("float32", mlm), ("int8", quantized)):
+        med[name] = float(np.median([stream_latencies(model, config, steps, seed=r) for r in range(repeats)]))
+    equal, first = [], []
+    for r in range(repeats):
+        ref, q = greedy_stream(mlm, steps, r), greedy_stream(quantized, steps, r)
+        same = (ref == q).all(axis=1)
+        equal.append(float((ref == q).mean()))
+        first.append(int(np.argmin(same)) if not same.all() else steps)
+    return {
+        "float32_ms": med["float32"] * 1e3,
+        "int8_ms": med["int8"] * 1e3,
+        "speedup": med["float32"] / med["int8"],
+        "int8_rtf": (stride / FPS) / med["int8"],
+        "codes_equal": float(np.mean(equal)),
+        "first_difference": float(np.median(first)),
+    }
+
+
+def main(
+    mlm: MotionLM, *, steps: int = 60, repeats: int = 3, stride: int = 4, quantize: str = "none"
+) -> None:
     """Print the benchmark table (the body of `molam bench llm`)."""
     tok, vocab = mlm.tokenizer, mlm.vocab
     print(
@@ -133,3 +169,22 @@ def main(mlm: MotionLM, *, steps: int = 60, repeats: int = 3, stride: int = 4) -
         f"context: prompt + at most {window.window_steps} steps, "
         f"the oldest evicted down to {window.keep_steps}"
     )
+    if quantize != "none":
+        import copy
+
+        from molam_ros.llm.quantize import quantize as quantize_model
+
+        q = quantize_model(copy.deepcopy(mlm), quantize)
+        c = quantized_comparison(mlm, q, steps=steps, repeats=repeats, stride=stride)
+        print(f"\n{quantize} weights (llm/quantize.py), depth head, same run:")
+        print("| weights | median ms/step | real-time factor |")
+        print("|---|---|---|")
+        print(f"| float32 | {c['float32_ms']:.1f} | {(stride / FPS) / (c['float32_ms'] / 1e3):.2f} |")
+        print(f"| {quantize} | {c['int8_ms']:.1f} | {c['int8_rtf']:.2f} |")
+        rate = greedy_tokens_per_second(q.lm, text.input_ids)
+        print(f"greedy generate() with {quantize} weights, text tokens: {rate:.1f} tokens/s")
+        print(
+            f"{quantize} is {c['speedup']:.2f}x faster; greedy streams from the same partner codes: "
+            f"{100 * c['codes_equal']:.1f} % of reactor codes equal, first difference at step "
+            f"{c['first_difference']:.0f} of {steps} (median)"
+        )

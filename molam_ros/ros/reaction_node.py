@@ -9,9 +9,12 @@ Subscriptions:
 - `person_pose_topic` [molam_msgs/PersonPose], sensor-data QoS (best effort, keep last 5): the
   person; poses of another `person_id` (when set), too old on arrival, malformed, NaN or with the
   wrong joints are dropped, counted and reported in diagnostics; the node keeps running.
-- `command_topic` [std_msgs/String], reliable: a text command; it becomes the reaction's
-  instruction (an empty command clears it). Commands longer than `max_command_length` or that the
-  prompt rules refuse get a refusal on the reply topic and change nothing.
+- `command_topic` [std_msgs/String], reliable: a text command. A question ("what is he doing?",
+  ending in "?" or starting with what/why/how/...) is answered on the reply topic from the last
+  `answer_steps` steps of both people's motion, on a worker thread while the reaction goes on
+  (runtime/commands.py); anything else becomes the reaction's instruction (an empty command clears
+  it). Commands longer than `max_command_length` or that the prompt rules refuse get a refusal on
+  the reply topic and change nothing.
 
 Publications (reliable, keep last 10):
 - `joint_trajectory_topic` [trajectory_msgs/JointTrajectory]: robot profiles; every step (l = 4
@@ -23,6 +26,10 @@ Publications (reliable, keep last 10):
   and velocities).
 - `reply_topic` [std_msgs/String]: replies to commands.
 - `markers_topic` [visualization_msgs/MarkerArray]: both skeletons, for RViz.
+- `reactor_pose_topic` [molam_msgs/PersonPose], reliable, keep last 30: the reactor's 22 joint
+  positions at every 30 Hz frame (person_id `reactor`, stamped with the partner frame it answers,
+  in the input's up axis): the input's own format, for a VR avatar driven by positions, for
+  recording, and for a second molam node.
 - `diagnostics_topic` [diagnostic_msgs/DiagnosticArray]: input rate, dropped poses by reason,
   step latency per stage, real-time factor, engine in use, watchdog state, and the latency of what
   is published (p50/p99): `latency_ms` from the arrival of the pose that released a step to its
@@ -58,13 +65,16 @@ from molam_ros.ros.convert import (
     joint_state,
     joint_trajectory,
     pose_from_msg,
+    pose_to_msg,
     skeleton_markers,
 )
 from molam_ros.ros.spin import run_node
+from molam_ros.runtime.commands import INSTRUCTION, QUESTION, CommandWorker, classify_command
 
 NODE_NAME = "reaction_node"
 SENSOR_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
 RELIABLE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
+FRAMES_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=30, reliability=ReliabilityPolicy.RELIABLE)
 FPS = 30.0
 
 # Every parameter: name -> (default, description). config/reaction_node.yaml lists the same defaults
@@ -76,6 +86,7 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "joint_states_topic": ("/molam/joint_states", "out: sensor_msgs/JointState"),
     "reply_topic": ("/molam/reply", "out: std_msgs/String"),
     "markers_topic": ("/molam/markers", "out: visualization_msgs/MarkerArray"),
+    "reactor_pose_topic": ("/molam/reactor_pose", "out: molam_msgs/PersonPose, the reactor, every frame"),
     "diagnostics_topic": ("/molam/diagnostics", "out: diagnostic_msgs/DiagnosticArray"),
     "model_dir": ("", "root of tokenizer/, export/, llm/; empty: $MOLAM_CACHE or ~/.cache/molam"),
     "tokenizer_dir": ("", "tokenizer checkpoint; empty: <model_dir>/tokenizer/small"),
@@ -84,6 +95,8 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "profile": ("unitree_g1", "output profile name (config/profiles) or YAML path"),
     "engine": ("onnxruntime", "tokenizer engine: torch | onnxruntime | tensorrt (with fallback)"),
     "device": ("cpu", "cpu | cuda | cuda:N"),
+    "llm_quantization": ("int8", "cpu: int8 (dynamic, 2.6x faster step) | none"),
+    "torch_threads": (1, "torch threads of the node (0: torch's default); 1 leaves a core to DDS"),
     "llm_backend": ("embedded", "embedded (an OpenAI-compatible server backend is not implemented yet)"),
     "llm_base_url": ("", "openai backend: http://HOST:PORT/v1"),
     "llm_model": ("", "openai backend: model name"),
@@ -104,6 +117,8 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "watchdog_timeout": (0.5, "s without a pose -> ease to neutral"),
     "neutral_ease_time": (1.5, "s to ease to neutral"),
     "max_command_length": (500, "characters; longer commands are refused"),
+    "answer_steps": (24, "questions are answered about the last N steps (x 4 frames) of motion"),
+    "answer_max_tokens": (48, "longest text answer, in tokens"),
     "diagnostics_period": (1.0, "s between diagnostics messages"),
 }
 
@@ -121,7 +136,12 @@ def _model_paths(p: dict[str, Any]) -> tuple[Path, Path, Path]:
 
 def build_pipeline(p: dict[str, Any]) -> tuple[Any, str]:
     """The ReactionPipeline for a parameter dict, and the tokenizer engine actually in use."""
+    import copy
+
+    import torch
+
     from molam_ros.llm.model import load_motion_lm
+    from molam_ros.llm.quantize import quantize
     from molam_ros.llm.streaming import StreamingConfig
     from molam_ros.runtime.engines import EngineConfig, create_engine
     from molam_ros.runtime.pipeline import PipelineConfig, ReactionPipeline
@@ -133,6 +153,8 @@ def build_pipeline(p: dict[str, Any]) -> tuple[Any, str]:
         raise ValueError(f"llm_backend {p['llm_backend']!r}: only 'embedded' is implemented")
     if p["pose_up_axis"] not in ("y", "z"):
         raise ValueError(f"pose_up_axis must be 'y' or 'z', got {p['pose_up_axis']!r}")
+    if int(p["torch_threads"]) > 0:
+        torch.set_num_threads(int(p["torch_threads"]))
     tok, export, llm = _model_paths(p)
     for what, path in (("tokenizer checkpoint", tok), ("LLM checkpoint", llm)):
         if not path.is_dir():
@@ -140,7 +162,11 @@ def build_pipeline(p: dict[str, Any]) -> tuple[Any, str]:
     engine = create_engine(
         EngineConfig(backend=p["engine"], checkpoint=str(tok), export_dir=str(export), device=p["device"])
     )
-    mlm = load_motion_lm(llm, device=p["device"])
+    text_mlm = load_motion_lm(llm, device=p["device"])
+    mlm = text_mlm
+    if str(p["device"]).startswith("cpu") and p["llm_quantization"] != "none":
+        # The step on int8 weights, text answers on the float model (llm/quantize.py says why).
+        mlm = quantize(copy.deepcopy(text_mlm), p["llm_quantization"])
     config = PipelineConfig(
         buffer=PoseBufferConfig(z_up=p["pose_up_axis"] == "z"),
         streaming=StreamingConfig(
@@ -153,7 +179,8 @@ def build_pipeline(p: dict[str, Any]) -> tuple[Any, str]:
         safety=SafetyConfig(timeout=p["watchdog_timeout"], ease_time=p["neutral_ease_time"]),
         instruction=p["instruction"] or None,
     )
-    return ReactionPipeline(mlm, engine, load_profile(p["profile"]), config), type(engine).__name__
+    pipeline = ReactionPipeline(mlm, engine, load_profile(p["profile"]), config, text_mlm=text_mlm)
+    return pipeline, type(engine).__name__
 
 
 class ReactionNode(Node):
@@ -186,6 +213,9 @@ class ReactionNode(Node):
         self.pub_state = self.create_publisher(JointState, p["joint_states_topic"], RELIABLE_QOS)
         self.pub_reply = self.create_publisher(String, p["reply_topic"], RELIABLE_QOS)
         self.pub_markers = self.create_publisher(MarkerArray, p["markers_topic"], RELIABLE_QOS)
+        self.pub_reactor = None
+        if p["reactor_pose_topic"]:
+            self.pub_reactor = self.create_publisher(PersonPose, p["reactor_pose_topic"], FRAMES_QOS)
         self.pub_diag = self.create_publisher(DiagnosticArray, p["diagnostics_topic"], RELIABLE_QOS)
         self.create_timer(1.0 / FPS, self._tick, callback_group=steps)
         self.create_timer(float(p["diagnostics_period"]), self._diagnostics, callback_group=inputs)
@@ -200,6 +230,7 @@ class ReactionNode(Node):
         self.latency_capture: deque[float] = deque(maxlen=900)
         self.follow = p["person_id"]
         self.last_reason = ""
+        self.worker = CommandWorker({QUESTION: self._answer}, self._reply)
         self.get_logger().info(
             f"reacting as {self.profile.name} ({self.profile.kind}, {len(self.names) or 22} joints), "
             f"engine {engine_name}, listening on {p['person_pose_topic']} and {p['command_topic']}"
@@ -239,6 +270,10 @@ class ReactionNode(Node):
         if status == "accepted":
             self.arrivals.append(now)
             self.accepted.append((pose.stamp, now))
+            # Step at once when this pose completes one, rather than at the next timer tick (the
+            # timer, 30 Hz, still runs the watchdog and catches anything left): half a tick less
+            # latency on average.
+            self._tick()
         else:
             self._drop(status, self.pipeline.buffer.last_reason)
 
@@ -250,6 +285,18 @@ class ReactionNode(Node):
                 f"refused: the command has {len(text)} characters, more than {self.p['max_command_length']}"
             )
             return
+        kind = classify_command(text) if text.strip() else INSTRUCTION
+        if kind == QUESTION:
+            try:  # the same text rules as an instruction (no control or motion tokens)
+                self.pipeline.reactor.check_instruction(text.strip())
+                why = self.worker.submit(QUESTION, text)
+            except ValueError as e:
+                why = str(e)
+            if why is not None:
+                self._reply(f"refused: {why}")
+            else:
+                self.get_logger().info(f"question {text.strip()[:80]!r}: answering")
+            return
         why = self.pipeline.command(text.strip() or None)
         if why is None:
             self._reply(f"ok: reacting {'with: ' + text.strip() if text.strip() else 'freely'}")
@@ -257,8 +304,21 @@ class ReactionNode(Node):
         else:
             self._reply(f"refused: {why}")
 
+    def _answer(self, question: str) -> str:
+        """Worker thread: the model's text answer to a question about the recent motion."""
+        answer = self.pipeline.answer(
+            question.strip(), steps=int(self.p["answer_steps"]), max_tokens=int(self.p["answer_max_tokens"])
+        )
+        self.get_logger().info(f"answer ({self.worker.last_seconds:.1f} s after start): {answer[:120]!r}")
+        return answer
+
     def _reply(self, text: str) -> None:
         self.pub_reply.publish(String(data=text))
+
+    def destroy_node(self) -> None:
+        if hasattr(self, "worker"):  # not when start-up failed before it was made
+            self.worker.stop(timeout=1.0)
+        super().destroy_node()
 
     # --- output
 
@@ -326,6 +386,8 @@ class ReactionNode(Node):
                 self.counts["published"] += 1
             except ValueError as e:
                 self._drop("invalid_output", str(e))
+        if self.pub_reactor is not None:
+            self._publish_reactor(chunk)
         if self.p["publish_markers"]:
             try:
                 markers = skeleton_markers(
@@ -334,6 +396,21 @@ class ReactionNode(Node):
                 self.pub_markers.publish(markers)
             except ValueError as e:
                 self._drop("invalid_output", str(e))
+
+    def _publish_reactor(self, chunk: Any) -> None:
+        reactor = chunk.reactor
+        if self.p["pose_up_axis"] == "z":  # back into the input's world: (x, y, z) -> (x, -z, y)
+            reactor = np.stack([reactor[..., 0], -reactor[..., 2], reactor[..., 1]], axis=-1)
+        try:
+            msgs = [
+                pose_to_msg(frame, stamp=float(t), frame_id=self.p["output_frame_id"], person_id="reactor")
+                for frame, t in zip(reactor, chunk.times, strict=True)
+            ]
+        except ValueError as e:
+            self._drop("invalid_output", str(e))
+            return
+        for msg in msgs:
+            self.pub_reactor.publish(msg)
 
     def _diagnostics(self) -> None:
         now = self._now()
@@ -354,6 +431,8 @@ class ReactionNode(Node):
             "engine": self.engine_name,
             "watchdog": state,
             "instruction": self.pipeline.reactor.instruction or "",
+            "commands_pending": self.worker.pending,
+            "answers": self.worker.done,
             **{f"dropped_{k}": v for k, v in sorted(self.drops.items())},
             **_percentiles("latency_ms", self.latency_processing),
             **_percentiles("capture_latency_ms", self.latency_capture),

@@ -81,8 +81,19 @@ class ReactionChunk:
 class ReactionPipeline:
     """Pose stream -> reactor motion, one step every l frames (module docstring)."""
 
-    def __init__(self, mlm: Any, engine: Any, profile: Profile, config: PipelineConfig | None = None) -> None:
+    def __init__(
+        self,
+        mlm: Any,
+        engine: Any,
+        profile: Profile,
+        config: PipelineConfig | None = None,
+        *,
+        text_mlm: Any | None = None,
+    ) -> None:
+        """`text_mlm`: the model that writes text answers, when the step's `mlm` is quantized (int8
+        streams well but writes poor text, llm/quantize.py); default `mlm`."""
         self.mlm = mlm
+        self.text_mlm = text_mlm if text_mlm is not None else mlm
         self.engine = engine
         self.stride = int(engine.stride)
         if engine.num_quantizers != mlm.vocab.depth:
@@ -146,6 +157,39 @@ class ReactionPipeline:
         with self._lock:
             self._pending_instruction = (text,)
         return None
+
+    def recent_motion(self, steps: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+        """Both people's codes of the last `steps` steps (all the reactor keeps when None), or None.
+
+        A snapshot: safe to call from another thread while steps run (the history deque is only
+        appended to, and copied here in one go).
+        """
+        history = list(self.reactor.history)
+        if steps is not None:
+            history = history[-steps:]
+        if not history:
+            return None
+        return np.stack([a for a, _ in history]), np.stack([b for _, b in history])
+
+    def answer(self, question: str, steps: int | None = None, max_tokens: int = 64) -> str:
+        """A text answer about the last seconds of the interaction (caption or reasoning).
+
+        Runs a full text generation (a second or more on a CPU): call it off the step thread
+        (runtime/commands.py CommandWorker).
+        """
+        from molam_ros.llm.generate import Generator, SamplingConfig
+        from molam_ros.llm.prompts import MotionCodes
+        from molam_ros.runtime.commands import question_task
+
+        recent = self.recent_motion(steps)
+        if recent is None:
+            return "I have not seen anyone move yet."
+        task = question_task(question)
+        generator = Generator(self.text_mlm, sampling=SamplingConfig(max_text_tokens=max_tokens))
+        result = generator.run(
+            task, text=question if task == "reasoning" else None, motion=MotionCodes(a=recent[0], b=recent[1])
+        )
+        return result.text or "I cannot tell."
 
     # --- the step
 

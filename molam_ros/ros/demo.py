@@ -1,0 +1,498 @@
+"""`molam demo`: the main job. A person from held-out data, the reaction node reacting, all recorded.
+
+    molam demo                          # the defaults: CPU, SmolLM2, the generator's data
+    molam demo --seconds 60             # loop the person for a minute (time to send your own commands)
+    molam say "wave at them"            # from another terminal while it runs
+
+What happens, all of it real ROS 2 processes talking over DDS (the bring-up node set of
+config/bringup.yaml, as `molam bringup --replay` starts it):
+1. The default models are made if the cache lacks them (the same commands as `make tokenizer`,
+   `make bench` and `make llm`; about an hour on two cores the first time, then never again).
+2. The pose replay node plays the actor of a held-out generator clip as a live PersonPose stream
+   (and the recorded partner as /molam/reference_reaction); the reaction node reacts; a recorder
+   writes every topic to an MCAP bag (out/demo/bag).
+3. The demo itself says two things to the robot during the stream: an instruction and a question
+   (`--command AT:TEXT` changes them); replies are printed as they come.
+4. At the end it reads the bag back and writes out/demo/reaction.gif (the person with molam's
+   reaction, next to the person with the recorded reaction), out/demo/joints.png (the robot's
+   commanded joints over time, with the moments something was said) and out/demo/summary.json,
+   and prints the latency and real-time summary from the node's diagnostics.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from molam_ros.bringup import default_bringup_yaml, describe_nodes
+from molam_ros.paths import cache_root, default_export_dir, default_llm_dir, default_tokenizer_dir
+
+DEFAULT_COMMANDS: tuple[tuple[float, str], ...] = ((0.3, "wave at them"), (0.65, "what is he doing?"))
+TOPICS = {
+    "person": "/molam/person_pose",
+    "reference": "/molam/reference_reaction",
+    "reactor": "/molam/reactor_pose",
+    "trajectory": "/molam/joint_trajectory",
+    "command": "/molam/command",
+    "reply": "/molam/reply",
+    "diagnostics": "/molam/diagnostics",
+    "markers": "/molam/markers",
+}
+SUMMARY_KEYS = (
+    "latency_ms_p50",
+    "latency_ms_p99",
+    "capture_latency_ms_p50",
+    "capture_latency_ms_p99",
+    "real_time_factor",
+    "step_ms",
+    "stage_ms_features",
+    "stage_ms_encode",
+    "stage_ms_llm",
+    "stage_ms_decode",
+    "stage_ms_retarget",
+    "input_rate_hz",
+    "steps",
+    "overruns",
+    "engine",
+    "watchdog",
+    "answers",
+)
+
+
+@dataclass
+class DemoConfig:
+    out: Path = Path("out/demo")
+    model_dir: Path | None = None  # None: the molam cache
+    data: Path | None = None  # None: <cache>/data/synth1000
+    clip_id: str = ""  # empty: a held-out handshake (else the first held-out clip)
+    profile: str = "unitree_g1"
+    engine: str = "onnxruntime"
+    seconds: float = 0.0  # 0: the clip once; more: the clip loops for this long
+    commands: tuple[tuple[float, str], ...] = DEFAULT_COMMANDS  # (fraction of the run, text)
+    prepare: bool = True  # make missing models; False: fail with the command to run
+    startup_timeout: float = 240.0
+    answer_timeout: float = 30.0
+
+
+def parse_command(spec: str) -> tuple[float, str]:
+    """ "0.3:wave at them" -> (0.3, "wave at them"): when, as a fraction of the run, and what."""
+    at, sep, text = spec.partition(":")
+    try:
+        frac = float(at)
+    except ValueError:
+        frac = -1.0
+    if not sep or not 0.0 <= frac <= 1.0:
+        raise ValueError(f"--command wants AT:TEXT with AT a fraction of the run in [0, 1], got {spec!r}")
+    return frac, text
+
+
+# --- the models -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PrepareStep:
+    what: str
+    done: Any  # () -> bool: the step's output is there
+    minutes: float  # on the 2-core CPU this project is measured on
+    commands: tuple[tuple[str, ...], ...]  # `molam` argument lists, run in order
+
+
+def prepare_steps(model_dir: Path | None, data: Path, engine: str = "onnxruntime") -> list[PrepareStep]:
+    """The commands that make the default models: those of `make tokenizer`, `make bench`, `make llm`
+    (stage 2 only: stage 3 is optional, the node takes stage 3 when it exists). A model that is
+    there, however it was trained, is used as it is."""
+    tok, export = default_tokenizer_dir(model_dir), default_export_dir(model_dir)
+    llm = default_llm_dir(model_dir)
+    stage2 = cache_root(model_dir) / "llm" / "stage2"
+    train_tok = ("tokenizer", "train", "--preset", "small", "--data", str(data), "--out", str(tok))
+    llm_train = ("llm", "train", "--stage", "2", "--preset", "small", "--steps", "200", "--data", str(data))
+    steps = [
+        PrepareStep(
+            "the generator's dataset (1000 clips)",
+            lambda: (data / "dataset.json").is_file(),
+            0.6,
+            (("data", "synth", "--out", str(data), "--count", "1000", "--seed", "0"),),
+        ),
+        PrepareStep(
+            "the tokenizer (6000 steps, then a warm restart to 9000)",
+            lambda: (tok / "model.safetensors").is_file(),
+            33,
+            (train_tok, (*train_tok, "--resume", "--steps", "9000")),
+        ),
+        PrepareStep(
+            "the tokenizer's ONNX export",
+            lambda: (export / "manifest.json").is_file(),
+            0.3,
+            (("export", str(tok), "--out", str(export)),),
+        ),
+        PrepareStep(
+            "the motion-language model, stage 2 (200 steps)",
+            lambda: (llm / "molam_llm.json").is_file(),
+            32,
+            ((*llm_train, "--tokenizer", str(tok), "--out", str(stage2)),),
+        ),
+    ]
+    # The torch engine runs the checkpoint itself; the others read the export.
+    return [s for s in steps if engine != "torch" or "export" not in s.what]
+
+
+def prepare_models(
+    model_dir: Path | None, data: Path, *, engine: str = "onnxruntime", run: bool = True
+) -> None:
+    """Run the steps whose output is missing (or, with `run` False, say which commands would)."""
+    for step in prepare_steps(model_dir, data, engine):
+        if step.done():
+            continue
+        lines = ["molam " + " ".join(argv) for argv in step.commands]
+        if not run:
+            raise FileNotFoundError(f"{step.what} is missing; make it with: {' && '.join(lines)}")
+        print(f"demo: making {step.what}, about {step.minutes:g} min on 2 CPU cores, once", flush=True)
+        for argv, line in zip(step.commands, lines, strict=True):
+            print(f"demo: {line}", flush=True)
+            subprocess.run([sys.executable, "-m", "molam_ros.cli", *argv], check=True)
+
+
+# --- the person -------------------------------------------------------------------------------
+
+
+def pick_clip(data: Path, clip_id: str = "", interaction: str = "handshake") -> tuple[str, Any]:
+    """(clip id, MotionClip): `clip_id`, else the first held-out clip of `interaction`, else the first."""
+    from molam_ros.data.dataset import MotionDataset
+
+    ds = MotionDataset(data)
+    if clip_id:
+        return clip_id, ds.load(clip_id)
+    held_out = ds.ids("test")
+    if not held_out:
+        raise ValueError(f"{data} has no held-out (test) clips")
+    for cid in held_out:
+        clip = ds.load(cid)
+        if clip.meta.get("interaction") == interaction:
+            return cid, clip
+    return held_out[0], ds.load(held_out[0])
+
+
+# --- the live run -----------------------------------------------------------------------------
+
+
+def _stop(procs: list[subprocess.Popen], sig: int = signal.SIGINT, timeout: float = 15.0) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(sig)
+    for p in procs:
+        try:
+            p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+@dataclass
+class LiveRun:
+    bag: Path
+    said: list[tuple[float, str]] = field(default_factory=list)  # (s after the first pose, text)
+    replies: list[tuple[float, str]] = field(default_factory=list)
+    diagnostics: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def run_live(config: DemoConfig, clip_id: str, data: Path, duration: float) -> LiveRun:
+    """Start the nodes and the recorder, say the commands on time, stop; what was said and heard."""
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from molam_msgs.msg import PersonPose
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+    from std_msgs.msg import String
+
+    reliable = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    sensor = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
+    loop = config.seconds > 0
+    args = {
+        "reaction": True,
+        "replay": True,
+        "model_dir": str(config.model_dir or ""),
+        "profile": config.profile,
+        "engine": config.engine,
+        "dataset": str(data),
+        "clip_id": clip_id,
+        "loop": loop,
+        "publish_reference": True,
+    }
+    bag = config.out / "bag"
+    if bag.exists():
+        import shutil
+
+        shutil.rmtree(bag)
+    logs = config.out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    procs: list[subprocess.Popen] = []
+    replay: subprocess.Popen | None = None
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node(f"molam_demo_{uuid.uuid4().hex[:6]}", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    run = LiveRun(bag=bag)
+    t0: list[float] = []
+    node.create_subscription(
+        PersonPose, TOPICS["person"], lambda _m: t0 or t0.append(time.monotonic()), sensor
+    )
+    node.create_subscription(String, TOPICS["reply"], lambda m: _heard(run, t0, m.data), reliable)
+    node.create_subscription(
+        DiagnosticArray,
+        TOPICS["diagnostics"],
+        lambda m: run.diagnostics.update({kv.key: kv.value for kv in m.status[0].values}),
+        reliable,
+    )
+    say = node.create_publisher(String, TOPICS["command"], reliable)
+    try:
+        for spec in describe_nodes(default_bringup_yaml(), args):
+            cmd = spec.command()
+            if spec.name == "pose_replay_node":
+                # Play only once the reaction node, the recorder and this demo listen; end with the clip.
+                cmd += ["-p", "wait_for_subscribers:=3", "-p", f"exit_when_done:={str(not loop).lower()}"]
+            log = (logs / f"{spec.name}.log").open("w")
+            procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT))
+            if spec.name == "pose_replay_node":
+                replay = procs[-1]
+        record = [sys.executable, "-m", "molam_ros.ros.record", str(bag)]
+        record += ["--discovery-timeout", str(config.startup_timeout)]
+        for topic in TOPICS.values():
+            record += ["--topic", topic]
+        recorder = subprocess.Popen(
+            record, stdout=(logs / "recorder.log").open("w"), stderr=subprocess.STDOUT
+        )
+        print(f"demo: nodes starting (logs in {logs}); the reaction node loads its models first", flush=True)
+        start = time.monotonic()
+        while not t0:
+            executor.spin_once(timeout_sec=0.05)
+            dead = [p for p in [*procs, recorder] if p.poll() is not None]
+            if dead:
+                raise RuntimeError(
+                    f"a process exited before the stream began: {dead[0].args[:4]}; see {logs}"
+                )
+            if time.monotonic() - start > config.startup_timeout:
+                raise TimeoutError(
+                    f"the stream did not begin within {config.startup_timeout:.0f} s; see {logs}"
+                )
+        print(f'demo: streaming {duration:.1f} s of {clip_id} (send your own: molam say "TEXT")', flush=True)
+        pending = sorted(config.commands)
+        while True:
+            executor.spin_once(timeout_sec=0.02)
+            elapsed = time.monotonic() - t0[0]
+            while pending and elapsed >= pending[0][0] * duration:
+                text = pending.pop(0)[1]
+                say.publish(String(data=text))
+                run.said.append((elapsed, text))
+                print(f"demo: [{elapsed:5.1f} s] said: {text!r}", flush=True)
+            if elapsed > duration + 1.0 or (
+                not loop and replay is not None and replay.poll() is not None and elapsed > duration
+            ):
+                break
+        end = time.monotonic() + config.answer_timeout
+        while len(run.replies) < len(run.said) and time.monotonic() < end:
+            executor.spin_once(timeout_sec=0.05)
+        run.seconds = time.monotonic() - t0[0]
+        _stop(procs)
+        _stop([recorder])
+    finally:
+        _stop(procs, signal.SIGTERM)
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+    return run
+
+
+def _heard(run: LiveRun, t0: list[float], text: str) -> None:
+    elapsed = time.monotonic() - t0[0] if t0 else 0.0
+    run.replies.append((elapsed, text))
+    print(f"demo: [{elapsed:5.1f} s] reply: {text!r}", flush=True)
+
+
+# --- reading the bag back ---------------------------------------------------------------------
+
+
+@dataclass
+class Recording:
+    """The run as the bag holds it, on the reactor's 30 Hz stamps (seconds from the first pose)."""
+
+    times: np.ndarray  # (T,)
+    person: np.ndarray  # (T, 22, 3)
+    reactor: np.ndarray  # (T, 22, 3)
+    reference: np.ndarray | None  # (T, 22, 3): the recorded partner, where the replay published it
+    joints: tuple[np.ndarray, np.ndarray, list[str]] | None  # (times, (N, J) positions, names)
+    said: list[tuple[float, str]]
+    replies: list[tuple[float, str]]
+    counts: dict[str, int]
+
+
+def _poses(bag: Path, topic: str) -> tuple[np.ndarray, np.ndarray]:
+    from molam_msgs.msg import PersonPose
+
+    from molam_ros.ros.convert import pose_from_msg
+    from molam_ros.ros.record import read_messages
+
+    _, msgs = read_messages(bag, PersonPose, topic)
+    if not msgs:
+        return np.zeros(0), np.zeros((0, 22, 3))
+    frames = [pose_from_msg(m) for _, m in msgs]
+    return np.array([f.stamp for f in frames]), np.stack([f.positions for f in frames])
+
+
+def _nearest(stamps: np.ndarray, values: np.ndarray, at: np.ndarray, tol: float) -> np.ndarray | None:
+    """values at the stamps nearest to `at` (None if any is further than `tol`)."""
+    if len(stamps) == 0:
+        return None
+    order = np.argsort(stamps)
+    stamps, values = stamps[order], values[order]
+    idx = np.clip(np.searchsorted(stamps, at), 1, len(stamps) - 1)
+    idx = np.where(np.abs(stamps[idx - 1] - at) <= np.abs(stamps[idx] - at), idx - 1, idx)
+    if np.abs(stamps[idx] - at).max() > tol:
+        return None
+    return values[idx]
+
+
+def read_recording(bag: Path) -> Recording:
+    """Person, reactor and recorded partner aligned by stamp; what was said and replied, when."""
+    from std_msgs.msg import String
+    from trajectory_msgs.msg import JointTrajectory
+
+    from molam_ros.ros.convert import stamp_seconds
+    from molam_ros.ros.record import read_messages, read_raw_topic
+
+    counts = {name: sum(1 for _ in read_raw_topic(bag, topic)) for name, topic in TOPICS.items()}
+    ps, person = _poses(bag, TOPICS["person"])
+    rs, reactor = _poses(bag, TOPICS["reactor"])
+    fs, reference = _poses(bag, TOPICS["reference"])
+    if len(rs) == 0 or len(ps) == 0:
+        raise RuntimeError(f"{bag}: no reaction was recorded (person {len(ps)}, reactor {len(rs)} poses)")
+    origin = float(ps.min())
+    keep = (rs >= ps.min() - 1e-3) & (rs <= ps.max() + 1e-3)
+    rs, reactor = rs[keep], reactor[keep]
+    order = np.argsort(rs)
+    rs, reactor = rs[order], reactor[order]
+    tol = 0.6 / 30.0
+    person_at = _nearest(ps, person, rs, tol)
+    if person_at is None:
+        raise RuntimeError(f"{bag}: reactor stamps do not match the person's")
+    ref_at = _nearest(fs, reference, rs, tol)
+    joints = None
+    _, trajs = read_messages(bag, JointTrajectory, TOPICS["trajectory"])
+    if trajs:
+        t = np.array([stamp_seconds(m.header.stamp) for _, m in trajs]) - origin
+        q = np.array([list(m.points[0].positions) for _, m in trajs])
+        joints = (t, q, list(trajs[0][1].joint_names))
+    first_log = next(iter(read_raw_topic(bag, TOPICS["person"])))[0] * 1e-9
+
+    def texts(topic: str) -> list[tuple[float, str]]:
+        return [(t * 1e-9 - first_log, m.data) for t, m in read_messages(bag, String, topic)[1]]
+
+    return Recording(
+        times=rs - origin,
+        person=person_at,
+        reactor=reactor,
+        reference=ref_at,
+        joints=joints,
+        said=texts(TOPICS["command"]),
+        replies=texts(TOPICS["reply"]),
+        counts=counts,
+    )
+
+
+# --- what the demo shows ----------------------------------------------------------------------
+
+
+def render_recording(rec: Recording, out: Path, title: str) -> list[Path]:
+    """reaction.gif (molam's reaction beside the recorded one) and joints.png (the robot's joints)."""
+    import matplotlib.pyplot as plt
+
+    from molam_ros.data.clip import MotionClip
+    from molam_ros.data.render import render_side_by_side
+
+    clips = [MotionClip(name="molam", positions=np.stack([rec.person, rec.reactor]), texts=[title])]
+    titles = ["person (blue) and molam's reaction (red)"]
+    if rec.reference is not None:
+        clips.append(MotionClip(name="recorded", positions=np.stack([rec.person, rec.reference])))
+        titles.append("person and the recorded partner")
+    captions = [(t - float(rec.times[0]), text) for t, text in rec.said]
+    written = [render_side_by_side(clips, titles, out / "reaction.gif", captions=captions)]
+    if rec.joints is not None:
+        t, q, names = rec.joints
+        fig, ax = plt.subplots(figsize=(9, 4), dpi=100)
+        spread = np.ptp(q, axis=0)
+        for j in np.argsort(spread)[::-1][:6]:  # the six joints that moved most
+            ax.plot(t, q[:, j], label=names[j], lw=1.2)
+        for ts, text in rec.said:
+            ax.axvline(ts, color="tab:green", ls="--", lw=1)
+            ax.text(ts, ax.get_ylim()[1], f" {text}", fontsize=8, color="tab:green", va="top")
+        ax.set_xlabel("s since the first pose")
+        ax.set_ylabel("commanded position (rad)")
+        ax.set_title("first point of each JointTrajectory: the six joints that moved most", fontsize=9)
+        ax.legend(fontsize=7, loc="lower right")
+        fig.tight_layout()
+        fig.savefig(out / "joints.png")
+        plt.close(fig)
+        written.append(out / "joints.png")
+    return written
+
+
+def format_summary(run: LiveRun, rec: Recording, clip_id: str) -> str:
+    """The figures a robotics engineer asks first: latency, real-time factor, what was said."""
+    d = run.diagnostics
+    lines = [
+        f"reaction demo on {clip_id}: {run.seconds:.1f} s of stream, {len(rec.times)} reactor frames",
+        "",
+        "| figure | value |",
+        "|---|---|",
+    ]
+    lines += [f"| {k} | {d[k]} |" for k in SUMMARY_KEYS if k in d]
+    lines += [f"| {k} | {v} |" for k, v in sorted(d.items()) if k.startswith("dropped_")]
+    if rec.reference is not None:
+        err = np.linalg.norm(rec.reactor - rec.reference, axis=-1).mean() * 1e3
+        lines.append(f"| MPJPE vs the recorded partner (mm) | {err:.0f} |")
+    lines += ["", "messages in the bag: " + ", ".join(f"{k} {v}" for k, v in rec.counts.items())]
+    for t, text in rec.said:
+        lines.append(f"[{t:5.1f} s] said:  {text}")
+    for t, text in rec.replies:
+        lines.append(f"[{t:5.1f} s] reply: {text}")
+    return "\n".join(lines)
+
+
+def run_demo(config: DemoConfig) -> dict[str, Any]:
+    """The whole main job (module docstring); returns what summary.json holds."""
+    data = config.data or cache_root(config.model_dir) / "data" / "synth1000"
+    prepare_models(config.model_dir, data, engine=config.engine, run=config.prepare)
+    clip_id, clip = pick_clip(data, config.clip_id)
+    duration = config.seconds or clip.num_frames / clip.fps
+    config.out.mkdir(parents=True, exist_ok=True)
+    print(f"demo: person = the actor of held-out clip {clip_id}: {clip.texts[0] if clip.texts else ''}")
+    run = run_live(config, clip_id, data, duration)
+    rec = read_recording(run.bag)
+    written = render_recording(rec, config.out, clip.texts[0] if clip.texts else clip_id)
+    print()
+    print(format_summary(run, rec, clip_id))
+    summary = {
+        "clip": clip_id,
+        "seconds": run.seconds,
+        "diagnostics": run.diagnostics,
+        "said": run.said,
+        "replies": run.replies,
+        "messages": rec.counts,
+        "bag": str(run.bag),
+        "renders": [str(p) for p in written],
+    }
+    (config.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(
+        f"\nwrote {', '.join(str(p) for p in written)}, {config.out / 'summary.json'} and the bag {run.bag}"
+    )
+    return summary

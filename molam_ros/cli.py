@@ -525,6 +525,9 @@ def build_parser() -> argparse.ArgumentParser:
     from molam_ros.ros.say import add_command as add_say_command
 
     add_say_command(groups, fmt)
+    from molam_ros.cli_agent import add_commands as add_agent_commands
+
+    add_agent_commands(groups, fmt)
 
     p = groups.add_parser(
         "demo",

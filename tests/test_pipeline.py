@@ -117,3 +117,26 @@ def test_avatar_output(parts: tuple, actor: np.ndarray) -> None:
     assert chunks and chunks[0].avatar_rotations.shape[:2] == (4, 22) and chunks[0].joint_positions is None
     norms = np.linalg.norm(chunks[0].avatar_rotations, axis=-1)
     assert np.allclose(norms, 1.0, atol=1e-5) and np.isfinite(chunks[0].avatar_root).all()
+
+
+def test_a_planned_motion_plays_through_the_safety_filter_then_the_reaction_returns(
+    parts: tuple, actor: np.ndarray
+) -> None:
+    mlm, engine = parts
+    profile = load_profile("unitree_g1")
+    pipeline = ReactionPipeline(mlm, engine, profile)
+    first = _stream(pipeline, actor[:40])
+    plan = generate_clip(3, "handshake", "calm")
+    # The planned motion in the pair's canonical frame (as the executor decodes it), 1 s long.
+    t = canonical_transform(plan.positions[:, :1])
+    seconds = pipeline.play(t.apply(plan.positions)[0, :31])
+    assert seconds == pytest.approx(1.0) and pipeline.playing
+    rest = _stream(pipeline, actor[40:], t0=100.0 + 40 / 30.0)
+    planned = [c.planned for c in rest]
+    assert planned[:7] == [True] * 7 and not any(planned[8:]) and not pipeline.playing
+    for c in first + rest:  # the same limits whatever plays
+        assert np.isfinite(c.joint_positions).all()
+        assert (c.joint_positions >= profile.lower - 1e-9).all()
+        assert (c.joint_positions <= profile.upper + 1e-9).all()
+    with pytest.raises(ValueError, match="planned motion"):
+        pipeline.play(np.full((10, 22, 3), np.nan))

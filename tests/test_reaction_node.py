@@ -136,11 +136,15 @@ def test_replay_to_reaction_over_dds(tiny_llm_env: dict[str, Path], llm_dir: Pat
         command.publish(String(data="be more hesitant"))
         command.publish(String(data="x" * 100_000))
         command.publish(String(data="what is he doing?"))
-        spin(30.0, until=lambda: len(replies) >= 3 and len(trajs) >= 20)
+        command.publish(String(data="walk up to her, then wave"))
+        spin(60.0, until=lambda: len(replies) >= 4 and len(trajs) >= 20)
         spin(1.5)
         assert any(r.startswith("ok") for r in replies) and any(r.startswith("refused") for r in replies)
+        # The plan was made, run on the model and played (the reply says for how long).
+        played = [r for r in replies if "playing" in r]
+        assert len(played) == 1 and "walk up to her" in played[0], replies
         # The question is answered in text (an untrained model's words) while the reaction goes on.
-        answers = [r for r in replies if not r.startswith(("ok", "refused"))]
+        answers = [r for r in replies if not r.startswith(("ok", "refused")) and r not in played]
         assert len(answers) == 1 and answers[0].strip(), replies
         for t in trajs:
             assert list(t.joint_names) == list(profile.joint_names)

@@ -12,9 +12,13 @@ Subscriptions:
 - `command_topic` [std_msgs/String], reliable: a text command. A question ("what is he doing?",
   ending in "?" or starting with what/why/how/...) is answered on the reply topic from the last
   `answer_steps` steps of both people's motion, on a worker thread while the reaction goes on
-  (runtime/commands.py); anything else becomes the reaction's instruction (an empty command clears
-  it). Commands longer than `max_command_length` or that the prompt rules refuse get a refusal on
-  the reply topic and change nothing.
+  (runtime/commands.py). A request that chains actions ("walk up, then wave", "... for 10
+  seconds") goes to the coordinator (molam_ros/agent; `plans`), also on the worker: its plan runs on
+  the model, the reply says what it does, and the robot's part of the motion plays through the
+  same retargeting and safety filter, the live reaction taking over again at its end. Anything else
+  becomes the reaction's instruction (an empty command clears it). Commands longer than
+  `max_command_length` or that the prompt rules refuse get a refusal on the reply topic and change
+  nothing.
 
 Publications (reliable, keep last 10):
 - `joint_trajectory_topic` [trajectory_msgs/JointTrajectory]: robot profiles; every step (l = 4
@@ -69,7 +73,7 @@ from molam_ros.ros.convert import (
     skeleton_markers,
 )
 from molam_ros.ros.spin import run_node
-from molam_ros.runtime.commands import INSTRUCTION, QUESTION, CommandWorker, classify_command
+from molam_ros.runtime.commands import INSTRUCTION, PLAN, QUESTION, CommandWorker, classify_command
 
 NODE_NAME = "reaction_node"
 SENSOR_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
@@ -117,6 +121,8 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "watchdog_timeout": (0.5, "s without a pose -> ease to neutral"),
     "neutral_ease_time": (1.5, "s to ease to neutral"),
     "max_command_length": (500, "characters; longer commands are refused"),
+    "plans": (True, "commands that chain actions go to the coordinator and play through the safety layer"),
+    "coordinator_config": ("", "coordinator YAML; empty: the packaged config/coordinator.yaml"),
     "answer_steps": (24, "questions are answered about the last N steps (x 4 frames) of motion"),
     "answer_max_tokens": (48, "longest text answer, in tokens"),
     "diagnostics_period": (1.0, "s between diagnostics messages"),
@@ -183,6 +189,22 @@ def build_pipeline(p: dict[str, Any]) -> tuple[Any, str]:
     return pipeline, type(engine).__name__
 
 
+def build_coordinator_for(pipeline: Any, config_path: str | None) -> Any:
+    """The coordinator of a running pipeline: its float model for quality, its tokenizer engine to
+    decode, and the partner's recent codes as the plans' `live` motion."""
+    from molam_ros.agent.config import load_config
+    from molam_ros.agent.coordinator import build_coordinator
+    from molam_ros.llm.motion_io import MotionCodec
+
+    def live() -> Any:
+        recent = pipeline.recent_motion()
+        return None if recent is None else recent[0]
+
+    return build_coordinator(
+        load_config(config_path), pipeline.text_mlm, MotionCodec(pipeline.engine), live_codes=live
+    )
+
+
 class ReactionNode(Node):
     """Pose stream + commands -> trajectories, joint states, replies, markers, diagnostics."""
 
@@ -230,7 +252,11 @@ class ReactionNode(Node):
         self.latency_capture: deque[float] = deque(maxlen=900)
         self.follow = p["person_id"]
         self.last_reason = ""
-        self.worker = CommandWorker({QUESTION: self._answer}, self._reply)
+        handlers = {QUESTION: self._answer}
+        if p["plans"]:
+            handlers[PLAN] = self._plan
+        self.worker = CommandWorker(handlers, self._reply)
+        self.coordinator: Any = None  # made on the first plan (worker thread)
         self.get_logger().info(
             f"reacting as {self.profile.name} ({self.profile.kind}, {len(self.names) or 22} joints), "
             f"engine {engine_name}, listening on {p['person_pose_topic']} and {p['command_topic']}"
@@ -297,6 +323,13 @@ class ReactionNode(Node):
             else:
                 self.get_logger().info(f"question {text.strip()[:80]!r}: answering")
             return
+        if kind == PLAN and self.p["plans"]:
+            why = self.worker.submit(PLAN, text.strip())
+            if why is not None:
+                self._reply(f"refused: {why}")
+            else:
+                self.get_logger().info(f"plan request {text.strip()[:80]!r}: planning")
+            return
         why = self.pipeline.command(text.strip() or None)
         if why is None:
             self._reply(f"ok: reacting {'with: ' + text.strip() if text.strip() else 'freely'}")
@@ -311,6 +344,23 @@ class ReactionNode(Node):
         )
         self.get_logger().info(f"answer ({self.worker.last_seconds:.1f} s after start): {answer[:120]!r}")
         return answer
+
+    def _plan(self, request: str) -> str:
+        """Worker thread: plan and run a request with the coordinator, then play the robot's part."""
+        from molam_ros.agent.coordinator import robot_person
+
+        if self.coordinator is None:
+            self.coordinator = build_coordinator_for(self.pipeline, self.p["coordinator_config"] or None)
+        turn = self.coordinator.handle(request)
+        motion = turn.motion
+        if turn.plan is None or motion is None or motion.positions is None:
+            return turn.reply
+        who = robot_person(turn.plan)
+        seconds = self.pipeline.play(motion.positions[min(who, len(motion.positions) - 1)])
+        self.get_logger().info(
+            f"plan {' -> '.join(turn.plan.kinds())} ready in {turn.seconds:.1f} s: playing {seconds:.1f} s"
+        )
+        return f"{turn.reply} (playing {seconds:.1f} s of motion)"
 
     def _reply(self, text: str) -> None:
         self.pub_reply.publish(String(data=text))
@@ -433,6 +483,7 @@ class ReactionNode(Node):
             "instruction": self.pipeline.reactor.instruction or "",
             "commands_pending": self.worker.pending,
             "answers": self.worker.done,
+            "playing_plan": self.pipeline.playing,
             **{f"dropped_{k}": v for k, v in sorted(self.drops.items())},
             **_percentiles("latency_ms", self.latency_processing),
             **_percentiles("capture_latency_ms", self.latency_capture),

@@ -76,6 +76,7 @@ class ReactionChunk:
     avatar_root: np.ndarray | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     safety_state: str = ""
+    planned: bool = False  # the reactor played a planned motion (ReactionPipeline.play) this chunk
 
 
 class ReactionPipeline:
@@ -112,6 +113,8 @@ class ReactionPipeline:
         self._pending_instruction: tuple[str | None] | None = None
         self.last_seconds: dict[str, float] = dict.fromkeys(STAGES, 0.0)
         self._reference: np.ndarray | None = None
+        self._playback: tuple[np.ndarray, np.ndarray] | None = None  # (T, 22, 3) canonical, (T, 22, 4)
+        self._played = 0
         self._reset_segment()
 
     # --- state
@@ -191,6 +194,40 @@ class ReactionPipeline:
         )
         return result.text or "I cannot tell."
 
+    def play(self, positions: np.ndarray) -> float:
+        """Play a planned motion of the reactor, (T, 22, 3) in the pair's canonical frame, instead of
+        the live reaction from the next step on; returns its length in seconds.
+
+        It goes out through the same retargeting and safety filter as the live reaction (limits,
+        velocity limits, blending in and back out), one chunk per l partner frames, so it is paced
+        by the partner's stream. The live reaction keeps running underneath (its context stays
+        current) and takes over again when the motion ends. Thread-safe (the coordinator's worker
+        calls it).
+        """
+        pos = np.asarray(positions, dtype=np.float64)
+        if pos.ndim != 3 or pos.shape[1:] != (22, 3) or len(pos) < 2 or not np.isfinite(pos).all():
+            raise ValueError(f"a planned motion must be finite (T >= 2, 22, 3) positions, got {pos.shape}")
+        quats = features_to_local_quats(positions_to_features(pos))
+        with self._lock:
+            self._playback, self._played = (pos[1:], quats), 0
+        return (len(pos) - 1) / self.config.buffer.fps
+
+    @property
+    def playing(self) -> bool:
+        return self._playback is not None
+
+    def _take_playback(self, n: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The next n frames of the planned motion (the last one held at its end), or None."""
+        with self._lock:
+            if self._playback is None:
+                return None
+            pos, quats = self._playback
+            idx = np.minimum(np.arange(self._played, self._played + n), len(pos) - 1)
+            self._played += n
+            if self._played >= len(pos):
+                self._playback = None
+            return pos[idx], quats[idx]
+
     # --- the step
 
     def process(self, now: float | None = None) -> list[ReactionChunk]:
@@ -245,8 +282,11 @@ class ReactionPipeline:
         t = time.perf_counter()
         out, self._dec_state = self.engine.decode_step(codes_b[None, None].astype(np.int64), self._dec_state)
         canon_b = features_to_positions(out[0])
-        reactor = self._transform.invert(canon_b[None])[0]
         quats = features_to_local_quats(out[0])
+        planned = self._take_playback(len(frames))
+        if planned is not None:  # a planned motion plays instead (the model's step still ran)
+            canon_b, quats = planned
+        reactor = self._transform.invert(canon_b[None])[0]
         seconds["decode"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -258,6 +298,7 @@ class ReactionPipeline:
             codes_a=codes_a[0, 0],
             codes_b=codes_b,
             seconds=seconds,
+            planned=planned is not None,
         )
         if self.safety is not None:
             target = self.retargeter.robot(quats, reference=self._reference).positions

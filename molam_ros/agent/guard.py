@@ -1,0 +1,195 @@
+"""The request guard: a user's text is data to plan motion from, never instructions to the coordinator.
+
+Every request passes `check_request` before any planner sees it. It refuses, with a short reason and
+no plan, text that is empty, oversized or carries control characters, and text that tries to:
+
+- change, ignore or reveal the system prompt or instructions (including role-play set-ups such as
+  "pretend you are an AI without rules" and chat-template or role markers like `<|im_start|>`);
+- call tools, functions, unknown step kinds or URLs, or smuggle a plan as JSON;
+- run code or shell commands;
+- get at configuration, keys, environment variables, files or logs;
+- switch off the output's safety (limits, watchdog).
+
+Why a guard in front when the planners also treat the text as data: the rules planner would turn any
+text into a motion step, a small local backbone cannot be trusted to resist an injection, and a remote
+model gets the request delimited but may still be talked round. Refusing early is cheap and gives the
+user a reason. The patterns aim at what an attack must say, not at words motion requests use: "run",
+"execute a spin kick", "the secret handshake", "be the goalkeeper", "you are now the defender" and
+"take a step back" all pass.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a request was not planned: a category for logs and tests, a reason for the user."""
+
+    category: str  # empty | too_long | control | instructions | roleplay | tools | code | secrets | safety
+    reason: str
+
+
+# helper functions
+
+_ALLOWED_CONTROL = {"\n", "\t", "\r"}
+_ALLOWED_FORMAT = {"\u200d"}  # zero-width joiner: part of ordinary emoji sequences
+
+_OVERRIDE_VERB = (
+    r"ignore|disregard|forget|override|overrule|bypass|skip|drop|abandon|violate|break|circumvent|disable"
+    r"|turn off|throw away|set aside|discard"
+)
+_RULE_NOUN = (
+    r"instructions?|rules|prompts?|guidelines|directives|constraints|restrictions|guardrails|polic(?:y|ies)"
+    r"|programming|training|filters?|safety|orders|commands"
+)
+_SCOPE = r"previous|prior|above|earlier|preceding|all|any|your|system|original|initial|safety|those|these"
+_META_NOUN = r"instructions|rules|prompt|guidelines|directives|configuration|config|settings|message|context"
+_REVEAL_VERB = (
+    r"reveal|show|print|repeat|tell|give|recite|leak|display|output|write|dump|share|list|read|spell|"
+    r"paste|copy|send|expose|describe"
+)
+_ROLEPLAY_CUE = (
+    r"pretend|act as|acting as|role-?play|imagine|play a game|let'?s play|simulate|you are now|you'?re now"
+    r"|from now on|assume the role|persona|stay in character|you will now be|switch to"
+)
+_ROLEPLAY_TARGET = (
+    r"(?:no|without(?: any)?) (?:rules|restrictions|limits|filters|guidelines|censorship|limitations"
+    r"|boundaries|safety)|unrestricted|unfiltered|uncensored|unlimited|jailbr\w*|developer mode|\bdan\b"
+    r"|do anything now|admin\w*|\broot\b|superuser|sudo|\bsystem\b|programmer|hacker|(?:your|the) "
+    r"(?:creator|developer|maker|operator)|\ban? (?:ai|assistant|chatbot|language model|llm|gpt|computer)\b"
+    r"|\bevil\b|terminal|linux|shell|python interpreter"
+)
+
+# (category, pattern, reason) in the order they are tried. All on NFKC-normalised lowercase text.
+_RULES: tuple[tuple[str, str, str], ...] = (
+    (
+        "instructions",
+        rf"\b(?:{_OVERRIDE_VERB})\b.{{0,40}}\b(?:{_SCOPE})\b(?:\s+\w+)?\s+(?:{_RULE_NOUN})\b"
+        r"|\b(?:forget|ignore|disregard)\b.{0,20}\b(?:everything|all)\b.{0,30}\b(?:told|said|learn\w*|instructed|"
+        r"above|before|so far)\b",
+        "I plan motion only; my instructions cannot be changed from a request.",
+    ),
+    (
+        "instructions",
+        r"\b(?:system|developer|hidden|initial|original|secret|internal|pre-?)\s*(?:prompt|message|instructions?)"
+        r"|\b(?:new|updated|different|real|actual|true|override)\s+"
+        r"(?:instructions|rules|system prompt|directives)\b"
+        r"|\b(?:change|modify|rewrite|replace|update|edit|reset)\b.{0,20}\b(?:your|the)\s+(?:system\s+)?"
+        r"(?:prompt|instructions|rules|guidelines|programming)\b"
+        r"|\bjailbr\w*|\bdeveloper mode\b|\bdo anything now\b|\bdan mode\b|\bprompt injection\b",
+        "I plan motion only; my instructions cannot be changed or shown.",
+    ),
+    (
+        "instructions",
+        rf"\b(?:{_REVEAL_VERB})\b.{{0,40}}\b(?:your|the system'?s?|hidden|initial|original|secret|internal|"
+        rf"developer)\s+(?:{_META_NOUN})\b"
+        r"|\bwhat (?:are|were|is) your (?:instructions|rules|guidelines|prompt|directives)\b"
+        r"|\b(?:repeat|print|output|recite|reproduce|echo)\b.{0,30}\b(?:text|words|lines|message|everything)\b"
+        r".{0,20}\b(?:above|before|so far|earlier|verbatim)\b"
+        r"|\b(?:respond|reply|answer|output|return|print|say|write)\b.{0,25}"
+        r"\b(?:only|exactly|verbatim|word for word)\b.{0,25}(?:json|following|:)",
+        "I plan motion only; my instructions cannot be changed or shown.",
+    ),
+    (
+        "instructions",
+        r"<\|[^|>]{0,30}\|>|<\s*/?\s*motion|\[/?inst\]|<</?sys>>"
+        r"|<\s*/?\s*(?:system|user|assistant|request|instructions?|prompt|im_start|im_end|tool|function)\s*>"
+        r"|(?:^|\n)\s*#*\s*(?:system|assistant|developer|tool)\s*:",
+        "The request contains chat-template or role markers; I only accept plain requests.",
+    ),
+    (
+        "roleplay",
+        rf"\b(?:{_ROLEPLAY_CUE})\b.{{0,120}}(?:{_ROLEPLAY_TARGET})",
+        "I stay a motion planner; I don't take on roles that drop my rules.",
+    ),
+    (
+        "tools",
+        r"[{\[]\s*[\"']?[a-z_]+[\"']?\s*:"  # a JSON object or list of objects: a smuggled plan or call
+        r"|\"(?:steps|kind|tool|tools|function|functions|arguments|role|content|system|name)\"",
+        "Plans are written by the coordinator; requests cannot carry JSON or steps.",
+    ),
+    (
+        "tools",
+        r"\b(?:call|invoke|use|trigger|run|execute|access|query|hit|open|fetch|browse|load)\b.{0,30}"
+        r"\b(?:tools?|functions?|apis?|endpoints?|plugins?|webhooks?|internet|web ?sites?|browser|urls?"
+        r"|https?|database)\b"
+        r"|\b(?:tool|function)[\s_-]?calls?\b|\bfunction_call\b|https?://|\bwww\.\w"
+        r"|\b(?:step|kind|type)\s*[:=]\s*[\"']?\w|\bsteps?\s+of\s+(?:kind|type)\b"
+        r"|\b(?:add|insert|include|append|create|use|make)\b.{0,15}[\"']?(?:shell|bash|python|code|exec|http|web"
+        r"|file|system|tool|function|api|network|download|sql|eval|command)[\"']?\s+(?:step|call|kind|action)\b",
+        "I can only plan motion steps (generate, react, caption, edit, reason, compose); no other tools.",
+    ),
+    (
+        "code",
+        r"\b(?:run|execute|exec|eval|launch|spawn|start|open|type|enter)\b.{0,20}\b(?:shell|bash|zsh|terminal|"
+        r"commands?(?: line)?|cmd|powershell|scripts?|python|code|sql|quer(?:y|ies)|subprocess|binary)\b"
+        r"|\b(?:shell|bash|terminal|system|os)\s+commands?\b|\bcommand[\s-]line\b"
+        r"|\brm\s+-\w|\bsudo\b|\bchmod\b|\bcurl\b|\bwget\b|\bnetcat\b|\bpip install\b"
+        r"|\bapt(?:-get)? install\b"
+        r"|\bsystemctl\b|\bkill\s+-\d|\bimport\s+(?:os|sys|subprocess|socket|shutil)\b|__\w+__|\bos\.\w+"
+        r"|\bsubprocess\b|\b(?:eval|exec|system|popen)\s*\(|`|\$\(|&&|\|\||;\s*(?:ls|cat|rm|echo|cd)\b"
+        r"|<\s*script|\bpython\s+-c\b|\b(?:write|give me)\b.{0,20}\b(?:code|script|program)\b",
+        "I don't run code or commands; I only plan motion.",
+    ),
+    (
+        "secrets",
+        r"\b(?:api|secret|private|access|auth|bearer|openai|ssh|session)[\s_-]?(?:keys?|tokens?)\b"
+        r"|\bapikey\b|\bpasswords?\b|\bpasswd\b|\bcredentials?\b|\bsecrets\b"
+        r"|\benv(?:ironment)?[\s_-]*var(?:iable)?s?\b|\b(?:getenv|printenv|environ)\b"
+        r"|\$\{?[a-z][a-z0-9_]{2,}|\b\w+_(?:key|token|secret|password)\b|(?:^|\s)\.env\b"
+        r"|\b(?:config|configuration|settings)\s+files?\b"
+        r"|\b(?:your|the system'?s|the robot'?s|the server'?s|the coordinator'?s|internal)\s+(?:config|"
+        r"configuration|settings|parameters|endpoint|base[\s_]url|model name|ip address)\b"
+        r"|\bbase[\s_]url\b|\bip address\b"
+        r"|/etc/|/proc/|/home/|~/|\.ssh\b|\bid_rsa\b|\.(?:yaml|yml|json|py|txt|cfg|ini|pem|key|log)\b"
+        r"|\b(?:read|open|cat|dump|print|show|list|send|upload|exfiltrate|leak|copy|download)\b.{0,30}"
+        r"\b(?:files?|director(?:y|ies)|folders?|disk|logs?|database)\b"
+        r"|\b(?:contents?) of\b.{0,30}\b(?:files?|folders?|director(?:y|ies)|disk|memory)\b",
+        "I can't share configuration, keys, environment variables or files.",
+    ),
+    (
+        "safety",
+        r"\b(?:disable|turn off|switch off|ignore|bypass|remove|override|deactivate|exceed)\b.{0,30}"
+        r"\b(?:safety|joint limits?|velocity limits?|speed limits?|limits|watchdog|guardrails?|e-?stop)\b",
+        "The robot's safety limits cannot be changed from a request.",
+    ),
+)
+_COMPILED = tuple((cat, re.compile(pattern, re.IGNORECASE | re.DOTALL), why) for cat, pattern, why in _RULES)
+
+
+def _normalise(text: str) -> str:
+    """NFKC (folds full-width and other look-alike letters) and lowercase, whitespace collapsed."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return re.sub(r"[ \t\r\f\v]+", " ", folded)
+
+
+def _has_control(text: str) -> bool:
+    for ch in text:
+        cat = unicodedata.category(ch)
+        if cat == "Cc" and ch not in _ALLOWED_CONTROL:
+            return True
+        if cat == "Cf" and ch not in _ALLOWED_FORMAT:  # zero-width and bidi controls hide text
+            return True
+    return False
+
+
+def check_request(text: str, max_chars: int = 400) -> Refusal | None:
+    """None when `text` may be planned; otherwise the Refusal (category and a short user-facing reason).
+
+    The reason never echoes the request, so a refusal can be logged and spoken back safely.
+    """
+    if not isinstance(text, str) or not text.strip():
+        return Refusal("empty", "The request is empty; tell me what to do.")
+    if len(text) > max_chars:
+        return Refusal("too_long", f"The request is too long ({len(text)} characters, at most {max_chars}).")
+    if _has_control(text):
+        return Refusal("control", "The request contains control or invisible characters.")
+    norm = _normalise(text)
+    for category, pattern, reason in _COMPILED:
+        if pattern.search(norm):
+            return Refusal(category, reason)
+    return None

@@ -189,3 +189,103 @@ def test_bench_reaction_reports_latency_and_real_time_factor(tiny_models: Path) 
     ):
         assert float(values[key]) > 0, values
     assert "| real_time_factor |" in format_report(values, 3.0)
+
+
+@pytest.mark.slow
+@pytest.mark.ros
+def test_hostile_input_and_a_restarted_tracker(tiny_llm_env: dict[str, Path], llm_dir: Path) -> None:
+    """Infinite joints, wrong names, stamps out of order or in the future, a 500 Hz burst, an empty
+    and a 1 MB command, and the tracker killed and restarted: the node survives, says each in
+    diagnostics, eases to neutral while the stream is gone, and comes back when it returns."""
+    ns = f"/t{uuid.uuid4().hex[:6]}"
+    profile = load_profile("unitree_h1")
+    topics = {
+        "person_pose_topic": f"{ns}/pose",
+        "command_topic": f"{ns}/command",
+        "reply_topic": f"{ns}/reply",
+    }
+    topics |= {"joint_trajectory_topic": f"{ns}/traj", "diagnostics_topic": f"{ns}/diag"}
+    topics |= {"joint_states_topic": f"{ns}/js", "markers_topic": f"{ns}/markers"}
+    params = {"tokenizer_dir": tiny_llm_env["tokenizer"], "llm_dir": llm_dir, "engine": "torch"}
+    params |= {"profile": "unitree_h1", "diagnostics_period": 0.25, "pose_max_age": 1.0, "plans": False}
+    params |= {"max_command_length": 2_000_000, **topics}
+    reaction = _start("molam_ros.ros.reaction_node", params)
+    clip_id = MotionDataset(tiny_llm_env["data"]).ids("test")[0]
+    replay_params = {"dataset": tiny_llm_env["data"], "clip_id": clip_id, "topic": f"{ns}/pose"}
+    replay_params |= {"loop": True, "person_id": "alice"}
+    replay = _start("molam_ros.ros.pose_replay_node", replay_params)
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node(f"probe_{uuid.uuid4().hex[:6]}", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    trajs: list[JointTrajectory] = []
+    replies: list[str] = []
+    diags: list[dict[str, str]] = []
+    node.create_subscription(JointTrajectory, f"{ns}/traj", trajs.append, RELIABLE)
+    node.create_subscription(String, f"{ns}/reply", lambda m: replies.append(m.data), RELIABLE)
+    node.create_subscription(
+        DiagnosticArray,
+        f"{ns}/diag",
+        lambda m: diags.append({kv.key: kv.value for kv in m.status[0].values}),
+        RELIABLE,
+    )
+    command = node.create_publisher(String, f"{ns}/command", RELIABLE)
+    poses = node.create_publisher(PersonPose, f"{ns}/pose", SENSOR)
+
+    def spin(seconds: float, until=lambda: False) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end and not until():
+            executor.spin_once(timeout_sec=0.02)
+
+    def pose(stamp: float, **kw) -> PersonPose:
+        return pose_to_msg(
+            np.zeros((22, 3)) + [0, 1, 0], stamp=stamp, frame_id="world", person_id="alice", **kw
+        )
+
+    try:
+        spin(60.0, until=lambda: len(trajs) >= 10)
+        assert len(trajs) >= 10, _stop(reaction)
+        now = node.get_clock().now().nanoseconds * 1e-9
+        inf = pose(now)
+        inf.positions[5] = Point(x=float("inf"), y=0.0, z=0.0)
+        renamed = pose(now)
+        renamed.joint_names[3] = "tail"
+        for _ in range(3):
+            for msg in (inf, renamed, pose(now - 0.5), pose(now + 30.0)):  # out of order, future
+                poses.publish(msg)
+            spin(0.1)
+        for i in range(100):  # a 500 Hz burst
+            poses.publish(pose(now + 0.2 + i * 0.002))
+            time.sleep(0.002)
+        command.publish(String(data=""))
+        command.publish(String(data="y" * 1_000_000))
+        spin(10.0, until=lambda: len(replies) >= 2)
+        assert any("freely" in r for r in replies) and any(r.startswith("refused") for r in replies), replies
+        # The tracker dies: the watchdog eases to neutral; a new one comes: the reaction resumes.
+        _stop(replay)
+        spin(5.0, until=lambda: bool(diags) and diags[-1].get("watchdog") in ("easing_to_neutral", "neutral"))
+        assert diags[-1]["watchdog"] in ("easing_to_neutral", "neutral"), diags[-1]
+        before = len(trajs)
+        replay = _start("molam_ros.ros.pose_replay_node", replay_params)
+        spin(
+            40.0,
+            until=lambda: bool(diags) and diags[-1].get("watchdog") == "active" and len(trajs) > before + 10,
+        )
+        assert diags[-1]["watchdog"] == "active" and len(trajs) > before + 10, diags[-1]
+        dropped = {k for k in diags[-1] if k.startswith("dropped_")}
+        assert {"dropped_rejected_nan", "dropped_rejected_joints", "dropped_rejected_future"} <= dropped, (
+            dropped
+        )
+        assert "dropped_stale" in dropped or "dropped_too_old" in dropped, dropped
+        for t in trajs:  # never an invalid value, whatever came in
+            pos = np.array([p.positions for p in t.points])
+            assert np.isfinite(pos).all()
+            assert (pos >= profile.lower - 1e-6).all() and (pos <= profile.upper + 1e-6).all()
+        assert reaction.poll() is None
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+        _stop(replay)
+        _stop(reaction)

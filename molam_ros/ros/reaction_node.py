@@ -301,7 +301,7 @@ class ReactionNode(Node):
             # latency on average.
             self._tick()
         else:
-            self._drop(status, self.pipeline.buffer.last_reason)
+            self._drop(status.removeprefix("dropped_"), self.pipeline.buffer.last_reason)
 
     def _on_command(self, msg: String) -> None:
         text = msg.data

@@ -268,15 +268,10 @@ def describe_nodes(bringup_yaml: str | Path, args: Mapping[str, object]) -> list
 
 
 def default_bringup_yaml() -> Path:
-    """The package's bringup.yaml: next to the sources (a checkout or editable install), else in
-    `<prefix>/share/molam_ros/config` of this Python's prefix or of any AMENT_PREFIX_PATH entry."""
-    candidates = [Path(__file__).resolve().parents[1] / "config" / BRINGUP_FILE]
-    prefixes = [sys.prefix, *filter(None, os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep))]
-    candidates += [Path(p) / "share" / PACKAGE / "config" / BRINGUP_FILE for p in prefixes]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(f"no {BRINGUP_FILE} found; looked in {[str(c) for c in candidates]}")
+    """The package's bringup.yaml (the checkout's `config/`, else an install's share directory)."""
+    from molam_ros.paths import config_file
+
+    return config_file(BRINGUP_FILE)
 
 
 # --- running the nodes here ------------------------------------------------------------------

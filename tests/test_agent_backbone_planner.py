@@ -112,7 +112,7 @@ _SMOLLM = cache_root() / "backbones" / "SmolLM2-135M-Instruct"
 @pytest.mark.slow
 @pytest.mark.skipif(not (_SMOLLM / "config.json").is_file(), reason="SmolLM2 not converted into the cache")
 def test_default_smollm2_answers_with_a_plan_or_a_plan_error() -> None:
-    planner = BackbonePlanner(max_new_tokens=200)
+    planner = BackbonePlanner(max_new_tokens=120)
     answer = planner.generate(
         [
             {"role": "system", "content": "Answer with one JSON object."},

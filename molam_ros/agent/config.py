@@ -13,8 +13,6 @@ and the planner reads that variable at call time. Nothing here can print, log or
 
 from __future__ import annotations
 
-import os
-import sys
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +20,6 @@ from typing import Any
 import yaml
 
 CONFIG_FILE = "coordinator.yaml"
-PACKAGE = "molam_ros"
 NODE_NAME = "coordinator"  # the key of the ROS 2 params layout
 PLANNERS = ("rules", "backbone", "openai")
 
@@ -156,15 +153,10 @@ def config_from_dict(data: Any, where: str = "<dict>") -> CoordinatorConfig:
 
 
 def default_config_path() -> Path:
-    """The packaged coordinator.yaml: the checkout's `config/`, else `<prefix>/share/molam_ros/config`
-    of this Python's prefix or of any AMENT_PREFIX_PATH entry (the way bringup.yaml is found)."""
-    candidates = [Path(__file__).resolve().parents[2] / "config" / CONFIG_FILE]
-    prefixes = [sys.prefix, *filter(None, os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep))]
-    candidates += [Path(p) / "share" / PACKAGE / "config" / CONFIG_FILE for p in prefixes]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(f"no {CONFIG_FILE} found; looked in {[str(c) for c in candidates]}")
+    """The packaged coordinator.yaml (the checkout's `config/`, else an install's share directory)."""
+    from molam_ros.paths import config_file
+
+    return config_file(CONFIG_FILE)
 
 
 def load_config(path: str | Path | None = None) -> CoordinatorConfig:

@@ -35,6 +35,7 @@ import numpy as np
 
 from molam_ros.bringup import default_bringup_yaml, describe_nodes
 from molam_ros.paths import cache_root, default_export_dir, default_llm_dir, default_tokenizer_dir
+from molam_ros.ros.bench_reaction import ORDER
 
 DEFAULT_COMMANDS: tuple[tuple[float, str], ...] = ((0.3, "wave at them"), (0.65, "what is he doing?"))
 TOPICS = {
@@ -47,25 +48,8 @@ TOPICS = {
     "diagnostics": "/molam/diagnostics",
     "markers": "/molam/markers",
 }
-SUMMARY_KEYS = (
-    "latency_ms_p50",
-    "latency_ms_p99",
-    "capture_latency_ms_p50",
-    "capture_latency_ms_p99",
-    "real_time_factor",
-    "step_ms",
-    "stage_ms_features",
-    "stage_ms_encode",
-    "stage_ms_llm",
-    "stage_ms_decode",
-    "stage_ms_retarget",
-    "input_rate_hz",
-    "steps",
-    "overruns",
-    "engine",
-    "watchdog",
-    "answers",
-)
+# The bench's figures (latency, real-time factor, stages, ...) and the answers given.
+SUMMARY_KEYS = (*ORDER, "answers")
 
 
 @dataclass

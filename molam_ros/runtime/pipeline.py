@@ -14,7 +14,8 @@ One step, every l frames of the partner (DESIGN.md, "the flow of one reaction"):
 3. Streaming encoder step (the tokenizer engine: torch, onnxruntime or TensorRT) -> a's D codes.
 4. StreamingReactor step (KV cache, bounded context) -> the reactor's D codes.
 5. Streaming decoder step -> the reactor's l frames of features, in the partner's canonical frame,
-   back to world positions; rotations from the features' 6D block.
+   back to world positions; rotations from the features' 6D block. LivePlacement keeps the
+   reactor at a plausible distance from the person and facing them (runtime/placement.py).
 6. Retargeting to the output profile (robot joints within limits, or the avatar's bones), then,
    for robots, the SafetyFilter (no NaN, limits, velocity limits, blending, watchdog).
 
@@ -37,6 +38,7 @@ from molam_ros.llm.streaming import StreamingConfig, StreamingReactor
 from molam_ros.motion.canonical import canonical_transform, facing_angle
 from molam_ros.motion.features import features_to_local_quats, features_to_positions, positions_to_features
 from molam_ros.motion.skeleton import bone_lengths
+from molam_ros.runtime.placement import LivePlacement, PlacementConfig
 from molam_ros.runtime.pose_buffer import PoseBuffer, PoseBufferConfig, PoseFrame
 from molam_ros.runtime.profiles import Profile
 from molam_ros.runtime.retarget import Retargeter
@@ -52,6 +54,7 @@ class PipelineConfig:
     buffer: PoseBufferConfig = PoseBufferConfig()
     streaming: StreamingConfig = StreamingConfig()
     safety: SafetyConfig = SafetyConfig()
+    placement: PlacementConfig | None = PlacementConfig()  # None: the reactor stands where decoded
     instruction: str | None = None  # the reaction's standing instruction ("be friendly")
     step_budget: float = 4.0 / 30.0  # seconds a step may take before it counts as an overrun
 
@@ -108,6 +111,7 @@ class ReactionPipeline:
         self.reactor = StreamingReactor(mlm, self.config.streaming, instruction=self.config.instruction)
         self.retargeter = Retargeter(profile)
         self.safety = SafetyFilter(profile, self.config.safety) if profile.is_robot else None
+        self.placement = LivePlacement(self.config.placement) if self.config.placement is not None else None
         self.stats: dict[str, float] = {"steps": 0, "overruns": 0, "segments": 0}
         self._lock = threading.Lock()  # guards the pose buffer and the pending instruction
         self._pending_instruction: tuple[str | None] | None = None
@@ -127,6 +131,8 @@ class ReactionPipeline:
         self._enc_state = self.engine.init_encoder_state(1)
         self._dec_state = self.engine.init_decoder_state(1)
         self.reactor.reset()
+        if getattr(self, "placement", None) is not None:
+            self.placement.reset()
 
     # --- input
 
@@ -287,6 +293,8 @@ class ReactionPipeline:
         if planned is not None:  # a planned motion plays instead (the model's step still ran)
             canon_b, quats = planned
         reactor = self._transform.invert(canon_b[None])[0]
+        if self.placement is not None:  # distance and facing kept plausible, rate-limited
+            reactor = self.placement.apply(world, reactor)
         seconds["decode"] = time.perf_counter() - t
 
         t = time.perf_counter()

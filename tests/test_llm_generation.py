@@ -17,7 +17,7 @@ import torch
 
 from molam_ros.llm.depth_head import DepthHead, DepthHeadConfig
 from molam_ros.llm.generate import Generator, KVRunner, SamplingConfig, head_motion, token_motion
-from molam_ros.llm.model import CheckpointError, MotionLM, depth_targets, load_motion_lm
+from molam_ros.llm.model import CheckpointError, MotionLM, depth_context, depth_targets, load_motion_lm
 from molam_ros.llm.prompts import IGNORE_INDEX, MotionCodes, Task, build_example, build_prompt
 from molam_ros.llm.streaming import StreamingConfig, StreamingReactor
 from molam_ros.llm.train import preset, train
@@ -87,6 +87,38 @@ def test_depth_targets_are_the_supervised_person_steps(mlm: MotionLM) -> None:
     assert codes2.tolist() == np.stack([a, b], 1).reshape(-1, v.depth).tolist()  # a, b, a, b, ...
     no_loss = torch.full_like(labels, IGNORE_INDEX)
     assert depth_targets(ids, no_loss, v)[2].shape == (0, v.depth)
+
+
+def test_depth_context_is_the_codes_before_the_marker_and_the_persons_previous_step(mlm: MotionLM) -> None:
+    v, K = mlm.vocab, mlm.vocab.codebook_size
+    a, b = _codes(mlm, 3, 1), _codes(mlm, 3, 2)
+    ex = build_example(
+        Task.TEXT_TO_MOTION, tokenizer=mlm.tokenizer, vocab=v, text="hug", answer=MotionCodes(a=a, b=b)
+    )
+    ids, labels = torch.tensor([ex.input_ids]), torch.tensor([ex.labels])
+    bi, pos, _ = depth_targets(ids, labels, v)
+    ctx = depth_context(ids, bi, pos, v).tolist()  # markers a0, b0, a1, b1, a2, b2
+    missing = [K] * v.depth
+    assert ctx[0] == [missing, missing]  # a's first step: nothing before it in the span
+    assert ctx[1] == [a[0].tolist(), missing]  # b0: a0 right before, no earlier b
+    assert ctx[2] == [b[0].tolist(), a[0].tolist()]  # a1: b0 before, a0 its previous step
+    assert ctx[5] == [a[2].tolist(), b[1].tolist()]
+    solo = build_example(
+        Task.TEXT_TO_MOTION, tokenizer=mlm.tokenizer, vocab=v, text="x", answer=MotionCodes(a=a)
+    )
+    ids, labels = torch.tensor([solo.input_ids]), torch.tensor([solo.labels])
+    bi, pos, _ = depth_targets(ids, labels, v)
+    ctx = depth_context(ids, bi, pos, v).tolist()
+    assert ctx[1] == [a[0].tolist(), a[0].tolist()] and ctx[2] == [a[1].tolist(), a[1].tolist()]
+
+
+def test_a_context_head_uses_its_context() -> None:
+    torch.manual_seed(0)
+    head = DepthHead(16, codebook_size=8, depth=3, config=DepthHeadConfig(width=8, layers=1, context=True))
+    h, codes = torch.randn(4, 16), torch.randint(0, 8, (4, 3))
+    ctx = torch.randint(0, 9, (4, 2, 3))
+    assert not torch.allclose(head(h, codes, ctx), head(h, codes, (ctx + 1) % 9))
+    assert torch.allclose(head(h, codes), head(h, codes, torch.full((4, 2, 3), 8)))  # None = all missing
 
 
 # --- training
@@ -205,7 +237,9 @@ def test_head_generation_equals_an_uncached_reference(mlm: MotionLM) -> None:
         for step in range(a.shape[0]):
             seq += [v.ids.person_a, *[v.code_id(d, int(k)) for d, k in enumerate(a[step])], v.ids.person_b]
             hidden = mlm.decoder(input_ids=torch.tensor([seq])).last_hidden_state[0, -1:]
-            codes = mlm.head.sample(hidden)[0].tolist()
+            # The context as training reads it from the token sequence (model.depth_context).
+            context = depth_context(torch.tensor([seq]), torch.tensor([0]), torch.tensor([len(seq) - 1]), v)
+            codes = mlm.head.sample(hidden, context=context)[0].tolist()
             ref.append(codes)
             seq += [v.code_id(d, k) for d, k in enumerate(codes)]
     assert b.tolist() == ref

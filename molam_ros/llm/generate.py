@@ -28,7 +28,7 @@ import torch
 from transformers import LogitsProcessorList
 
 from molam_ros.llm.constraints import MotionSpanConstraint
-from molam_ros.llm.depth_head import sample_logits
+from molam_ros.llm.depth_head import context_row, sample_logits
 from molam_ros.llm.model import MotionLM
 from molam_ros.llm.prompts import MotionCodes, Prompt, PromptConfig, Task, Turn, build_prompt
 from molam_ros.llm.vocab import MotionSequenceError, as_codes, find_spans
@@ -205,9 +205,21 @@ def head_motion(
                 # The hidden state before the marker decides whether there is another step at all.
                 if not _continue_or_end(mlm, runner, hidden[-2], marker, step, sampling, gen):
                     return _stack(out, persons)
+            # Context codes (depth_head.py): the codes right before this marker, and this person's
+            # previous step.
+            if i > 0:
+                before = out[persons[i - 1]][step]
+            else:
+                before = out[persons[-1]][step - 1] if step > 0 else None
+            previous = out[p][step - 1] if step > 0 else None
+            context = context_row(before, previous, mlm.vocab.depth, mlm.vocab.codebook_size)
             codes = (
                 mlm.head.sample(
-                    hidden[-1:], temperature=sampling.temperature, top_k=sampling.top_k, generator=gen
+                    hidden[-1:],
+                    context=context.to(hidden.device),
+                    temperature=sampling.temperature,
+                    top_k=sampling.top_k,
+                    generator=gen,
                 )[0]
                 .cpu()
                 .numpy()

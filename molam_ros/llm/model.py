@@ -78,6 +78,42 @@ def depth_targets(
     return b, t, stacked
 
 
+def _codes_at(
+    input_ids: torch.Tensor, b: torch.Tensor, start: torch.Tensor, vocab: MotionVocab
+) -> torch.Tensor:
+    """(N, D) codes of the tokens start..start+D-1 of rows b, K where a token is not the code of
+    its depth (or lies outside the sequence)."""
+    ids = vocab._require_ids()
+    K, D = vocab.codebook_size, vocab.depth
+    T = input_ids.shape[1]
+    pos = start[:, None] + torch.arange(D, device=start.device)  # (N, D)
+    inside = (pos >= 0) & (pos < T)
+    tok = input_ids[b[:, None], pos.clamp(0, T - 1)]
+    code = tok - ids.code_base - torch.arange(D, device=start.device) * K
+    ok = inside & (code >= 0) & (code < K)
+    return torch.where(ok.all(dim=1, keepdim=True), code, torch.full_like(code, K))
+
+
+def depth_context(
+    input_ids: torch.Tensor, b: torch.Tensor, t: torch.Tensor, vocab: MotionVocab
+) -> torch.Tensor:
+    """(N, 2, D) context codes of the person-steps whose markers are at (b, t) (depth_head.py):
+    slot 0 the D codes right before the marker, slot 1 the same person's previous step (the nearest
+    earlier marker of the same person, one or two person-steps back); K where missing. The
+    generation paths build the same from the codes they keep (streaming.py, generate.py)."""
+    D = vocab.depth
+    T = input_ids.shape[1]
+    before = _codes_at(input_ids, b, t - D, vocab)
+    marker = input_ids[b, t]
+    previous = torch.full_like(before, vocab.codebook_size)
+    for back in (2, 1):  # two person-steps back (two people), overridden by one back (one person)
+        m = t - back * (D + 1)
+        same = (m >= 0) & (input_ids[b, m.clamp(0, T - 1)] == marker)
+        codes = _codes_at(input_ids, b, m + 1, vocab)
+        previous = torch.where(same[:, None], codes, previous)
+    return torch.stack([before, previous], dim=1)
+
+
 class MotionLM(torch.nn.Module):
     """Backbone + depth head + the vocabulary and tokenizer they were trained with."""
 
@@ -151,7 +187,8 @@ class MotionLM(torch.nn.Module):
         lm_loss = torch.nn.functional.cross_entropy(logits.float(), shift[keep])
         b, t, codes = depth_targets(input_ids, labels, self.vocab)
         if codes.shape[0]:
-            depth_loss = self.head.loss(hidden[b, t], codes.to(hidden.device))
+            context = depth_context(input_ids, b, t, self.vocab) if self.head.config.context else None
+            depth_loss = self.head.loss(hidden[b, t], codes.to(hidden.device), context)
         else:
             depth_loss = hidden.new_zeros(())
         loss = lm_loss + self.head.config.loss_weight * depth_loss

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from molam_ros.llm.depth_head import context_row
 from molam_ros.llm.generate import KVRunner, SamplingConfig, _code_tokens
 from molam_ros.llm.model import MotionLM
 from molam_ros.llm.prompts import PromptConfig, reaction_prompt_ids
@@ -155,8 +156,15 @@ class StreamingReactor:
             self.runner.feed(feed + _code_tokens(self.mlm, b))
         elif self.config.method == "head":
             hidden = self.runner.feed(feed)[-1:]
+            # Context codes: person a's, right before the marker, and the reactor's previous step.
+            previous = self.history[-1][1] if self.history else None
+            context = context_row(a, previous, v.depth, v.codebook_size).to(hidden.device)
             sample = self.mlm.head.sample(
-                hidden, temperature=self.config.temperature, top_k=self.config.top_k, generator=self.gen
+                hidden,
+                context=context,
+                temperature=self.config.temperature,
+                top_k=self.config.top_k,
+                generator=self.gen,
             )
             b = sample[0].cpu().numpy()
             self.pending = _code_tokens(self.mlm, b)

@@ -100,14 +100,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         "lr": 3e-3,
         "examples": ExampleConfig(max_steps=8),
         "lora": LoraSettings(rank=4, alpha=8),
-        "head": DepthHeadConfig(width=32, layers=1),
+        "head": DepthHeadConfig(width=32, layers=1, context=True),
     },
     "small": {
         "steps": 600,
         "batch_size": 4,
         "examples": ExampleConfig(max_steps=24, task_weights=CPU_TASK_WEIGHTS),
         "lora": LoraSettings(rank=16, alpha=32),
-        "head": DepthHeadConfig(width=256, layers=2),
+        "head": DepthHeadConfig(width=256, layers=2, context=True),
     },
     "base": {
         "steps": 6000,
@@ -116,7 +116,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "checkpoint_every": 1000,
         "examples": ExampleConfig(max_steps=48),
         "lora": LoraSettings(rank=32, alpha=64),
-        "head": DepthHeadConfig(width=512, layers=3),
+        "head": DepthHeadConfig(width=512, layers=3, context=True),
     },
 }
 

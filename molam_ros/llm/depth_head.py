@@ -23,7 +23,10 @@ learnt to carry the previous codes to the marker, which 200 CPU steps did not re
 stayed at the unigram level). So the head may also take two sets of codes directly, by position
 in the token sequence: slot 0, the D codes right before the marker (the other person's latest
 step, or the same person's previous one in a one-person span), and slot 1, the same person's
-previous step; each missing one (the first steps of a span) is the extra index K.
+previous step; each missing one (the first steps of a span) is the extra index K. Besides
+their embeddings (which must see each code many times to learn what it means), a learned copy
+logit per slot and depth is added to the context code's own logit: one number per depth learns
+"the code tends to stay" from every example at once.
 """
 
 from __future__ import annotations
@@ -92,6 +95,7 @@ class DepthHead(nn.Module):
         )
         ctx_offsets = torch.arange(CONTEXT_SLOTS * depth).view(CONTEXT_SLOTS, depth) * (codebook_size + 1)
         self.register_buffer("_ctx_offsets", ctx_offsets, persistent=False)
+        self.copy_logit = nn.Parameter(torch.zeros(CONTEXT_SLOTS, depth)) if config.context else None
 
     def forward(
         self, hidden: torch.Tensor, codes: torch.Tensor, context: torch.Tensor | None = None
@@ -113,7 +117,12 @@ class DepthHead(nn.Module):
         for block in self.blocks:
             x = block(x)
         x = self.norm(x)
-        return torch.einsum("ndw,dwk->ndk", x, self.out_w) + self.out_b
+        logits = torch.einsum("ndw,dwk->ndk", x, self.out_w) + self.out_b
+        if self.copy_logit is not None and context is not None:
+            # + copy_logit[slot, d] on the logit of each present context code (K = missing: dropped).
+            onehot = nn.functional.one_hot(context.long(), self.K + 1)[..., : self.K].to(logits.dtype)
+            logits = logits + torch.einsum("nsdk,sd->ndk", onehot, self.copy_logit.to(logits.dtype))
+        return logits
 
     def loss(
         self, hidden: torch.Tensor, codes: torch.Tensor, context: torch.Tensor | None = None

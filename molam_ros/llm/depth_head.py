@@ -25,8 +25,8 @@ in the token sequence: slot 0, the D codes right before the marker (the other pe
 step, or the same person's previous one in a one-person span), and slot 1, the same person's
 previous step; each missing one (the first steps of a span) is the extra index K. Besides
 their embeddings (which must see each code many times to learn what it means), a learned copy
-logit per slot and depth is added to the context code's own logit: one number per depth learns
-"the code tends to stay" from every example at once.
+logit per slot and depth is added to the context code's own logit, starting from a prior that the
+person's own code stays (COPY_PRIOR).
 """
 
 from __future__ import annotations
@@ -38,6 +38,10 @@ import torch
 from torch import nn
 
 CONTEXT_SLOTS = 2  # the codes right before the marker, the same person's previous step
+# Initial copy logit of a person's previous code. Against an otherwise flat distribution over K = 512
+# codes, the repeat rates measured on the generator's data (73, 51, 35, 25 % for depths 0-3) are met
+# by boosts of ln(p (K - 1) / (1 - p)) = 7.2, 6.3, 5.6, 5.1; 5 is a conservative start for all.
+COPY_PRIOR = 5.0
 
 
 def context_row(before: Any, previous: Any, depth: int, codebook_size: int) -> torch.Tensor:
@@ -95,7 +99,14 @@ class DepthHead(nn.Module):
         )
         ctx_offsets = torch.arange(CONTEXT_SLOTS * depth).view(CONTEXT_SLOTS, depth) * (codebook_size + 1)
         self.register_buffer("_ctx_offsets", ctx_offsets, persistent=False)
-        self.copy_logit = nn.Parameter(torch.zeros(CONTEXT_SLOTS, depth)) if config.context else None
+        self.copy_logit = None
+        if config.context:
+            # Start from "the person's own code stays": +COPY_PRIOR on the logit of its previous code.
+            # The step's learning rate moves a scalar by about lr per step, so starting at 0 it would
+            # take thousands of steps to reach what the data says (module docstring).
+            prior = torch.zeros(CONTEXT_SLOTS, depth)
+            prior[1] = COPY_PRIOR
+            self.copy_logit = nn.Parameter(prior)
 
     def forward(
         self, hidden: torch.Tensor, codes: torch.Tensor, context: torch.Tensor | None = None

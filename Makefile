@@ -43,7 +43,7 @@ bench: setup
 	$(VENV)/bin/molam bench tokenizer --checkpoint $(CACHE)/tokenizer/small --export $(CACHE)/export/small
 
 # The default motion-language model on the default tokenizer's data (after `make tokenizer`): stage 2,
-# stage 3, then the quality table on held-out clips. About 14 s per stage 2 step on this 2-core CPU.
+# stage 3, then the quality table on held-out clips. About 10-14 s per stage 2 step on this 2-core CPU.
 LLM_STEPS2 ?= 200
 LLM_STEPS3 ?= 60
 llm: setup

@@ -286,8 +286,11 @@ def _check_modules(specs: Sequence[NodeSpec]) -> None:
         )
 
 
-def _stop(
-    procs: Mapping[str, subprocess.Popen], sig: int, timeout: float, say: Callable[[str], None]
+def stop_processes(
+    procs: Mapping[str, subprocess.Popen],
+    sig: int = signal.SIGINT,
+    timeout: float = 10.0,
+    say: Callable[[str], None] = lambda _line: None,
 ) -> None:
     """Ask every live process to stop with `sig`, then escalate (SIGTERM, then SIGKILL), as launch does."""
     for step in dict.fromkeys((sig, signal.SIGTERM, signal.SIGKILL)):
@@ -339,11 +342,11 @@ def run_nodes(
                 return max((abs(p.returncode) for p in procs.values()), default=0)
             time.sleep(0.1)
         say(f"{signal.Signals(received[0]).name}: stopping {', '.join(procs)}")
-        _stop(procs, received[0], stop_timeout, say)
+        stop_processes(procs, received[0], stop_timeout, say)
         clean = {0, -signal.SIGINT, -signal.SIGTERM}
         return 0 if all(p.returncode in clean for p in procs.values()) else 1
     finally:
-        _stop(procs, signal.SIGTERM, stop_timeout, say)  # only if something is still alive
+        stop_processes(procs, signal.SIGTERM, stop_timeout, say)  # only if something is still alive
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 

@@ -65,6 +65,27 @@ def _stop(proc: subprocess.Popen) -> str:
     return proc.stdout.read() if proc.stdout else ""
 
 
+class _Probe:
+    """This test's own ROS context and node, with a spin that can wait for a condition."""
+
+    def __init__(self) -> None:
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node(f"probe_{uuid.uuid4().hex[:6]}", context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+
+    def spin(self, seconds: float, until=lambda: False) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end and not until():
+            self.executor.spin_once(timeout_sec=0.02)
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.shutdown(context=self.context)
+
+
 @pytest.mark.slow
 @pytest.mark.ros
 def test_replay_to_reaction_over_dds(tiny_llm_env: dict[str, Path], llm_dir: Path) -> None:
@@ -99,11 +120,8 @@ def test_replay_to_reaction_over_dds(tiny_llm_env: dict[str, Path], llm_dir: Pat
             "person_id": "alice",
         },
     )
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    node = rclpy.create_node(f"probe_{uuid.uuid4().hex[:6]}", context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
+    probe = _Probe()
+    node, spin = probe.node, probe.spin
     trajs: list[JointTrajectory] = []
     replies: list[str] = []
     diags: list[DiagnosticArray] = []
@@ -112,11 +130,6 @@ def test_replay_to_reaction_over_dds(tiny_llm_env: dict[str, Path], llm_dir: Pat
     node.create_subscription(DiagnosticArray, f"{ns}/diag", diags.append, RELIABLE)
     command = node.create_publisher(String, f"{ns}/command", RELIABLE)
     garbage = node.create_publisher(PersonPose, f"{ns}/pose", SENSOR)
-
-    def spin(seconds: float, until=lambda: False) -> None:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end and not until():
-            executor.spin_once(timeout_sec=0.02)
 
     try:
         spin(60.0, until=lambda: len(trajs) >= 10)  # model loading in the node takes a few seconds
@@ -159,9 +172,7 @@ def test_replay_to_reaction_over_dds(tiny_llm_env: dict[str, Path], llm_dir: Pat
         assert {"dropped_rejected_nan", "dropped_rejected_joints", "dropped_too_old"} <= dropped, values
         assert reaction.poll() is None  # still running after all of it
     finally:
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.shutdown(context=context)
+        probe.close()
         _stop(replay)
         log = _stop(reaction)
     assert "reacting as unitree_h1" in log
@@ -214,11 +225,8 @@ def test_hostile_input_and_a_restarted_tracker(tiny_llm_env: dict[str, Path], ll
     replay_params = {"dataset": tiny_llm_env["data"], "clip_id": clip_id, "topic": f"{ns}/pose"}
     replay_params |= {"loop": True, "person_id": "alice"}
     replay = _start("molam_ros.ros.pose_replay_node", replay_params)
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    node = rclpy.create_node(f"probe_{uuid.uuid4().hex[:6]}", context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
+    probe = _Probe()
+    node, spin = probe.node, probe.spin
     trajs: list[JointTrajectory] = []
     replies: list[str] = []
     diags: list[dict[str, str]] = []
@@ -232,11 +240,6 @@ def test_hostile_input_and_a_restarted_tracker(tiny_llm_env: dict[str, Path], ll
     )
     command = node.create_publisher(String, f"{ns}/command", RELIABLE)
     poses = node.create_publisher(PersonPose, f"{ns}/pose", SENSOR)
-
-    def spin(seconds: float, until=lambda: False) -> None:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end and not until():
-            executor.spin_once(timeout_sec=0.02)
 
     def pose(stamp: float, **kw) -> PersonPose:
         return pose_to_msg(
@@ -284,8 +287,6 @@ def test_hostile_input_and_a_restarted_tracker(tiny_llm_env: dict[str, Path], ll
             assert (pos >= profile.lower - 1e-6).all() and (pos <= profile.upper + 1e-6).all()
         assert reaction.poll() is None
     finally:
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.shutdown(context=context)
+        probe.close()
         _stop(replay)
         _stop(reaction)

@@ -22,7 +22,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from molam_ros.bringup import default_bringup_yaml, describe_nodes
+from molam_ros.bringup import default_bringup_yaml, describe_nodes, stop_processes
 
 ORDER = (
     "latency_ms_p50",
@@ -85,14 +85,7 @@ def run_bench(args: Mapping[str, object], seconds: float, *, warmup: float = 60.
         executor.shutdown()
         node.destroy_node()
         rclpy.shutdown(context=context)
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_processes({str(i): p for i, p in enumerate(procs)}, signal.SIGTERM)
     if not reports:
         raise RuntimeError("no diagnostics were received from the reaction node")
     return reports[-1]

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from molam_ros.bringup import default_bringup_yaml, describe_nodes
+from molam_ros.bringup import default_bringup_yaml, describe_nodes, stop_processes
 from molam_ros.paths import cache_root, default_export_dir, default_llm_dir, default_tokenizer_dir
 from molam_ros.ros.bench_reaction import ORDER
 
@@ -168,18 +168,6 @@ def pick_clip(data: Path, clip_id: str = "", interaction: str = "handshake") -> 
 # --- the live run -----------------------------------------------------------------------------
 
 
-def _stop(procs: list[subprocess.Popen], sig: int = signal.SIGINT, timeout: float = 15.0) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(sig)
-    for p in procs:
-        try:
-            p.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-
-
 @dataclass
 class LiveRun:
     bag: Path
@@ -287,10 +275,10 @@ def run_live(config: DemoConfig, clip_id: str, data: Path, duration: float) -> L
         while len(run.replies) < len(run.said) and time.monotonic() < end:
             executor.spin_once(timeout_sec=0.05)
         run.seconds = time.monotonic() - t0[0]
-        _stop(procs)
-        _stop([recorder])
+        stop_processes({str(i): p for i, p in enumerate(procs)})
+        stop_processes({"recorder": recorder}, timeout=15.0)
     finally:
-        _stop(procs, signal.SIGTERM)
+        stop_processes({str(i): p for i, p in enumerate(procs)}, signal.SIGTERM)
         executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown(context=context)
@@ -352,9 +340,10 @@ def read_recording(bag: Path) -> Recording:
     from trajectory_msgs.msg import JointTrajectory
 
     from molam_ros.ros.convert import stamp_seconds
-    from molam_ros.ros.record import read_messages, read_raw_topic
+    from molam_ros.ros.record import message_counts, read_messages, read_raw_topic
 
-    counts = {name: sum(1 for _ in read_raw_topic(bag, topic)) for name, topic in TOPICS.items()}
+    in_bag = message_counts(bag)
+    counts = {name: in_bag.get(topic, 0) for name, topic in TOPICS.items()}
     ps, person = _poses(bag, TOPICS["person"])
     rs, reactor = _poses(bag, TOPICS["reactor"])
     fs, reference = _poses(bag, TOPICS["reference"])

@@ -243,6 +243,22 @@ def read_raw_topic(path: str | Path, topic: str) -> Iterator[tuple[int, bytes]]:
                 yield message.log_time, bytes(message.data)
 
 
+def message_counts(path: str | Path) -> dict[str, int]:
+    """Messages per topic, from the bags' summary sections (no message is read)."""
+    from mcap.reader import make_reader
+
+    counts: dict[str, int] = {}
+    for file in _mcap_files(Path(path)):
+        with file.open("rb") as f:
+            summary = make_reader(f).get_summary()
+        if summary is None or summary.statistics is None:
+            continue
+        for channel_id, n in summary.statistics.channel_message_counts.items():
+            topic = summary.channels[channel_id].topic
+            counts[topic] = counts.get(topic, 0) + n
+    return counts
+
+
 def read_messages(
     path: str | Path, msg_class: type, topic: str | None = None
 ) -> tuple[str, list[tuple[int, object]]]:

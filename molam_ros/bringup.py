@@ -330,7 +330,9 @@ def run_nodes(
     try:
         for spec in specs:
             cmd = spec.command(python)
-            procs[spec.name] = subprocess.Popen(cmd, env=env, process_group=0)
+            # A session of its own (setsid): its own process group, as `process_group=0` gives from
+            # Python 3.11, but also on Humble's Python 3.10.
+            procs[spec.name] = subprocess.Popen(cmd, env=env, start_new_session=True)
             say(f"started {spec.name} (pid {procs[spec.name].pid}): {shlex.join(cmd)}")
         reported: set[str] = set()
         while not received:

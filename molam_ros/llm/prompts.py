@@ -43,7 +43,11 @@ DEFAULT_SYSTEM = (
 )
 
 
-class Task(enum.StrEnum):
+class Task(str, enum.Enum):
+    # What enum.StrEnum is, spelled for Python 3.10 (ROS 2 Humble's): str() and format() give the value.
+    __str__ = str.__str__
+    __format__ = str.__format__
+
     TEXT_TO_MOTION = "text_to_motion"
     MOTION_TO_TEXT = "motion_to_text"
     REACTION = "reaction"

@@ -39,26 +39,28 @@ def run_node(
 
     threads > 1 spins a MultiThreadedExecutor, for nodes whose callback groups may run at once.
     """
+    # Not `with rclpy.init(...)`: init returns a context manager only from rclpy 8 (Kilted,
+    # ros2/rclpy#1298); on Humble and Jazzy it returns None and every node died at start-up.
+    rclpy.init(args=args)
     try:
-        with rclpy.init(args=args):
-            try:
-                node = make()
-            except STARTUP_ERRORS as e:
-                rclpy.logging.get_logger(name).fatal(str(e))
-                sys.exit(2)
-            executor = (
-                SingleThreadedExecutor() if threads <= 1 else MultiThreadedExecutor(num_threads=threads)
-            )
-            executor.add_node(node)
-            try:
-                while rclpy.ok() and not (done is not None and done(node)):
-                    executor.spin_once(timeout_sec=0.1)
-            except RuntimeError:
-                # A signal shuts the context down asynchronously; landing while the executor builds
-                # its wait set, that raises RCLError rather than ExternalShutdownException (a known
-                # rclpy race, ros2/rclpy#398). Only with the context down is it a normal stop.
-                if rclpy.ok():
-                    raise
-            node.destroy_node()
+        try:
+            node = make()
+        except STARTUP_ERRORS as e:
+            rclpy.logging.get_logger(name).fatal(str(e))
+            sys.exit(2)
+        executor = SingleThreadedExecutor() if threads <= 1 else MultiThreadedExecutor(num_threads=threads)
+        executor.add_node(node)
+        try:
+            while rclpy.ok() and not (done is not None and done(node)):
+                executor.spin_once(timeout_sec=0.1)
+        except RuntimeError:
+            # A signal shuts the context down asynchronously; landing while the executor builds
+            # its wait set, that raises RCLError rather than ExternalShutdownException (a known
+            # rclpy race, ros2/rclpy#398). Only with the context down is it a normal stop.
+            if rclpy.ok():
+                raise
+        node.destroy_node()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    finally:
+        rclpy.try_shutdown()  # what leaving the context manager did; a no-op after a signal's shutdown

@@ -13,6 +13,7 @@ nodes as plain processes where launch is not installed. So the two cannot drift 
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from ament_index_python.packages import get_package_share_directory
@@ -20,7 +21,7 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.launch_description import LaunchDescription
 from launch_ros.actions import Node
 
-from molam_ros.bringup import NodeSpec, describe_nodes, load_arguments
+from molam_ros.bringup import NodeSpec, describe_nodes, load_arguments, overrides_params_yaml
 
 
 def bringup_yaml() -> Path:
@@ -28,11 +29,23 @@ def bringup_yaml() -> Path:
     return Path(get_package_share_directory("molam_ros")) / "config" / "bringup.yaml"
 
 
+def overrides_file(spec: NodeSpec) -> str:
+    """The argument overrides as a params file keyed `/**` (what `molam bringup`'s `-p` gives rcl).
+
+    Not a dict: launch_ros keys a dict by the node's full name, and rcl orders a node's params by
+    the key each first appears under, so a user's `/**` params_file would then lose to the defaults.
+    """
+    with tempfile.NamedTemporaryFile("w", prefix=f"molam_{spec.name}_", suffix=".yaml", delete=False) as f:
+        f.write(overrides_params_yaml(spec.parameters))
+    return f.name
+
+
 def node_action(spec: NodeSpec, node_class: type = Node) -> Node:
-    """A launch_ros Node for one NodeSpec: params files first, then the argument overrides."""
+    """A launch_ros Node for one NodeSpec: its params files, the argument overrides, params_file last."""
     parameters: list = list(spec.params_files)
     if spec.parameters:
-        parameters.append(dict(spec.parameters))
+        parameters.append(overrides_file(spec))
+    parameters += spec.last_params_files
     return node_class(
         package=spec.package,
         executable=spec.executable,

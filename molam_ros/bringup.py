@@ -16,11 +16,11 @@ The schema of bringup.yaml (config/README.md has the full description):
     arguments:                       # launch arguments = `molam bringup` options
       NAME: {default: VALUE, type: str|bool|int|float, description: TEXT, choices: [..]}
     nodes:
-      - name: NODE_NAME              # also the key of its params file (`NODE_NAME: ros__parameters:`)
+      - name: NODE_NAME
         package: molam_ros           # for launch_ros / ros2 run
         executable: CONSOLE_SCRIPT   # for launch_ros / ros2 run
         module: molam_ros.ros.X      # for `python -m` here
-        namespace: ""                # optional
+        namespace: ""                # optional; "$(arg NAME)" allowed; made absolute (robot1 -> /robot1)
         when: {ARG: VALUE, ...}      # optional: runs only if every ARG has this value
         params_files: [FILE, ...]    # relative to bringup.yaml's directory
         parameters: {KEY: VALUE}     # applied after the files; "$(arg NAME)" takes an argument
@@ -28,7 +28,17 @@ The schema of bringup.yaml (config/README.md has the full description):
 
 A parameter whose value works out to an empty string is left out, so the value in the params file
 stands: arguments only override what they are given. The `params_file` argument, when set, is
-applied to every node after its own files (use node names or `/**` as its keys).
+applied to every node last, after its own files and after the argument overrides, so a value in it
+always wins.
+
+Why the shipped params files are keyed `/**:` and not by node name: rcl merges every params file
+and `-p` of a node into one table with one entry per key, kept in the order each key first appears,
+and rclpy applies the entries that match the node in that order. `-p` values (and launch's
+overrides) are keyed `/**`. With the node's own file keyed `/**` too, the argument overrides land in
+that first entry after the file's values, and the user's params_file comes later whatever keys it
+uses (`/**`, `NODE_NAME`, `/**/NODE_NAME`, `/NS/NODE_NAME`); with a node-name key, a user file keyed
+the same way would merge into the first entry and lose to the overrides. `/**` also keeps a node's
+own file applying under a namespace, where a bare `NODE_NAME:` key matches only `/NODE_NAME`.
 
 This module never imports rclpy or launch: it reads YAML and starts processes.
 """
@@ -116,6 +126,8 @@ class NodeSpec:
     params_files: tuple[str, ...] = ()
     parameters: dict[str, Any] = dataclasses.field(default_factory=dict)
     remappings: tuple[tuple[str, str], ...] = ()
+    # Applied after `parameters`: the user's params_file, which must win over the argument defaults.
+    last_params_files: tuple[str, ...] = ()
 
     def ros_args(self) -> list[str]:
         """The `--ros-args ...` tail that gives the node its name, parameters and remappings."""
@@ -126,6 +138,8 @@ class NodeSpec:
             out += ["--params-file", path]
         for key, value in self.parameters.items():  # after the files: later values win
             out += ["-p", f"{key}:={_param_text(value)}"]
+        for path in self.last_params_files:  # last of all (the module docstring says why this works)
+            out += ["--params-file", path]
         for src, dst in self.remappings:
             out += ["-r", f"{src}:={dst}"]
         return out
@@ -215,7 +229,8 @@ def describe_nodes(bringup_yaml: str | Path, args: Mapping[str, object]) -> list
 
     args: argument name -> value (launch's strings such as "true", or Python values); arguments
     left out take their defaults, unknown ones are refused. Nodes whose `when` is not met are left
-    out. Params files are returned as absolute paths and must exist.
+    out. Params files are returned as absolute paths and must exist. Arguments that enable no node
+    at all (`reaction:=false` without `replay:=true`) are an error, not a silent empty launch.
     """
     path, data = _load(bringup_yaml)
     declared = load_arguments(path)
@@ -241,8 +256,6 @@ def describe_nodes(bringup_yaml: str | Path, args: Mapping[str, object]) -> list
             if not full.is_file():
                 raise FileNotFoundError(f"{where}: params file {full} does not exist")
             files.append(str(full))
-        if extra_params:
-            files.append(str(Path(extra_params).resolve()))
         params = {}
         for key, value in (node.get("parameters") or {}).items():
             value = _substitute(value, values, f"{where}, parameter {key!r}")
@@ -258,13 +271,57 @@ def describe_nodes(bringup_yaml: str | Path, args: Mapping[str, object]) -> list
                 package=node["package"],
                 executable=node["executable"],
                 module=node["module"],
-                namespace=str(node.get("namespace") or ""),
+                namespace=absolute_namespace(
+                    str(_substitute(node.get("namespace") or "", values, where)), f"{where}: namespace"
+                ),
                 params_files=tuple(files),
                 parameters=params,
                 remappings=remaps,
+                last_params_files=(str(Path(extra_params).resolve()),) if extra_params else (),
             )
         )
+    if not specs and data.get("nodes"):
+        raise ValueError(_nothing_enabled(path, data["nodes"], values))
     return specs
+
+
+_NAMESPACE_TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def absolute_namespace(namespace: str, where: str = "namespace") -> str:
+    """`robot1`, `/robot1/` -> `/robot1`; "" stays "". rcl refuses a relative `__ns:=` ("Couldn't parse
+    remap rule") while launch makes it absolute itself, so both paths get the absolute form."""
+    parts = [p for p in namespace.strip().split("/") if p]
+    if not parts:
+        return ""
+    bad = [p for p in parts if not _NAMESPACE_TOKEN.fullmatch(p)]
+    if bad:
+        raise ValueError(
+            f"{where}: {namespace!r} is not a valid ROS namespace ({bad[0]!r}: letters, digits and "
+            "underscores, not starting with a digit)"
+        )
+    return "/" + "/".join(parts)
+
+
+def overrides_params_yaml(parameters: Mapping[str, Any]) -> str:
+    """`parameters` as a params file keyed `/**`, what `-p` gives rcl. The launch file passes the
+    argument overrides this way: a dict given to launch_ros is keyed by the node's full name, which
+    would put it after a user's `/**` params_file and let the defaults win over it."""
+    return yaml.safe_dump({"/**": {"ros__parameters": dict(parameters)}}, default_flow_style=False)
+
+
+def _nothing_enabled(path: Path, nodes: Sequence[Mapping[str, Any]], values: Mapping[str, Any]) -> str:
+    needs = [
+        f"{node.get('name')} needs "
+        + " ".join(f"{k}:={_launch_string(v)}" for k, v in (node.get("when") or {}).items())
+        for node in nodes
+    ]
+    keys = dict.fromkeys(k for node in nodes for k in (node.get("when") or {}))
+    given = " ".join(f"{k}:={_launch_string(values[k])}" for k in keys)
+    return (
+        f"no node is enabled by {path} with {given or 'these arguments'}, so nothing would start; "
+        + "; ".join(needs)
+    )
 
 
 def default_bringup_yaml() -> Path:
@@ -418,9 +475,6 @@ def run_command(args: argparse.Namespace) -> int:
         values[name] = value
     values.update({k[4:]: v for k, v in vars(args).items() if k.startswith("arg_") and v is not None})
     specs = describe_nodes(config, values)
-    if not specs:
-        print(f"[bringup] no node is enabled by {config} with these arguments", flush=True)
-        return 1
     if args.dry_run:
         for spec in specs:
             print(f"{spec.name}: {shlex.join(spec.command())}")

@@ -114,17 +114,19 @@ def test_schema(tmp_path: Path) -> None:
         executable="a_exe",
         module="p.a",
         namespace="/robot",
-        params_files=(str(tmp_path / "a.yaml"), str(tmp_path / "extra.yaml")),
+        params_files=(str(tmp_path / "a.yaml"),),
         parameters={"rate": 2.5, "label": "h1_arm", "fixed": [1, 2]},
         remappings=(("/joint_states", "/h1/joint_states"),),
+        last_params_files=(str(tmp_path / "extra.yaml"),),
     )
-    assert b.params_files == (str(tmp_path / "extra.yaml"),)  # the extra file goes to every node
+    assert b.last_params_files == (str(tmp_path / "extra.yaml"),)  # the extra file goes to every node
     assert parse_ros_args(a.ros_args()) == {
         "name": "a",
         "namespace": "/robot",
         "params_files": list(a.params_files),
         "parameters": a.parameters,
         "remappings": list(a.remappings),
+        "last_params_files": list(a.last_params_files),  # after the -p overrides
     }
 
     def broken(change: dict) -> Path:
@@ -153,8 +155,9 @@ def test_every_node_has_a_console_script_and_its_params_file() -> None:
         for file in node["params_files"]:
             assert file in installed
             params = yaml.safe_load((REPO / "config" / file).read_text())
-            assert list(params) == [node["name"]] and list(params[node["name"]]) == ["ros__parameters"]
-            missing = set(node.get("parameters", {})) - set(params[node["name"]]["ros__parameters"])
+            # `/**`: it applies under a namespace, and a params_file still wins over it (bringup.py).
+            assert list(params) == ["/**"] and list(params["/**"]) == ["ros__parameters"]
+            missing = set(node.get("parameters", {})) - set(params["/**"]["ros__parameters"])
             assert not missing, f"{node['name']}: {sorted(missing)} not in {file}"
 
 
@@ -162,8 +165,46 @@ def test_replay_params_file_matches_the_node() -> None:
     from molam_ros.ros.pose_replay_node import PARAMETERS
 
     params = yaml.safe_load((REPO / "config" / "pose_replay_node.yaml").read_text())
-    declared = params["pose_replay_node"]["ros__parameters"]
+    declared = params["/**"]["ros__parameters"]
     assert declared == {name: default for name, (default, _, _) in PARAMETERS.items()}
+
+
+def test_namespace_is_made_absolute_and_checked() -> None:
+    (reaction,) = describe_nodes(BRINGUP_YAML, {"namespace": "robot1"})
+    assert reaction.namespace == "/robot1"  # rcl refuses `__ns:=robot1` ("Couldn't parse remap rule")
+    assert ["-r", "__ns:=/robot1"] == reaction.ros_args()[3:5]
+    assert describe_nodes(BRINGUP_YAML, {"namespace": "/fleet/robot_2/"})[0].namespace == "/fleet/robot_2"
+    assert describe_nodes(BRINGUP_YAML, {"namespace": ""})[0].namespace == ""
+    with pytest.raises(ValueError, match="'2robot' is not a valid ROS namespace"):
+        describe_nodes(BRINGUP_YAML, {"namespace": "2robot"})
+
+
+def test_params_file_comes_after_the_argument_overrides(tmp_path: Path) -> None:
+    """`loop: false` in params_file must beat the `loop` argument's default (true), on both paths."""
+    user = tmp_path / "mine.yaml"
+    user.write_text("/**:\n  ros__parameters:\n    loop: false\n")
+    (replay,) = describe_nodes(BRINGUP_YAML, {"replay": True, "reaction": False, "params_file": str(user)})
+    assert replay.parameters["loop"] is True and replay.last_params_files == (str(user),)
+    args = replay.ros_args()
+    files = [i for i, a in enumerate(args) if a == "--params-file"]
+    overrides = [i for i, a in enumerate(args) if a == "-p"]
+    assert args[files[-1] + 1] == str(user) and files[-1] > max(overrides)
+
+
+def test_nothing_enabled_is_an_error(capsys: pytest.CaptureFixture, launch_module: types.ModuleType) -> None:
+    message = (
+        r"no node is enabled by .*bringup.yaml with reaction:=false replay:=false, so nothing would "
+        r"start; reaction_node needs reaction:=true; pose_replay_node needs replay:=true"
+    )
+    with pytest.raises(ValueError, match=message):
+        describe_nodes(BRINGUP_YAML, {"reaction": "false"})
+    assert bringup.main(["--no-reaction", "--dry-run"]) == 2
+    assert "no node is enabled" in capsys.readouterr().err
+    # `ros2 launch ... reaction:=false` fails with the same message instead of starting nothing.
+    *declared, opaque = launch_module.generate_launch_description().args[0]
+    configs = {d.args[0]: d.kwargs["default_value"] for d in declared} | {"reaction": "false"}
+    with pytest.raises(ValueError, match=message):
+        opaque.kwargs["function"](types.SimpleNamespace(launch_configurations=configs))
 
 
 def test_missing_node_module_is_refused_before_anything_starts() -> None:
@@ -180,15 +221,16 @@ def test_missing_node_module_is_refused_before_anything_starts() -> None:
 def parse_ros_args(args: list[str]) -> dict:
     """What a `--ros-args` tail gives a node, in the terms of launch_ros's Node arguments.
 
-    `-p` values are YAML, as rcl reads them.
+    `-p` values are YAML, as rcl reads them. Params files after a `-p` are `last_params_files`.
     """
     assert args[0] == "--ros-args"
     out: dict = {"name": None, "namespace": None, "params_files": [], "parameters": {}, "remappings": []}
+    out["last_params_files"] = []
     it = iter(args[1:])
     for flag in it:
         value = next(it)
         if flag == "--params-file":
-            out["params_files"].append(value)
+            out["last_params_files" if out["parameters"] else "params_files"].append(value)
             continue
         key, _, rhs = value.partition(":=")
         if flag == "-p":
@@ -209,17 +251,26 @@ class _Action:
         self.args, self.kwargs = args, kwargs
 
 
-def _node_as_ros_args(node: _Action) -> dict:
-    """A fake launch_ros Node's arguments, in parse_ros_args' terms (files, then the dict)."""
-    files = [p for p in node.kwargs["parameters"] if isinstance(p, str)]
-    dicts = [p for p in node.kwargs["parameters"] if isinstance(p, dict)]
-    assert node.kwargs["parameters"] == files + dicts and len(dicts) <= 1  # files first, overrides last
+def _node_as_ros_args(node: _Action, share: Path) -> dict:
+    """A fake launch_ros Node's arguments, in parse_ros_args' terms: the installed files, then the
+    argument overrides (a file keyed `/**`, as `-p` is), then the user's params_file."""
+    files = node.kwargs["parameters"]
+    assert all(isinstance(f, str) for f in files), files  # paths only: a dict would be keyed by node name
+    own = [f for f in files if Path(f).parent == share]
+    rest = files[len(own) :]
+    assert files[: len(own)] == own  # the installed files first
+    overrides: dict = {}
+    if rest and Path(rest[0]).name.startswith(f"molam_{node.kwargs['name']}_"):
+        content = yaml.safe_load(Path(rest.pop(0)).read_text())
+        assert list(content) == ["/**"] and list(content["/**"]) == ["ros__parameters"], content
+        overrides = content["/**"]["ros__parameters"]
     return {
         "name": node.kwargs["name"],
         "namespace": node.kwargs["namespace"],
-        "params_files": files,
-        "parameters": dicts[0] if dicts else {},
+        "params_files": own,
+        "parameters": overrides,
         "remappings": node.kwargs["remappings"],
+        "last_params_files": rest,
     }
 
 
@@ -264,8 +315,13 @@ def launch_module(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> types.Modu
         {"replay": "true"},
         {"replay": "true", "reaction": "false", "clip_id": "000123", "dataset": "/d", "loop": "false"},
         {"profile": "unitree_h1", "engine": "tensorrt", "device": "cuda:1", "model_dir": "/models"},
+        {
+            "replay": "true",
+            "namespace": "robot1",
+            "params_file": str(REPO / "config" / "pose_replay_node.yaml"),
+        },
     ],
-    ids=["default", "replay", "replay-only", "gpu"],
+    ids=["default", "replay", "replay-only", "gpu", "namespace-params-file"],
 )
 def test_launch_file_starts_what_molam_bringup_starts(
     launch_module: types.ModuleType, overrides: dict
@@ -289,7 +345,7 @@ def test_launch_file_starts_what_molam_bringup_starts(
     for node, spec in zip(nodes, specs, strict=True):
         assert isinstance(node, launch_module.fake["Node"])
         assert (node.kwargs["package"], node.kwargs["executable"]) == (spec.package, spec.executable)
-        launched = _node_as_ros_args(node)
+        launched = _node_as_ros_args(node, launch_module.share_yaml.parent)
         # Installed params files instead of the checkout's: same names, same contents.
         assert [Path(f).name for f in launched["params_files"]] == [Path(f).name for f in spec.params_files]
         assert all(Path(f).parent == launch_module.share_yaml.parent for f in launched["params_files"])
@@ -297,6 +353,7 @@ def test_launch_file_starts_what_molam_bringup_starts(
         assert launched["parameters"] == here["parameters"]  # typed the same way on both paths
         assert launched["remappings"] == here["remappings"] and launched["name"] == here["name"]
         assert (launched["namespace"] or None) == here["namespace"]
+        assert launched["last_params_files"] == here["last_params_files"] == list(spec.last_params_files)
 
 
 def test_with_real_launch_packages() -> None:
@@ -398,3 +455,94 @@ def test_bringup_replay_publishes_over_dds_and_stops_on_signals(sig: signal.Sign
     assert f"[bringup] {sig.name}: stopping pose_replay_node" in out and "Traceback" not in out, out
     with pytest.raises(ProcessLookupError):  # the node process is gone, not orphaned
         os.kill(int(started.group(1)), 0)
+
+
+def _launch_ros_command(node: _Action, python: str, module: str) -> list[str]:
+    """The command line launch_ros gives a Node with this name, namespace and list of params file
+    paths (launch_ros/actions/node.py, the same on its humble and rolling branches)."""
+    cmd = [python, "-m", module, "--ros-args", "-r", f"__node:={node.kwargs['name']}"]
+    if node.kwargs["namespace"]:
+        cmd += ["-r", f"__ns:=/{node.kwargs['namespace'].strip('/')}"]
+    for path in node.kwargs["parameters"]:
+        cmd += ["--params-file", path]
+    return cmd
+
+
+def _parameters_of(fqn: str, names: list[str], cmd: list[str], timeout: float = 20.0) -> dict:
+    """Start `cmd`, read `names` from the node `fqn` through its get_parameters service, stop it."""
+    import rclpy
+    from rcl_interfaces.srv import GetParameters
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import parameter_value_to_python
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node(f"param_probe_{uuid.uuid4().hex[:8]}", context=context)
+    client = node.create_client(GetParameters, f"{fqn}/get_parameters")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while not client.wait_for_service(timeout_sec=0.2):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate(timeout=5)[0]
+        future = client.call_async(GetParameters.Request(names=names))
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(node)
+        executor.spin_until_future_complete(future, timeout_sec=10)
+        executor.shutdown()
+        values = [parameter_value_to_python(v) for v in future.result().values]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            out = proc.communicate(timeout=10)[0]
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out = proc.communicate()[0]
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+    assert "Traceback" not in out and "Couldn't parse" not in out, out
+    return dict(zip(names, values, strict=True))
+
+
+@pytest.fixture
+def rclpy_loaded() -> None:
+    """Import rclpy's parameter service types before launch_module stubs ament_index_python."""
+    importlib.import_module("rclpy.parameter")
+    importlib.import_module("rcl_interfaces.srv")
+
+
+@pytest.mark.ros
+@pytest.mark.parametrize("path", ["molam bringup", "launch"])
+@pytest.mark.parametrize(
+    ("namespace", "user_key"),
+    [("robot1", None), ("robot1", "/**"), ("", "pose_replay_node"), ("robot1", "/**/pose_replay_node")],
+    ids=["ns-own-file", "ns-wildcard", "node-name", "ns-node-wildcard"],
+)
+def test_real_node_gets_params_file_last_under_a_namespace(
+    rclpy_loaded: None,
+    tmp_path: Path,
+    launch_module: types.ModuleType,
+    path: str,
+    namespace: str,
+    user_key: str | None,
+) -> None:
+    """What the node really ends up with (rcl's merge, read back over its parameter service): its own
+    file applies under a namespace; the user's params_file beats the `loop` argument's default."""
+    share = launch_module.share_yaml.parent
+    own = share / "pose_replay_node.yaml"
+    own.write_text(own.read_text().replace("synth_seed: 0 ", "synth_seed: 7 "))
+    args = {"replay": "true", "reaction": "false", "namespace": namespace}
+    if user_key:
+        user = tmp_path / "user.yaml"
+        user.write_text(yaml.safe_dump({user_key: {"ros__parameters": {"loop": False, "synth_seed": 5}}}))
+        args["params_file"] = str(user)
+    if path == "launch":
+        *declared, opaque = launch_module.generate_launch_description().args[0]
+        configs = {d.args[0]: d.kwargs["default_value"] for d in declared} | args
+        (node,) = opaque.kwargs["function"](types.SimpleNamespace(launch_configurations=configs))
+        cmd = _launch_ros_command(node, sys.executable, "molam_ros.ros.pose_replay_node")
+    else:
+        (spec,) = describe_nodes(launch_module.share_yaml, args)
+        cmd = spec.command()
+    fqn = f"/{namespace}/pose_replay_node" if namespace else "/pose_replay_node"
+    got = _parameters_of(fqn, ["loop", "synth_seed"], cmd)
+    assert got == ({"loop": False, "synth_seed": 5} if user_key else {"loop": True, "synth_seed": 7}), cmd

@@ -39,7 +39,7 @@ SENSOR = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=Reliab
 
 def test_parameters_match_the_params_file() -> None:
     params = yaml.safe_load((REPO / "config" / "reaction_node.yaml").read_text())
-    declared = params["reaction_node"]["ros__parameters"]
+    declared = params["/**"]["ros__parameters"]
     assert declared == {name: default for name, (default, _) in PARAMETERS.items()}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -51,3 +52,78 @@ def test_console_script_installed_and_helps() -> None:
     for group in (["data", "--help"], ["data", "synth", "--help"], ["demo", "--help"]):
         r = subprocess.run([exe, *group], capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stderr
+
+
+# --- every import is declared where a ROS user looks: package.xml (rosdep) or requirements/ros.txt
+
+
+# Top-level module -> what provides it, for modules whose import name is not the key/distribution.
+ROSDEP_KEYS = {
+    "numpy": "python3-numpy",
+    "scipy": "python3-scipy",
+    "yaml": "python3-yaml",
+    "matplotlib": "python3-matplotlib",
+    "tqdm": "python3-tqdm",
+    "pydantic": "python3-pydantic",
+}
+PIP_NAMES = {"pybullet_data": "pybullet"}
+# Installed another way, each for a stated reason.
+ELSEWHERE = {
+    "torch": "installed first, the build for the machine (CPU, CUDA, Jetson): docs/ros.md",
+    "tensorrt": "comes with JetPack / a TensorRT install; imported lazily, optional",
+}
+
+
+def _third_party_imports() -> dict[str, str]:
+    """Top-level modules imported by the package and its launch files -> one file that imports it."""
+    import ast
+
+    found: dict[str, str] = {}
+    for path in [*sorted((REPO / "molam_ros").rglob("*.py")), *sorted((REPO / "launch").glob("*.py"))]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            for name in names:
+                top = name.split(".")[0]
+                if top not in sys.stdlib_module_names and top not in ("molam_ros", "__future__"):
+                    found.setdefault(top, str(path.relative_to(REPO)))
+    return found
+
+
+def _ros_txt() -> set[str]:
+    lines = (REPO / "requirements/ros.txt").read_text().splitlines()
+    return {
+        re.split(r"[<>=!~ ]", line.strip())[0].lower() for line in lines if line.strip() and line[0] != "#"
+    }
+
+
+def test_every_import_is_declared_for_rosdep_or_pip() -> None:
+    pkg = parse_package(REPO / "package.xml")
+    exec_deps = {d.name for d in pkg.exec_depends}
+    pip = _ros_txt()
+    missing = []
+    for module, where in sorted(_third_party_imports().items()):
+        if module in ELSEWHERE:
+            continue
+        declared = (
+            module in exec_deps  # a ROS package: rclpy, std_msgs, launch_ros, ament_index_python, ...
+            or ROSDEP_KEYS.get(module) in exec_deps
+            or PIP_NAMES.get(module, module).lower().replace("_", "-") in pip
+        )
+        if not declared:
+            missing.append(f"{module} (imported by {where})")
+    assert not missing, "imported but declared neither in package.xml nor requirements/ros.txt: " + ", ".join(
+        missing
+    )
+    # `ros2 launch molam_ros reaction.launch.py` needs the ros2 launch verb, not only the library.
+    assert {"launch", "launch_ros", "ros2launch", "ament_index_python", "rcl_interfaces"} <= exec_deps
+    # Everything in ros.txt is also what the PyPI-wheel environment installs (same code, same stack).
+    wheel_env = {
+        re.split(r"[<>=!~ ]", line.strip())[0].lower()
+        for line in (REPO / "requirements/requirements.in").read_text().splitlines()
+        if line.strip() and line[0] != "#"
+    }
+    assert pip - {"numpy"} <= wheel_env | {"tokenizers"}, pip - wheel_env

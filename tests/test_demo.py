@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -52,3 +54,64 @@ def test_demo_end_to_end(tiny_llm_env: dict[str, Path], tiny_models: Path, tmp_p
     assert float(summary["diagnostics"]["real_time_factor"]) > 0
     assert "| latency_ms_p50 |" in r.stdout and "reply:" in r.stdout
     assert list((out / "bag").glob("*.mcap")) and (out / "bag" / "metadata.yaml").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.ros
+def test_demo_on_a_one_person_clip(tiny_models: Path, tmp_path: Path) -> None:
+    """What users record: one person (the partner is the robot). No /molam/reference_reaction ever
+    has a publisher; the recorder must not wait for one, and the replay must not wait for it."""
+    from molam_ros.data.dataset import MotionDataset, write_dataset
+    from molam_ros.data.pybullet_clips import load_pybullet_clip
+
+    clip = load_pybullet_clip("humanoid3d_walk")  # a real recorded clip, one person
+    assert clip.positions.shape[0] == 1
+    write_dataset(tmp_path / "data", [clip], progress=False)
+    (clip_id,) = MotionDataset(tmp_path / "data").ids()
+    out = tmp_path / "demo"
+    cmd = [sys.executable, "-m", "molam_ros.cli", "demo", "--out", str(out), "--no-prepare"]
+    cmd += ["--model-dir", str(tiny_models), "--data", str(tmp_path / "data"), "--clip-id", clip_id]
+    cmd += ["--engine", "torch", "--seconds", "4", "--command", "0.3:wave at them"]
+    start = time.monotonic()
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    took = time.monotonic() - start
+    logs = "".join(p.read_text() for p in (out / "logs").glob("*.log")) if (out / "logs").is_dir() else ""
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:] + logs[-3000:]
+    assert (out / "reaction.gif").stat().st_size > 10_000
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["messages"]["reference"] == 0 and summary["messages"]["reactor"] > 30, summary["messages"]
+    assert "has no other person" in logs  # the replay said why there is no reference
+    assert took < 200, f"{took:.0f} s: something waited for a timeout"
+
+
+@pytest.mark.ros
+def test_recorder_never_waits_for_a_typed_topic(tmp_path: Path) -> None:
+    """`--topic NAME:TYPE` subscribes at once; without the type, a topic nobody publishes times out."""
+    from molam_ros.ros.record import message_counts
+
+    topic = f"/molam_test_{uuid.uuid4().hex[:8]}"
+    cmd = [sys.executable, "-m", "molam_ros.ros.record"]
+    start = time.monotonic()
+    typed = [*cmd, str(tmp_path / "typed"), "--topic", f"{topic}:std_msgs/msg/String", "--duration", "1"]
+    r = subprocess.run([*typed, "--discovery-timeout", "60"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and time.monotonic() - start < 30, r.stderr
+    assert message_counts(tmp_path / "typed") == {topic: 0}  # in the bag, with no message
+    untyped = [*cmd, str(tmp_path / "untyped"), "--topic", topic, "--discovery-timeout", "1"]
+    r = subprocess.run(untyped, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "no publisher of" in r.stderr, r.stderr
+
+
+def test_prepare_says_what_it_trains_and_how_long(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """A fresh cache: the first lines say what will be trained and the total time, before any step runs."""
+    from molam_ros.ros import demo
+
+    ran: list[list[str]] = []
+    monkeypatch.setattr(demo.subprocess, "run", lambda argv, check: ran.append(argv))
+    demo.prepare_models(tmp_path / "models", tmp_path / "data")
+    out = capsys.readouterr().out.splitlines()
+    total = sum(s.minutes for s in prepare_steps(tmp_path / "models", tmp_path / "data"))
+    assert out[0].startswith(f"demo: the models are not in {tmp_path / 'models'}; making them first takes ")
+    assert f"about {total:.0f} min on 2 CPU cores" in out[0] and "the tokenizer" in out[0]
+    assert len(ran) == sum(len(s.commands) for s in prepare_steps(tmp_path / "models", tmp_path / "data"))

@@ -48,6 +48,11 @@ TOPICS = {
     "diagnostics": "/molam/diagnostics",
     "markers": "/molam/markers",
 }
+# Topics the recorder is given with their type, so it subscribes at once instead of waiting for a
+# publisher to tell the type: a one-person clip never has a /molam/reference_reaction publisher, and
+# the replay waits for the recorder. The others are published by the nodes the demo starts; the
+# recorder waits for them, and so matches their QoS (reliable where they are).
+MAYBE_UNPUBLISHED = {"reference": "molam_msgs/msg/PersonPose"}
 # The bench's figures (latency, real-time factor, stages, ...) and the answers given.
 SUMMARY_KEYS = (*ORDER, "answers")
 
@@ -132,10 +137,21 @@ def prepare_steps(model_dir: Path | None, data: Path, engine: str = "onnxruntime
 def prepare_models(
     model_dir: Path | None, data: Path, *, engine: str = "onnxruntime", run: bool = True
 ) -> None:
-    """Run the steps whose output is missing (or, with `run` False, say which commands would)."""
-    for step in prepare_steps(model_dir, data, engine):
-        if step.done():
-            continue
+    """Run the steps whose output is missing (or, with `run` False, say which commands would).
+
+    Before anything long starts, it says what it is going to train and how long that takes in all,
+    so nobody waits an hour without knowing why (a fresh clone with an empty cache trains first).
+    """
+    todo = [step for step in prepare_steps(model_dir, data, engine) if not step.done()]
+    if todo and run:
+        print(
+            f"demo: the models are not in {cache_root(model_dir)}; making them first takes about "
+            f"{sum(s.minutes for s in todo):.0f} min on 2 CPU cores, once "
+            f"({'; '.join(f'{s.what}: ~{s.minutes:g} min' for s in todo)}). "
+            "Then every later demo starts in seconds. To use models made elsewhere: --model-dir DIR.",
+            flush=True,
+        )
+    for step in todo:
         lines = ["molam " + " ".join(argv) for argv in step.commands]
         if not run:
             raise FileNotFoundError(f"{step.what} is missing; make it with: {' && '.join(lines)}")
@@ -239,8 +255,9 @@ def run_live(config: DemoConfig, clip_id: str, data: Path, duration: float) -> L
                 replay = procs[-1]
         record = [sys.executable, "-m", "molam_ros.ros.record", str(bag)]
         record += ["--discovery-timeout", str(config.startup_timeout)]
-        for topic in TOPICS.values():
-            record += ["--topic", topic]
+        for name, topic in TOPICS.items():
+            typed = f"{topic}:{MAYBE_UNPUBLISHED[name]}" if name in MAYBE_UNPUBLISHED else topic
+            record += ["--topic", typed]
         recorder = subprocess.Popen(
             record, stdout=(logs / "recorder.log").open("w"), stderr=subprocess.STDOUT
         )

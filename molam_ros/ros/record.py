@@ -13,6 +13,11 @@ rosbags' Kilted typestore, others (molam_msgs) from the `.msg` files in their pa
 directory, found through the ament index.
 
     python -m molam_ros.ros.record OUT_DIR --topic /molam/person_pose [--count N] [--duration S]
+    python -m molam_ros.ros.record OUT_DIR --topic /molam/reference_reaction:molam_msgs/msg/PersonPose
+
+A topic given with its type (`NAME:TYPE`) is subscribed at once, whether or not anything publishes
+it yet (and it may never: a one-person clip has no /molam/reference_reaction); a topic without a
+type waits up to --discovery-timeout for a publisher to tell its type.
 """
 
 from __future__ import annotations
@@ -180,14 +185,27 @@ def _import_message(msgtype: str) -> type:
     return getattr(module, name)
 
 
+def parse_topic(spec: str) -> tuple[str, str | None]:
+    """`/a/b:pkg/msg/Type` -> ("/a/b", "pkg/msg/Type"); `/a/b` -> ("/a/b", None). ROS names hold no ':'."""
+    name, sep, msgtype = spec.partition(":")
+    if sep and msgtype.count("/") != 2:
+        raise ValueError(f"--topic {spec!r}: the type must be written pkg/msg/Name")
+    return name, (msgtype or None)
+
+
 def discover_types(node: Node, topics: Sequence[str], timeout: float) -> dict[str, str]:
-    """Message type of each topic, waiting up to `timeout` seconds for its publishers to appear."""
+    """Message type of each topic, waiting up to `timeout` seconds for its publishers to appear.
+
+    Topics given as `NAME:TYPE` take that type and wait for nothing: a recording must not hang on a
+    topic that has no publisher (yet, or at all)."""
+    given = dict(parse_topic(t) for t in topics)
     deadline = time.monotonic() + timeout
     while True:
         known = {name: types[0] for name, types in node.get_topic_names_and_types() if types}
-        missing = [t for t in topics if t not in known]
+        known.update({name: msgtype for name, msgtype in given.items() if msgtype})
+        missing = [t for t in given if t not in known]
         if not missing:
-            return {t: known[t] for t in topics}
+            return {t: known[t] for t in given}
         if time.monotonic() > deadline:
             raise TimeoutError(f"no publisher of {missing} appeared within {timeout} s")
         rclpy.spin_once(node, timeout_sec=0.05)
@@ -280,7 +298,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Record topics into a rosbag2 MCAP directory (what `ros2 bag record -s mcap` writes).",
     )
     parser.add_argument("out", type=Path, help="bag directory to create (must not exist)")
-    parser.add_argument("--topic", action="append", required=True, help="topic to record (repeat for more)")
+    parser.add_argument(
+        "--topic",
+        action="append",
+        required=True,
+        help="topic to record, NAME or NAME:TYPE (pkg/msg/Name: no waiting for a publisher); repeat for more",
+    )
     parser.add_argument("--count", type=int, help="stop after this many messages in all")
     parser.add_argument("--duration", type=float, help="stop after this many seconds of recording")
     parser.add_argument(

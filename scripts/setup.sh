@@ -26,7 +26,7 @@ log() { printf '[setup %5ss] %s\n' "$SECONDS" "$*"; }
 
 inputs_hash() {
   cat "$ROOT/requirements/requirements.in" "$ROOT/requirements/constraints.txt" \
-    "$ROOT/scripts/setup.sh" "$ROOT/setup.py" "$ROOT/setup.cfg" \
+    "$ROOT/scripts/setup.sh" "$ROOT/pyproject.toml" \
     "$ROOT"/ros2_ws/src/molam_msgs/CMakeLists.txt "$ROOT"/ros2_ws/src/molam_msgs/package.xml \
     "$ROOT"/msg/*.msg | sha256sum | cut -d' ' -f1
 }

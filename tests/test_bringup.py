@@ -147,7 +147,8 @@ def test_schema(tmp_path: Path) -> None:
 
 def test_every_node_has_a_console_script_and_its_params_file() -> None:
     """`ros2 run`/launch find the executable, and every override hits a parameter in the file."""
-    scripts = dict(re.findall(r'"(\w+) = ([\w.]+):main"', (REPO / "setup.py").read_text()))
+    setup_py = REPO / "ros2_ws/src/molam_ros/setup.py"  # the ament_python package
+    scripts = dict(re.findall(r'"(\w+) = ([\w.]+):main"', setup_py.read_text()))
     installed = {Path(p).name for p in glob.glob(str(REPO / "config" / "*.yaml"))}  # setup.py's glob
     for node in yaml.safe_load(BRINGUP_YAML.read_text())["nodes"]:
         if importlib.util.find_spec(node["module"]) is not None:  # a node not yet written has no script

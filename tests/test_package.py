@@ -11,10 +11,11 @@ from pathlib import Path
 from catkin_pkg.package import parse_package
 
 REPO = Path(__file__).resolve().parents[1]
+PACKAGE_DIR = REPO / "ros2_ws/src/molam_ros"  # the ament_python package (not the root: see its setup.py)
 
 
 def test_molam_ros_manifest_is_format3_ament_python() -> None:
-    pkg = parse_package(REPO / "package.xml")
+    pkg = parse_package(PACKAGE_DIR / "package.xml")
     pkg.validate()
     assert pkg.package_format == 3
     assert pkg.name == "molam_ros"
@@ -31,17 +32,30 @@ def test_molam_msgs_manifest_is_an_interface_package() -> None:
     assert {"std_msgs", "geometry_msgs"} <= {d.name for d in pkg.build_depends}
 
 
-def test_workspace_links_both_packages() -> None:
-    src = REPO / "ros2_ws/src"
-    assert (src / "molam_ros").resolve() == REPO, "ros2_ws/src/molam_ros must point at the repository root"
-    assert (src / "molam_msgs/CMakeLists.txt").is_file()
+def test_workspace_holds_both_packages_and_the_root_none() -> None:
+    """colcon stops crawling at a package: with a manifest at the root, a clone in `<ws>/src` would
+    show colcon molam_ros only, never ros2_ws/src/molam_msgs (tests/test_colcon.py builds that)."""
+    for marker in ("package.xml", "setup.py", "setup.cfg", "COLCON_IGNORE"):
+        assert not (REPO / marker).exists(), f"{marker} at the root hides molam_msgs from colcon"
+    assert (REPO / "ros2_ws/src/molam_msgs/CMakeLists.txt").is_file()
+    assert not PACKAGE_DIR.is_symlink() and (PACKAGE_DIR / "setup.py").is_file()
+    for name in ("molam_ros", "launch", "config", "msg"):  # the sources, linked, not copied
+        assert (PACKAGE_DIR / name).is_symlink() and (PACKAGE_DIR / name).resolve() == REPO / name
+
+
+def test_pip_and_colcon_install_the_same_console_scripts() -> None:
+    import tomllib  # tests run on the venv's 3.11; the package itself stays 3.10-clean
+
+    pip_scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    colcon_scripts = dict(re.findall(r'"(\w+) = ([\w.:]+)"', (PACKAGE_DIR / "setup.py").read_text()))
+    assert pip_scripts == colcon_scripts
 
 
 def test_ament_index_marker_and_versions_agree() -> None:
-    assert (REPO / "resource/molam_ros").is_file()
+    assert (PACKAGE_DIR / "resource/molam_ros").is_file()
     import molam_ros
 
-    assert parse_package(REPO / "package.xml").version == molam_ros.__version__
+    assert parse_package(PACKAGE_DIR / "package.xml").version == molam_ros.__version__
 
 
 def test_console_script_installed_and_helps() -> None:
@@ -101,7 +115,7 @@ def _ros_txt() -> set[str]:
 
 
 def test_every_import_is_declared_for_rosdep_or_pip() -> None:
-    pkg = parse_package(REPO / "package.xml")
+    pkg = parse_package(PACKAGE_DIR / "package.xml")
     exec_deps = {d.name for d in pkg.exec_depends}
     pip = _ros_txt()
     missing = []

@@ -211,4 +211,4 @@ def test_readme_documents_every_key_and_its_example_loads() -> None:
 
 
 def test_setup_installs_the_profiles() -> None:
-    assert 'glob("config/profiles/*.yaml")' in (REPO / "setup.py").read_text()
+    assert 'glob("config/profiles/*.yaml")' in (REPO / "ros2_ws/src/molam_ros/setup.py").read_text()

@@ -1,4 +1,11 @@
-"""Build script of the ament_python package molam_ros, for colcon and pip alike."""
+"""Build script of the ament_python package molam_ros, for colcon.
+
+The package lives here, not at the repository root, so that a clone of the repository inside a
+workspace (`<ws>/src/molam_ros`) holds two packages colcon finds by crawling: this one and
+`ros2_ws/src/molam_msgs`. A package.xml or setup.py at the root would make colcon stop there and
+never see molam_msgs (it does not look inside a package). `molam_ros`, `launch`, `config` and `msg`
+here are links to the repository's own directories; pip installs from the root's pyproject.toml.
+"""
 
 from glob import glob
 
@@ -21,10 +28,10 @@ setup(
         (f"share/{PACKAGE}/config/profiles", glob("config/profiles/*.yaml")),
         (f"share/{PACKAGE}/msg", glob("msg/*.msg")),
     ],
-    # Runtime dependencies are pinned in requirements/ and installed by scripts/setup.sh; listing
-    # them here would let pip resolve torch to a multi-GB CUDA build (ENVIRONMENT.md).
+    # Runtime dependencies: package.xml (rosdep) and requirements/ (pip); docs/ros.md.
     install_requires=[],
     zip_safe=True,
+    # The same console scripts as [project.scripts] of the root's pyproject.toml (a test checks).
     entry_points={
         "console_scripts": [
             "molam = molam_ros.cli:main",

@@ -323,6 +323,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         engine=args.engine,
         seconds=args.seconds,
         commands=tuple(parse_command(c) for c in args.command) if args.command else DemoConfig.commands,
+        instructions=tuple(args.instruction) if args.instruction else DemoConfig.instructions,
         prepare=not args.no_prepare,
     )
     try:
@@ -548,8 +549,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--command",
         action="append",
         metavar="AT:TEXT",
-        help="say TEXT at fraction AT of the run (repeatable; default: 0.3:'wave at them', "
-        "0.65:'what is he doing?')",
+        help="say TEXT at fraction AT of each run (repeatable; default: 0.65:'what is he doing?')",
+    )
+    p.add_argument(
+        "--instruction",
+        action="append",
+        metavar="TEXT",
+        help="one run of the same person per instruction, shown side by side (repeatable; default: "
+        "'Be friendly.' and 'Be hesitant.'; '' reacts freely)",
     )
     p.add_argument("--no-prepare", action="store_true", help="fail instead of making missing models")
     p.set_defaults(func=_cmd_demo)

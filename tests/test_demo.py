@@ -37,23 +37,38 @@ def test_prepare_steps_are_the_makefile_commands(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.ros
+def _logs(out: Path) -> str:
+    return "".join(p.read_text() for p in sorted(out.glob("run*/logs/*.log")))
+
+
 def test_demo_end_to_end(tiny_llm_env: dict[str, Path], tiny_models: Path, tmp_path: Path) -> None:
+    """The default demo: the same person twice, told two different things, side by side."""
+    from PIL import Image
+
+    from molam_ros.ros.demo import DEFAULT_INSTRUCTIONS
+
     out = tmp_path / "demo"
     cmd = [sys.executable, "-m", "molam_ros.cli", "demo", "--out", str(out), "--no-prepare"]
     cmd += ["--model-dir", str(tiny_models), "--data", str(tiny_llm_env["data"]), "--engine", "torch"]
-    cmd += ["--profile", "unitree_h1", "--command", "0.2:be hesitant", "--command", "0.5:what is he doing?"]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=400)
-    logs = "".join(p.read_text() for p in (out / "logs").glob("*.log")) if (out / "logs").is_dir() else ""
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:] + logs[-3000:]
+    cmd += ["--profile", "unitree_h1", "--command", "0.5:what is he doing?"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:] + _logs(out)[-3000:]
     summary = json.loads((out / "summary.json").read_text())
-    assert (out / "reaction.gif").stat().st_size > 10_000 and (out / "joints.png").is_file()
-    assert summary["messages"]["reactor"] > 30 and summary["messages"]["trajectory"] > 5
-    assert [text for _, text in summary["said"]] == ["be hesitant", "what is he doing?"]
-    replies = [text for _, text in summary["replies"]]
-    assert any(t.startswith("ok") for t in replies) and len(replies) == 2, replies
-    assert float(summary["diagnostics"]["real_time_factor"]) > 0
+    assert [run["instruction"] for run in summary["runs"]] == list(DEFAULT_INSTRUCTIONS)
+    for i, run in enumerate(summary["runs"], 1):
+        assert run["diagnostics"]["instruction"] == run["instruction"]  # the node was really told
+        assert run["messages"]["reactor"] > 30 and run["messages"]["trajectory"] > 5, run["messages"]
+        assert [text for _, text in run["said"]] == ["what is he doing?"]
+        assert len(run["replies"]) == 1, run["replies"]
+        assert float(run["diagnostics"]["real_time_factor"]) > 0
+        bag = out / f"run{i}" / "bag"
+        assert list(bag.glob("*.mcap")) and (bag / "metadata.yaml").is_file()
+    # Three panels: molam told each instruction, then the recorded partner (a two-person clip).
+    gif = Image.open(out / "reaction.gif")
+    assert gif.size[0] == pytest.approx(3 * 4.6 * 80, abs=8) and gif.n_frames > 10
+    assert (out / "joints.png").is_file() and summary["reaction_difference_mm"] >= 0
     assert "| latency_ms_p50 |" in r.stdout and "reply:" in r.stdout
-    assert list((out / "bag").glob("*.mcap")) and (out / "bag" / "metadata.yaml").is_file()
+    assert r.stdout.count('told "Be hesitant."') >= 2 and "the two instructions' reactions differ" in r.stdout
 
 
 @pytest.mark.slow
@@ -71,15 +86,15 @@ def test_demo_on_a_one_person_clip(tiny_models: Path, tmp_path: Path) -> None:
     out = tmp_path / "demo"
     cmd = [sys.executable, "-m", "molam_ros.cli", "demo", "--out", str(out), "--no-prepare"]
     cmd += ["--model-dir", str(tiny_models), "--data", str(tmp_path / "data"), "--clip-id", clip_id]
-    cmd += ["--engine", "torch", "--seconds", "4", "--command", "0.3:wave at them"]
+    cmd += ["--engine", "torch", "--seconds", "4", "--command", "0.3:wave at them", "--instruction", ""]
     start = time.monotonic()
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     took = time.monotonic() - start
-    logs = "".join(p.read_text() for p in (out / "logs").glob("*.log")) if (out / "logs").is_dir() else ""
+    logs = _logs(out)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:] + logs[-3000:]
     assert (out / "reaction.gif").stat().st_size > 10_000
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["messages"]["reference"] == 0 and summary["messages"]["reactor"] > 30, summary["messages"]
+    (run,) = json.loads((out / "summary.json").read_text())["runs"]
+    assert run["messages"]["reference"] == 0 and run["messages"]["reactor"] > 30, run["messages"]
     assert "has no other person" in logs  # the replay said why there is no reference
     assert took < 200, f"{took:.0f} s: something waited for a timeout"
 

@@ -19,7 +19,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 # Everything a ROS user runs: the package, the launch files, the helper scripts.
-SCANNED = [REPO / "molam_ros", REPO / "launch", REPO / "scripts", REPO / "setup.py"]
+SCANNED = [REPO / "molam_ros", REPO / "launch", REPO / "scripts", REPO / "ros2_ws/src/molam_ros/setup.py"]
 
 # rclpy modules that do not exist in Humble (added in Iron/Jazzy).
 POST_HUMBLE_MODULES = {
@@ -174,6 +174,7 @@ def problems(source: str, where: str = "<snippet>") -> list[str]:
 
 def python_files() -> Iterator[Path]:
     for root in SCANNED:
+        assert root.exists(), f"{root} is gone: update SCANNED"
         yield from [root] if root.is_file() else sorted(root.rglob("*.py"))
 
 

@@ -8,15 +8,18 @@ What happens, all of it real ROS 2 processes talking over DDS (the bring-up node
 config/bringup.yaml, as `molam bringup --replay` starts it):
 1. The default models are made if the cache lacks them (the same commands as `make tokenizer`,
    `make bench` and `make llm`; about an hour on two cores the first time, then never again).
-2. The pose replay node plays the actor of a held-out generator clip as a live PersonPose stream
-   (and the recorded partner as /molam/reference_reaction); the reaction node reacts; a recorder
-   writes every topic to an MCAP bag (out/demo/bag).
-3. The demo itself says two things to the robot during the stream: an instruction and a question
-   (`--command AT:TEXT` changes them); replies are printed as they come.
-4. At the end it reads the bag back and writes out/demo/reaction.gif (the person with molam's
-   reaction, next to the person with the recorded reaction), out/demo/joints.png (the robot's
-   commanded joints over time, with the moments something was said) and out/demo/summary.json,
-   and prints the latency and real-time summary from the node's diagnostics.
+2. The same person is played twice, once per instruction (`--instruction`, default "Be friendly."
+   and "Be hesitant."), so what a text command changes is visible side by side. In each run the
+   pose replay node plays the actor of a held-out clip (any dataset clip, one person or two) as a
+   live PersonPose stream (and a recorded partner, where the clip has one, as
+   /molam/reference_reaction); the reaction node, started with that instruction, reacts; a
+   recorder writes every topic to an MCAP bag (out/demo/run1/bag, out/demo/run2/bag).
+3. During each run the demo says what `--command AT:TEXT` gives (default: a question); replies are
+   printed as they come.
+4. At the end it reads the bags back and writes out/demo/reaction.gif (the person with molam's
+   reaction under each instruction, next to the recorded partner where there is one),
+   out/demo/joints.png (the robot's commanded joints over time, one line style per instruction)
+   and out/demo/summary.json, and prints the latency and real-time summary of each run.
 """
 
 from __future__ import annotations
@@ -37,7 +40,10 @@ from molam_ros.bringup import default_bringup_yaml, describe_nodes, stop_process
 from molam_ros.paths import cache_root, default_export_dir, default_llm_dir, default_tokenizer_dir
 from molam_ros.ros.bench_reaction import ORDER
 
-DEFAULT_COMMANDS: tuple[tuple[float, str], ...] = ((0.3, "wave at them"), (0.65, "what is he doing?"))
+DEFAULT_COMMANDS: tuple[tuple[float, str], ...] = ((0.65, "what is he doing?"),)
+# One run per instruction, the same person each time: the styles the model is trained to follow
+# (data/conversations.py asks for them as "Be <style>.").
+DEFAULT_INSTRUCTIONS: tuple[str, ...] = ("Be friendly.", "Be hesitant.")
 TOPICS = {
     "person": "/molam/person_pose",
     "reference": "/molam/reference_reaction",
@@ -67,6 +73,7 @@ class DemoConfig:
     engine: str = "onnxruntime"
     seconds: float = 0.0  # 0: the clip once; more: the clip loops for this long
     commands: tuple[tuple[float, str], ...] = DEFAULT_COMMANDS  # (fraction of the run, text)
+    instructions: tuple[str, ...] = DEFAULT_INSTRUCTIONS  # one run each; "" = react freely
     prepare: bool = True  # make missing models; False: fail with the command to run
     startup_timeout: float = 240.0
     answer_timeout: float = 30.0
@@ -187,14 +194,24 @@ def pick_clip(data: Path, clip_id: str = "", interaction: str = "handshake") -> 
 @dataclass
 class LiveRun:
     bag: Path
+    instruction: str = ""
     said: list[tuple[float, str]] = field(default_factory=list)  # (s after the first pose, text)
     replies: list[tuple[float, str]] = field(default_factory=list)
     diagnostics: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
 
 
-def run_live(config: DemoConfig, clip_id: str, data: Path, duration: float) -> LiveRun:
-    """Start the nodes and the recorder, say the commands on time, stop; what was said and heard."""
+def run_live(
+    config: DemoConfig,
+    clip_id: str,
+    data: Path,
+    duration: float,
+    instruction: str = "",
+    out: Path | None = None,
+) -> LiveRun:
+    """Start the nodes (the reaction node with `instruction`) and the recorder, say the commands on
+    time, stop; what was said and heard. The bag and the logs go to `out` (default: config.out)."""
+    out = out or config.out
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from molam_msgs.msg import PersonPose
@@ -216,12 +233,12 @@ def run_live(config: DemoConfig, clip_id: str, data: Path, duration: float) -> L
         "loop": loop,
         "publish_reference": True,
     }
-    bag = config.out / "bag"
+    bag = out / "bag"
     if bag.exists():
         import shutil
 
         shutil.rmtree(bag)
-    logs = config.out / "logs"
+    logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     procs: list[subprocess.Popen] = []
     replay: subprocess.Popen | None = None
@@ -230,7 +247,7 @@ def run_live(config: DemoConfig, clip_id: str, data: Path, duration: float) -> L
     node = rclpy.create_node(f"molam_demo_{uuid.uuid4().hex[:6]}", context=context)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
-    run = LiveRun(bag=bag)
+    run = LiveRun(bag=bag, instruction=instruction)
     t0: list[float] = []
     node.create_subscription(
         PersonPose, TOPICS["person"], lambda _m: t0 or t0.append(time.monotonic()), sensor
@@ -249,6 +266,8 @@ def run_live(config: DemoConfig, clip_id: str, data: Path, duration: float) -> L
             if spec.name == "pose_replay_node":
                 # Play only once the reaction node, the recorder and this demo listen; end with the clip.
                 cmd += ["-p", "wait_for_subscribers:=3", "-p", f"exit_when_done:={str(not loop).lower()}"]
+            if spec.name == "reaction_node" and instruction:
+                cmd += ["-p", f"instruction:={json.dumps(instruction)}"]  # JSON: a YAML string
             log = (logs / f"{spec.name}.log").open("w")
             procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT))
             if spec.name == "pose_replay_node":
@@ -402,33 +421,63 @@ def read_recording(bag: Path) -> Recording:
 # --- what the demo shows ----------------------------------------------------------------------
 
 
-def render_recording(rec: Recording, out: Path, title: str) -> list[Path]:
-    """reaction.gif (molam's reaction beside the recorded one) and joints.png (the robot's joints)."""
+def _label(instruction: str) -> str:
+    return f'"{instruction}"' if instruction else "no instruction"
+
+
+def reaction_difference_mm(recs: list[Recording]) -> float | None:
+    """Mean distance between the reactors of the first two runs over their common frames (mm):
+    how much the instruction changed the reaction (the person is the same in both)."""
+    if len(recs) < 2:
+        return None
+    n = min(len(recs[0].reactor), len(recs[1].reactor))
+    if n == 0:
+        return None
+    return float(np.linalg.norm(recs[0].reactor[:n] - recs[1].reactor[:n], axis=-1).mean() * 1e3)
+
+
+def render_runs(runs: list[tuple[str, Recording]], out: Path, title: str) -> list[Path]:
+    """reaction.gif: one panel per instruction (the same person, molam's reaction to it), then the
+    recorded partner where the clip has one; joints.png: the robot's commanded joints over time,
+    one colour per joint and one line style per instruction, so the effect of the text is visible."""
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     from molam_ros.data.clip import MotionClip
     from molam_ros.data.render import render_side_by_side
 
-    clips = [MotionClip(name="molam", positions=np.stack([rec.person, rec.reactor]), texts=[title])]
-    titles = ["person (blue) and molam's reaction (red)"]
-    if rec.reference is not None:
-        clips.append(MotionClip(name="recorded", positions=np.stack([rec.person, rec.reference])))
-        titles.append("person and the recorded partner")
-    captions = [(t - float(rec.times[0]), text) for t, text in rec.said]
+    clips, titles = [], []
+    for instruction, rec in runs:
+        clips.append(MotionClip(name="molam", positions=np.stack([rec.person, rec.reactor]), texts=[title]))
+        titles.append(f"molam (red), told {_label(instruction)}")
+    first = runs[0][1]
+    if first.reference is not None:
+        clips.append(MotionClip(name="recorded", positions=np.stack([first.person, first.reference])))
+        titles.append("the recorded partner")
+    captions = [(t - float(first.times[0]), text) for t, text in first.said]
     written = [render_side_by_side(clips, titles, out / "reaction.gif", captions=captions)]
-    if rec.joints is not None:
-        t, q, names = rec.joints
-        fig, ax = plt.subplots(figsize=(9, 4), dpi=100)
-        spread = np.ptp(q, axis=0)
-        for j in np.argsort(spread)[::-1][:6]:  # the six joints that moved most
-            ax.plot(t, q[:, j], label=names[j], lw=1.2)
-        for ts, text in rec.said:
+    with_joints = [(instruction, rec.joints) for instruction, rec in runs if rec.joints is not None]
+    if with_joints:
+        fig, ax = plt.subplots(figsize=(9, 4.5), dpi=100)
+        names = with_joints[0][1][2]
+        spread = np.max([np.ptp(q, axis=0) for _, (_, q, _) in with_joints], axis=0)
+        top = np.argsort(spread)[::-1][:6]  # the six joints that moved most in any run
+        styles = ["-", "--", ":", "-."]
+        for k, (_, (t, q, _)) in enumerate(with_joints):
+            for c, j in enumerate(top):
+                ax.plot(t, q[:, j], color=f"C{c}", ls=styles[k % len(styles)], lw=1.2)
+        for ts, text in first.said:
             ax.axvline(ts, color="tab:green", ls="--", lw=1)
             ax.text(ts, ax.get_ylim()[1], f" {text}", fontsize=8, color="tab:green", va="top")
+        handles = [Line2D([], [], color=f"C{c}", label=names[j]) for c, j in enumerate(top)]
+        handles += [
+            Line2D([], [], color="k", ls=styles[k % len(styles)], label=_label(instruction))
+            for k, (instruction, _) in enumerate(with_joints)
+        ]
+        ax.legend(handles=handles, fontsize=7, loc="lower right", ncol=2)
         ax.set_xlabel("s since the first pose")
         ax.set_ylabel("commanded position (rad)")
         ax.set_title("first point of each JointTrajectory: the six joints that moved most", fontsize=9)
-        ax.legend(fontsize=7, loc="lower right")
         fig.tight_layout()
         fig.savefig(out / "joints.png")
         plt.close(fig)
@@ -440,7 +489,8 @@ def format_summary(run: LiveRun, rec: Recording, clip_id: str) -> str:
     """The figures a robotics engineer asks first: latency, real-time factor, what was said."""
     d = run.diagnostics
     lines = [
-        f"reaction demo on {clip_id}: {run.seconds:.1f} s of stream, {len(rec.times)} reactor frames",
+        f"reaction demo on {clip_id}, told {_label(run.instruction)}: {run.seconds:.1f} s of stream, "
+        f"{len(rec.times)} reactor frames",
         "",
         "| figure | value |",
         "|---|---|",
@@ -465,24 +515,40 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     clip_id, clip = pick_clip(data, config.clip_id)
     duration = config.seconds or clip.num_frames / clip.fps
     config.out.mkdir(parents=True, exist_ok=True)
-    print(f"demo: person = the actor of held-out clip {clip_id}: {clip.texts[0] if clip.texts else ''}")
-    run = run_live(config, clip_id, data, duration)
-    rec = read_recording(run.bag)
-    written = render_recording(rec, config.out, clip.texts[0] if clip.texts else clip_id)
-    print()
-    print(format_summary(run, rec, clip_id))
+    people = "one person" if clip.positions.shape[0] == 1 else "the actor"
+    print(f"demo: person = {people} of clip {clip_id}: {clip.texts[0] if clip.texts else ''}")
+    instructions = config.instructions or ("",)
+    runs: list[tuple[LiveRun, Recording]] = []
+    for i, instruction in enumerate(instructions):
+        print(f"demo: run {i + 1} of {len(instructions)}: the reaction node is told {_label(instruction)}")
+        run = run_live(config, clip_id, data, duration, instruction, config.out / f"run{i + 1}")
+        runs.append((run, read_recording(run.bag)))
+    title = clip.texts[0] if clip.texts else clip_id
+    written = render_runs([(run.instruction, rec) for run, rec in runs], config.out, title)
+    for run, rec in runs:
+        print()
+        print(format_summary(run, rec, clip_id))
+    difference = reaction_difference_mm([rec for _, rec in runs])
+    if difference is not None:
+        print(f"\nthe two instructions' reactions differ by {difference:.0f} mm per joint on average")
     summary = {
         "clip": clip_id,
-        "seconds": run.seconds,
-        "diagnostics": run.diagnostics,
-        "said": run.said,
-        "replies": run.replies,
-        "messages": rec.counts,
-        "bag": str(run.bag),
+        "runs": [
+            {
+                "instruction": run.instruction,
+                "seconds": run.seconds,
+                "diagnostics": run.diagnostics,
+                "said": run.said,
+                "replies": run.replies,
+                "messages": rec.counts,
+                "bag": str(run.bag),
+            }
+            for run, rec in runs
+        ],
+        "reaction_difference_mm": difference,
         "renders": [str(p) for p in written],
     }
     (config.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(
-        f"\nwrote {', '.join(str(p) for p in written)}, {config.out / 'summary.json'} and the bag {run.bag}"
-    )
+    bags = ", ".join(str(run.bag) for run, _ in runs)
+    print(f"\nwrote {', '.join(str(p) for p in written)}, {config.out / 'summary.json'} and the bags {bags}")
     return summary

@@ -319,6 +319,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         model_dir=args.model_dir,
         data=args.data,
         clip_id=args.clip_id or "",
+        motion_file=args.motion_file,
+        bag=args.bag,
+        bag_topic=args.bag_topic,
         profile=args.profile,
         engine=args.engine,
         seconds=args.seconds,
@@ -328,7 +331,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     )
     try:
         run_demo(config)
-    except (FileNotFoundError, RuntimeError, TimeoutError) as e:
+    except (FileNotFoundError, RuntimeError, TimeoutError, ValueError, LookupError) as e:
         print(f"molam demo: {e}", file=sys.stderr)
         return 1
     return 0
@@ -542,6 +545,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-dir", type=Path, help="models root (tokenizer/ export/ llm/); default: the cache")
     p.add_argument("--data", type=Path, help="dataset of the person (default: <cache>/data/synth1000)")
     p.add_argument("--clip-id", help="held-out clip to replay (default: the first held-out handshake)")
+    p.add_argument("--motion-file", type=Path, help="replay this motion .npz instead of a dataset clip")
+    p.add_argument("--bag", type=Path, help="replay this MCAP bag of PersonPose instead of a dataset clip")
+    p.add_argument("--bag-topic", default="", help="the bag's PersonPose topic (default: its only one)")
     p.add_argument("--profile", default="unitree_g1", help="output profile (config/profiles)")
     p.add_argument("--engine", default="onnxruntime", help="tokenizer engine: torch, onnxruntime, tensorrt")
     p.add_argument("--seconds", type=float, default=0.0, help="stream length; 0: the clip once, more: loop")

@@ -130,3 +130,33 @@ def test_prepare_says_what_it_trains_and_how_long(
     assert out[0].startswith(f"demo: the models are not in {tmp_path / 'models'}; making them first takes ")
     assert f"about {total:.0f} min on 2 CPU cores" in out[0] and "the tokenizer" in out[0]
     assert len(ran) == sum(len(s.commands) for s in prepare_steps(tmp_path / "models", tmp_path / "data"))
+
+
+@pytest.mark.slow
+@pytest.mark.ros
+def test_demo_on_a_motion_file_then_on_its_own_bag(tiny_models: Path, tmp_path: Path) -> None:
+    """Any person the user has: a one-person `.npz`, then the MCAP bag that run recorded."""
+    import numpy as np
+
+    from molam_ros.data.pybullet_clips import load_pybullet_clip
+
+    clip = load_pybullet_clip("humanoid3d_walk")
+    npz = tmp_path / "walk.npz"
+    np.savez(npz, positions=clip.positions[0], fps=clip.fps)
+    base = [sys.executable, "-m", "molam_ros.cli", "demo", "--no-prepare", "--model-dir", str(tiny_models)]
+    base += ["--engine", "torch", "--instruction", "Be calm.", "--seconds", "3", "--command", "0.5:hello"]
+    sources = {
+        "npz": ["--motion-file", str(npz)],
+        # The first run's bag holds several PersonPose topics: name the person's.
+        "bag": ["--bag", str(tmp_path / "npz/run1/bag"), "--bag-topic", "/molam/person_pose"],
+    }
+    for name, source in sources.items():
+        out = tmp_path / name
+        r = subprocess.run([*base, "--out", str(out), *source], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, name + r.stdout[-3000:] + r.stderr[-3000:] + _logs(out)[-3000:]
+        summary = json.loads((out / "summary.json").read_text())
+        want = {"motion_file": str(npz)} if name == "npz" else {"bag": source[1]}
+        assert summary["source"] == want
+        (run,) = summary["runs"]
+        assert run["messages"]["person"] > 30 and run["messages"]["reactor"] > 30, run["messages"]
+        assert (out / "reaction.gif").stat().st_size > 10_000

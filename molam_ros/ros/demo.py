@@ -10,9 +10,10 @@ config/bringup.yaml, as `molam bringup --replay` starts it):
    `make bench` and `make llm`; about an hour on two cores the first time, then never again).
 2. The same person is played twice, once per instruction (`--instruction`, default "Be friendly."
    and "Be hesitant."), so what a text command changes is visible side by side. In each run the
-   pose replay node plays the actor of a held-out clip (any dataset clip, one person or two) as a
-   live PersonPose stream (and a recorded partner, where the clip has one, as
-   /molam/reference_reaction); the reaction node, started with that instruction, reacts; a
+   pose replay node plays the actor of a held-out clip (any dataset clip, one person or two; or a
+   motion .npz, `--motion-file`; or an MCAP bag of PersonPose, `--bag`) as a live PersonPose
+   stream (and a recorded partner, where the clip has one, as /molam/reference_reaction); the
+   reaction node, started with that instruction, reacts; a
    recorder writes every topic to an MCAP bag (out/demo/run1/bag, out/demo/run2/bag).
 3. During each run the demo says what `--command AT:TEXT` gives (default: a question); replies are
    printed as they come.
@@ -69,6 +70,9 @@ class DemoConfig:
     model_dir: Path | None = None  # None: the molam cache
     data: Path | None = None  # None: <cache>/data/synth1000
     clip_id: str = ""  # empty: a held-out handshake (else the first held-out clip)
+    motion_file: Path | None = None  # instead of a dataset clip: a motion .npz
+    bag: Path | None = None  # instead of a dataset clip: an MCAP bag of PersonPose
+    bag_topic: str = ""  # the bag's PersonPose topic (empty: its only one)
     profile: str = "unitree_g1"
     engine: str = "onnxruntime"
     seconds: float = 0.0  # 0: the clip once; more: the clip loops for this long
@@ -149,7 +153,10 @@ def prepare_models(
     Before anything long starts, it says what it is going to train and how long that takes in all,
     so nobody waits an hour without knowing why (a fresh clone with an empty cache trains first).
     """
-    todo = [step for step in prepare_steps(model_dir, data, engine) if not step.done()]
+    steps = prepare_steps(model_dir, data, engine)
+    todo = [step for step in steps if not step.done()]
+    if all(step.done() for step in steps[1:]):
+        todo = []  # the models are there: the dataset is only needed to make them
     if todo and run:
         print(
             f"demo: the models are not in {cache_root(model_dir)}; making them first takes about "
@@ -188,6 +195,34 @@ def pick_clip(data: Path, clip_id: str = "", interaction: str = "handshake") -> 
     return held_out[0], ds.load(held_out[0])
 
 
+@dataclass(frozen=True)
+class Person:
+    """Who the demo replays: the replay node's source arguments, how long it lasts, what it is."""
+
+    source: dict[str, str]  # bringup arguments (dataset + clip_id, motion_file or bag)
+    seconds: float
+    label: str  # printed and used as the render's title
+
+
+def pick_person(config: DemoConfig, data: Path) -> Person:
+    """The person of `--bag`, `--motion-file`, or a dataset clip (`--clip-id`, else a held-out one)."""
+    from molam_ros.ros.pose_replay_node import load_motion_file, recording_from_bag
+
+    if config.bag is not None and config.motion_file is not None:
+        raise ValueError("give --bag or --motion-file, not both")
+    if config.bag is not None:
+        rec = recording_from_bag(config.bag, config.bag_topic)
+        return Person({"bag": str(config.bag)}, rec.duration, rec.description)
+    if config.motion_file is not None:
+        clip = load_motion_file(config.motion_file)
+        label = f"motion file {config.motion_file.name}" + (f": {clip.texts[0]}" if clip.texts else "")
+        return Person({"motion_file": str(config.motion_file)}, clip.num_frames / clip.fps, label)
+    clip_id, clip = pick_clip(data, config.clip_id)
+    label = f"{'one person' if clip.positions.shape[0] == 1 else 'the actor'} of clip {clip_id}"
+    label += f": {clip.texts[0]}" if clip.texts else ""
+    return Person({"dataset": str(data), "clip_id": clip_id}, clip.num_frames / clip.fps, label)
+
+
 # --- the live run -----------------------------------------------------------------------------
 
 
@@ -203,8 +238,7 @@ class LiveRun:
 
 def run_live(
     config: DemoConfig,
-    clip_id: str,
-    data: Path,
+    person: Person,
     duration: float,
     instruction: str = "",
     out: Path | None = None,
@@ -228,8 +262,7 @@ def run_live(
         "model_dir": str(config.model_dir or ""),
         "profile": config.profile,
         "engine": config.engine,
-        "dataset": str(data),
-        "clip_id": clip_id,
+        **person.source,
         "loop": loop,
         "publish_reference": True,
     }
@@ -266,6 +299,8 @@ def run_live(
             if spec.name == "pose_replay_node":
                 # Play only once the reaction node, the recorder and this demo listen; end with the clip.
                 cmd += ["-p", "wait_for_subscribers:=3", "-p", f"exit_when_done:={str(not loop).lower()}"]
+                if config.bag_topic:
+                    cmd += ["-p", f"bag_topic:={json.dumps(config.bag_topic)}"]
             if spec.name == "reaction_node" and instruction:
                 cmd += ["-p", f"instruction:={json.dumps(instruction)}"]  # JSON: a YAML string
             log = (logs / f"{spec.name}.log").open("w")
@@ -293,7 +328,10 @@ def run_live(
                 raise TimeoutError(
                     f"the stream did not begin within {config.startup_timeout:.0f} s; see {logs}"
                 )
-        print(f'demo: streaming {duration:.1f} s of {clip_id} (send your own: molam say "TEXT")', flush=True)
+        print(
+            f'demo: streaming {duration:.1f} s of {person.label} (send your own: molam say "TEXT")',
+            flush=True,
+        )
         pending = sorted(config.commands)
         while True:
             executor.spin_once(timeout_sec=0.02)
@@ -357,6 +395,16 @@ def _poses(bag: Path, topic: str) -> tuple[np.ndarray, np.ndarray]:
     return np.array([f.stamp for f in frames]), np.stack([f.positions for f in frames])
 
 
+def _within(stamps: np.ndarray, at: np.ndarray, tol: float) -> np.ndarray:
+    """(len(at),) bool: a stamp lies within `tol` of each of `at`."""
+    if len(stamps) == 0:
+        return np.zeros(len(at), bool)
+    stamps = np.sort(stamps)
+    idx = np.clip(np.searchsorted(stamps, at), 1, max(len(stamps) - 1, 1))
+    dist = np.minimum(np.abs(stamps[idx - 1] - at), np.abs(stamps[np.minimum(idx, len(stamps) - 1)] - at))
+    return dist <= tol
+
+
 def _nearest(stamps: np.ndarray, values: np.ndarray, at: np.ndarray, tol: float) -> np.ndarray | None:
     """values at the stamps nearest to `at` (None if any is further than `tol`)."""
     if len(stamps) == 0:
@@ -391,9 +439,17 @@ def read_recording(bag: Path) -> Recording:
     order = np.argsort(rs)
     rs, reactor = rs[order], reactor[order]
     tol = 0.6 / 30.0
+    # A person replayed from a bag keeps the bag's receive times, gaps and bursts included; reactor
+    # frames (30 Hz) that fall in such a gap have no person pose to show beside them and are left
+    # out. Most frames must match, or the stamps have nothing to do with each other.
+    matched = _within(ps, rs, tol)
+    if matched.mean() < 0.5:
+        raise RuntimeError(
+            f"{bag}: reactor stamps do not match the person's "
+            f"({matched.sum()} of {len(rs)} within {tol:.3f} s)"
+        )
+    rs, reactor = rs[matched], reactor[matched]
     person_at = _nearest(ps, person, rs, tol)
-    if person_at is None:
-        raise RuntimeError(f"{bag}: reactor stamps do not match the person's")
     ref_at = _nearest(fs, reference, rs, tol)
     joints = None
     _, trajs = read_messages(bag, JointTrajectory, TOPICS["trajectory"])
@@ -485,11 +541,11 @@ def render_runs(runs: list[tuple[str, Recording]], out: Path, title: str) -> lis
     return written
 
 
-def format_summary(run: LiveRun, rec: Recording, clip_id: str) -> str:
+def format_summary(run: LiveRun, rec: Recording, person: str) -> str:
     """The figures a robotics engineer asks first: latency, real-time factor, what was said."""
     d = run.diagnostics
     lines = [
-        f"reaction demo on {clip_id}, told {_label(run.instruction)}: {run.seconds:.1f} s of stream, "
+        f"reaction demo on {person}, told {_label(run.instruction)}: {run.seconds:.1f} s of stream, "
         f"{len(rec.times)} reactor frames",
         "",
         "| figure | value |",
@@ -512,27 +568,27 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     """The whole main job (module docstring); returns what summary.json holds."""
     data = config.data or cache_root(config.model_dir) / "data" / "synth1000"
     prepare_models(config.model_dir, data, engine=config.engine, run=config.prepare)
-    clip_id, clip = pick_clip(data, config.clip_id)
-    duration = config.seconds or clip.num_frames / clip.fps
+    person = pick_person(config, data)
+    duration = config.seconds or person.seconds
     config.out.mkdir(parents=True, exist_ok=True)
-    people = "one person" if clip.positions.shape[0] == 1 else "the actor"
-    print(f"demo: person = {people} of clip {clip_id}: {clip.texts[0] if clip.texts else ''}")
+    print(f"demo: person = {person.label}")
     instructions = config.instructions or ("",)
     runs: list[tuple[LiveRun, Recording]] = []
     for i, instruction in enumerate(instructions):
         print(f"demo: run {i + 1} of {len(instructions)}: the reaction node is told {_label(instruction)}")
-        run = run_live(config, clip_id, data, duration, instruction, config.out / f"run{i + 1}")
+        run = run_live(config, person, duration, instruction, config.out / f"run{i + 1}")
         runs.append((run, read_recording(run.bag)))
-    title = clip.texts[0] if clip.texts else clip_id
+    title = person.label
     written = render_runs([(run.instruction, rec) for run, rec in runs], config.out, title)
     for run, rec in runs:
         print()
-        print(format_summary(run, rec, clip_id))
+        print(format_summary(run, rec, person.label))
     difference = reaction_difference_mm([rec for _, rec in runs])
     if difference is not None:
         print(f"\nthe two instructions' reactions differ by {difference:.0f} mm per joint on average")
     summary = {
-        "clip": clip_id,
+        "person": person.label,
+        "source": person.source,
         "runs": [
             {
                 "instruction": run.instruction,

@@ -45,6 +45,22 @@ def _cmd_data_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_data_real(args: argparse.Namespace) -> int:
+    from molam_ros.data.real_clips import write_real_dataset
+
+    if args.variants < 1:
+        raise SystemExit("--variants must be at least 1")
+    start = time.perf_counter()
+    info = write_real_dataset(args.out, variants=args.variants, seed=args.seed)
+    held = [s["name"] for s in info["sources"] if s["split"] == "test"]
+    print(
+        f"wrote {info['count']} clips ({info['frames'] / 30.0:.0f} s) from {len(info['sources'])} real "
+        f"recordings to {args.out} in {time.perf_counter() - start:.1f} s; splits {info['splits']}; "
+        f"held out (never trained on): {', '.join(held)}"
+    )
+    return 0
+
+
 def _cmd_data_conversations(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -199,6 +215,8 @@ def _cmd_tokenizer_train(args: argparse.Namespace) -> int:
     overrides = {
         k: v for k, v in vars(args).items() if k in {f.name for f in dataclasses.fields(TrainConfig)}
     }
+    if "dataset_weights" in overrides:
+        overrides["dataset_weights"] = tuple(overrides["dataset_weights"])
     train_config = TrainConfig(**overrides)
     start = time.perf_counter()
     summary = train(
@@ -218,7 +236,9 @@ def _format_eval(title: str, m: dict) -> str:
     lines = [
         f"{title}: {m['clips']} clips, {m['frames']} person-frames"
         + (f", {m['skipped']} too short" if m["skipped"] else ""),
-        f"  MPJPE            {m['mpjpe_mm']:.1f} mm (per person: {per_person})",
+        f"  MPJPE global     {m['mpjpe_mm']:.1f} mm (per person: {per_person})",
+        f"  MPJPE root-rel.  {m['rel_mpjpe_mm']:.1f} mm",
+        f"  root error       {m['root_mm']:.1f} mm",
         f"  foot contacts    {m['contact_accuracy']:.1%} correct",
     ]
     for c in m["codebook"]:
@@ -237,18 +257,13 @@ def _cmd_tokenizer_eval(args: argparse.Namespace) -> int:
 
     model, config, stats = load_checkpoint(args.checkpoint)
     results = {}
-    if args.data is not None:
-        ds = MotionDataset(args.data)
-        results[f"generator ({args.split})"] = evaluate(
+    for root in args.data or []:
+        ds = MotionDataset(root)
+        results[f"{ds.label} ({args.split})"] = evaluate(
             model, stats, ds.iter_split(args.split), depth=args.depth
         )
-    if not args.no_pybullet:
-        from molam_ros.data.pybullet_clips import list_pybullet_clips, load_pybullet_clip
-
-        clips = (load_pybullet_clip(n) for n in list_pybullet_clips())
-        results["pybullet (real, never trained on)"] = evaluate(model, stats, clips, depth=args.depth)
     if not results:
-        raise SystemExit("nothing to evaluate: give --data DIR or leave out --no-pybullet")
+        raise SystemExit("nothing to evaluate: give --data DIR [DIR ...]")
     for title, metrics in results.items():
         print(_format_eval(title, metrics))
     if args.json:
@@ -376,6 +391,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_data_synth)
 
     p = data_cmds.add_parser(
+        "real",
+        help="write the real recorded clips that ship in registry packages as a dataset "
+        "(held-out clips whole, training clips augmented)",
+        formatter_class=fmt,
+    )
+    p.add_argument("--out", type=Path, required=True, help="dataset directory to write")
+    p.add_argument("--variants", type=int, default=24, help="augmented copies of each training clip")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the augmentations")
+    p.set_defaults(func=_cmd_data_real)
+
+    p = data_cmds.add_parser(
         "conversations",
         help="write multi-turn conversations about a dataset's clips (LLM stage 3 data, JSON Lines)",
         formatter_class=fmt,
@@ -434,7 +460,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--preset", default="small", help="architecture preset: tiny, small (default model), base, paper"
     )
     p.add_argument(
-        "--data", type=Path, required=True, help="molam dataset directory (molam data synth/import)"
+        "--data",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="molam dataset directories (molam data synth / real / import); several are mixed",
+    )
+    p.add_argument(
+        "--weights",
+        dest="dataset_weights",
+        type=float,
+        nargs="+",
+        default=argparse.SUPPRESS,
+        help="share of the training crops from each --data (default: by their number of windows)",
     )
     p.add_argument(
         "--out", type=Path, required=True, help="checkpoint directory (model.safetensors + config.json)"
@@ -461,9 +499,10 @@ def build_parser() -> argparse.ArgumentParser:
         "eval", help="MPJPE, foot contacts and codebook use on generator and real clips", formatter_class=fmt
     )
     p.add_argument("checkpoint", type=Path, help="tokenizer checkpoint directory")
-    p.add_argument("--data", type=Path, help="molam dataset whose held-out split to evaluate")
+    p.add_argument(
+        "--data", type=Path, nargs="+", help="molam datasets whose held-out split to evaluate (each labelled)"
+    )
     p.add_argument("--split", default="test", choices=("train", "val", "test"), help="split of --data")
-    p.add_argument("--no-pybullet", action="store_true", help="skip the real pybullet clips")
     p.add_argument("--depth", type=int, help="decode from the first DEPTH codebooks only")
     p.add_argument("--json", type=Path, help="also write the metrics to this JSON file")
     p.set_defaults(func=_cmd_tokenizer_eval)

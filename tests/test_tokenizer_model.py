@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from molam_ros.motion.features import FEATURE_DIM
+from molam_ros.motion.ego import EGO_DIM as FEATURE_DIM
 from molam_ros.motion.normalization import FeatureStats
 from molam_ros.tokenizer import (
     PRESETS,
@@ -44,7 +44,7 @@ def _one_thread() -> Iterator[None]:
 
 
 def smooth_motion(batch: int, frames: int, seed: int = 0) -> torch.Tensor:
-    """Random walks (B, T, 262), roughly unit scale like normalised features."""
+    """Random walks (B, T, F), roughly unit scale like normalised features."""
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, frames, FEATURE_DIM, generator=g).cumsum(1) * 0.2
     return x - x.mean(1, keepdim=True)
@@ -289,7 +289,7 @@ def test_quantizer_dropout_trains_and_decodes_with_fewer_depths(trained: RQVAE) 
 
 def test_bad_inputs_raise_clear_errors(fresh: RQVAE) -> None:
     x = smooth_motion(1, 16)
-    with pytest.raises(ValueError, match="262"):
+    with pytest.raises(ValueError, match=str(FEATURE_DIM)):
         fresh.encode(x[..., :100])
     nan = x.clone()
     nan[0, 3, 5] = float("nan")

@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from molam_ros.motion.features import FEATURE_DIM
+from molam_ros.motion.layout import DEFAULT_LAYOUT, layout_of
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -23,7 +23,9 @@ class TokenizerConfig:
     """
 
     # --- data
-    feature_dim: int = FEATURE_DIM  # 262 numbers per person-frame (motion/features.py)
+    # Numbers per person-frame; the width names the layout (motion/layout.py): 268 = ego, the
+    # bounded default; 262 = intergen (absolute positions in a first-frame canonical frame).
+    feature_dim: int = DEFAULT_LAYOUT.dim
 
     # --- encoder / decoder (T2M-GPT's 1-D conv stack, every conv causal)
     width: int = 192  # channels of every hidden conv; 512 in T2M-GPT/MoMask
@@ -70,6 +72,7 @@ class TokenizerConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"TokenizerConfig.{name} must be a positive int, got {value!r}")
+        layout_of(self.feature_dim)  # only the widths of known layouts
         if not isinstance(self.down_t, int) or self.down_t < 0:
             raise ValueError(f"TokenizerConfig.down_t must be an int >= 0, got {self.down_t!r}")
         if not isinstance(self.down_kernel, int) or self.down_kernel < 2:

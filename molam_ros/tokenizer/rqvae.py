@@ -9,9 +9,10 @@ exactly the tokens of a whole-sequence pass, and decoding token by token gives i
 Read bottom-up: CausalConv1d -> CausalStack -> ResBlock -> Encoder / Decoder -> Codebook ->
 ResidualVQ -> RQVAE -> checkpoints.
 
-Shapes: B batch (people), T frames, F = 262 features, T' = T / l token steps, C = code_dim,
-D depths, K codes per depth. The model works on normalised features (FeatureStats); whoever feeds
-it normalises and de-normalises, with the stats stored in the checkpoint.
+Shapes: B batch (people), T frames, F features (268 ego or 262 intergen, `motion/layout.py`),
+T' = T / l token steps, C = code_dim, D depths, K codes per depth. The model works on normalised
+features (FeatureStats); whoever feeds it normalises and de-normalises, with the stats stored in
+the checkpoint.
 
 Streaming state: every conv with left padding p > 0 keeps the last p frames of its input,
 (B, C_in, p). A stack's state is the flat list of its convs' states in module order, so
@@ -32,7 +33,7 @@ import torch.nn.functional as F  # noqa: N812 (the torch idiom)
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from molam_ros.motion.features import CONTACT, POS, VEL
+from molam_ros.motion.layout import layout_of
 from molam_ros.motion.normalization import FeatureStats
 from molam_ros.tokenizer.config import TokenizerConfig
 
@@ -469,11 +470,12 @@ class RQVAE(nn.Module):
         recon = self.decoder(zq.reshape(B, T_, C))  # (B, T, F)
         # Smooth L1 (T2M-GPT) is less swayed than L2 by the rare large errors of fast motion.
         err = F.smooth_l1_loss(recon, x, reduction="none", beta=c.recon_beta)  # (B, T, F)
+        layout = layout_of(c.feature_dim)
         losses = {
             "recon": err.mean(),
-            "recon_pos": err[..., POS].mean(),
-            "recon_vel": err[..., VEL].mean(),
-            "recon_contact": err[..., CONTACT].mean(),
+            "recon_pos": torch.cat([err[..., s] for s in layout.positions], dim=-1).mean(),
+            "recon_vel": torch.cat([err[..., s] for s in layout.velocities], dim=-1).mean(),
+            "recon_contact": err[..., layout.contacts].mean(),
             "commit": commit,
             "perplexity": perplexity.detach(),
             "depths": torch.tensor(depths),

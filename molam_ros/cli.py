@@ -209,6 +209,7 @@ def _cmd_tokenizer_train(args: argparse.Namespace) -> int:
     import dataclasses
     import json
 
+    from molam_ros.motion.layout import layout_of
     from molam_ros.tokenizer.config import preset
     from molam_ros.tokenizer.train import TrainConfig, train
 
@@ -222,7 +223,7 @@ def _cmd_tokenizer_train(args: argparse.Namespace) -> int:
     summary = train(
         args.data,
         args.out,
-        model_config=preset(args.preset),
+        model_config=preset(args.preset, feature_dim=layout_of(args.layout).dim),
         train_config=train_config,
         resume=args.out if args.resume else None,
     )
@@ -239,6 +240,11 @@ def _format_eval(title: str, m: dict) -> str:
         f"  MPJPE global     {m['mpjpe_mm']:.1f} mm (per person: {per_person})",
         f"  MPJPE root-rel.  {m['rel_mpjpe_mm']:.1f} mm",
         f"  root error       {m['root_mm']:.1f} mm",
+        *(
+            [f"  b from true a    {m['b_from_true_a_mm']:.1f} mm"]
+            if m.get("b_from_true_a_mm") == m.get("b_from_true_a_mm")
+            else []
+        ),
         f"  foot contacts    {m['contact_accuracy']:.1%} correct",
     ]
     for c in m["codebook"]:
@@ -252,29 +258,68 @@ def _cmd_tokenizer_eval(args: argparse.Namespace) -> int:
     import json
 
     from molam_ros.data.dataset import MotionDataset
+    from molam_ros.paths import default_tokenizer_dir
     from molam_ros.tokenizer.evaluate import evaluate
     from molam_ros.tokenizer.rqvae import load_checkpoint
 
-    model, config, stats = load_checkpoint(args.checkpoint)
+    model, config, stats = load_checkpoint(args.checkpoint or default_tokenizer_dir())
     results = {}
     for root in args.data or []:
         ds = MotionDataset(root)
         results[f"{ds.label} ({args.split})"] = evaluate(
             model, stats, ds.iter_split(args.split), depth=args.depth
         )
-    if not results:
-        raise SystemExit("nothing to evaluate: give --data DIR [DIR ...]")
+    if not results and not args.long_stream:
+        raise SystemExit("nothing to evaluate: give --data DIR [DIR ...] and/or --long-stream MINUTES")
     for title, metrics in results.items():
         print(_format_eval(title, metrics))
+    if args.long_stream:
+        from dataclasses import asdict
+
+        from molam_ros.tokenizer.long_stream import format_rows, stream_errors, walk_and_turn_stream
+
+        rows = stream_errors(model, stats, walk_and_turn_stream(args.long_stream))
+        print(format_rows(rows))
+        results["long stream"] = [asdict(r) for r in rows]
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     return 0
 
 
+def _cmd_tokenizer_reconstruct(args: argparse.Namespace) -> int:
+    from molam_ros.paths import default_tokenizer_dir
+    from molam_ros.tokenizer.reconstruct import reconstruct_dataset
+    from molam_ros.tokenizer.rqvae import load_checkpoint
+
+    model, _, stats = load_checkpoint(args.checkpoint or default_tokenizer_dir())
+    summary = reconstruct_dataset(model, stats, args.data, args.out, split=args.split)
+    print(f"wrote {summary['clips']} reconstructed clips to {args.out} ({len(summary['skipped'])} too short)")
+    return 0
+
+
+def _cmd_tokenizer_ship(args: argparse.Namespace) -> int:
+    import json
+
+    from molam_ros.tokenizer.ship import ship
+
+    manifest = ship(
+        args.checkpoint,
+        args.out,
+        data=args.data,
+        commands=args.command or [],
+        minutes=args.long_stream,
+        train_seconds=args.train_seconds,
+    )
+    print(json.dumps({k: manifest[k] for k in ("dtype", "why_dtype", "files", "steps")}, indent=1))
+    print(f"shipped to {args.out}")
+    return 0
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
+    from molam_ros.paths import default_tokenizer_dir
     from molam_ros.runtime.export import export_onnx
 
-    manifest = export_onnx(args.checkpoint, args.out)
+    manifest = export_onnx(args.checkpoint or default_tokenizer_dir(), args.out)
     for graph, check in manifest["checks"].items():
         diff, codes = check["max_abs_diff"], check["code_mismatch"]
         print(f"{graph:<14} onnxruntime vs torch: max |diff| {diff:.1e}, codes differ {codes:.1%}")
@@ -297,6 +342,9 @@ def _cmd_bench_tokenizer(args: argparse.Namespace) -> int:
     from molam_ros.runtime.export import export_onnx
 
     with tempfile.TemporaryDirectory() as tmp:
+        from molam_ros.paths import default_tokenizer_dir
+
+        args.checkpoint = args.checkpoint or default_tokenizer_dir()
         export_dir = args.export
         if export_dir is None:
             export_dir = Path(tmp) / "export"
@@ -477,6 +525,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out", type=Path, required=True, help="checkpoint directory (model.safetensors + config.json)"
     )
+    p.add_argument(
+        "--layout",
+        default="ego",
+        choices=("ego", "intergen"),
+        help="motion layout: ego (bounded, the default) or intergen (absolute, offline datasets)",
+    )
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     # Training settings left out keep the TrainConfig defaults (molam_ros/tokenizer/train.py).
     p.add_argument("--steps", type=int, default=argparse.SUPPRESS, help="total optimiser steps")
@@ -498,14 +552,47 @@ def build_parser() -> argparse.ArgumentParser:
     p = tok_cmds.add_parser(
         "eval", help="MPJPE, foot contacts and codebook use on generator and real clips", formatter_class=fmt
     )
-    p.add_argument("checkpoint", type=Path, help="tokenizer checkpoint directory")
+    p.add_argument(
+        "checkpoint", type=Path, nargs="?", help="tokenizer checkpoint directory (default: the shipped one)"
+    )
     p.add_argument(
         "--data", type=Path, nargs="+", help="molam datasets whose held-out split to evaluate (each labelled)"
     )
     p.add_argument("--split", default="test", choices=("train", "val", "test"), help="split of --data")
+    p.add_argument(
+        "--long-stream",
+        type=float,
+        default=0.0,
+        metavar="MINUTES",
+        help="also stream a person who walks 20 m and turns, for MINUTES, and print the error per minute",
+    )
     p.add_argument("--depth", type=int, help="decode from the first DEPTH codebooks only")
     p.add_argument("--json", type=Path, help="also write the metrics to this JSON file")
     p.set_defaults(func=_cmd_tokenizer_eval)
+    p = tok_cmds.add_parser(
+        "reconstruct",
+        help="write each clip's reconstruction as a motion file (a molam dataset of positions)",
+        formatter_class=fmt,
+    )
+    p.add_argument(
+        "checkpoint", type=Path, nargs="?", help="tokenizer checkpoint directory (default: the shipped one)"
+    )
+    p.add_argument("--data", type=Path, required=True, help="molam dataset to reconstruct")
+    p.add_argument("--out", type=Path, required=True, help="dataset directory to write")
+    p.add_argument("--split", choices=("train", "val", "test"), help="only this split (default: all)")
+    p.set_defaults(func=_cmd_tokenizer_reconstruct)
+    p = tok_cmds.add_parser(
+        "ship",
+        help="package a checkpoint as the shipped default (fp16 if figures hold, manifest, data manifest)",
+        formatter_class=fmt,
+    )
+    p.add_argument("checkpoint", type=Path, help="trained tokenizer checkpoint directory")
+    p.add_argument("--data", type=Path, nargs="+", required=True, help="the datasets it trained on")
+    p.add_argument("--out", type=Path, default=Path("molam_ros/models/tokenizer"), help="where to write")
+    p.add_argument("--command", action="append", help="a command that trained it (repeat, in order)")
+    p.add_argument("--long-stream", type=float, default=10.0, metavar="MINUTES", help="long-stream minutes")
+    p.add_argument("--train-seconds", type=float, help="wall time of the training, for the manifest")
+    p.set_defaults(func=_cmd_tokenizer_ship)
 
     # molam export
     p = groups.add_parser(
@@ -513,7 +600,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="export a tokenizer checkpoint to ONNX graphs (and TensorRT engines)",
         formatter_class=fmt,
     )
-    p.add_argument("checkpoint", type=Path, help="tokenizer checkpoint directory")
+    p.add_argument(
+        "checkpoint", type=Path, nargs="?", help="tokenizer checkpoint directory (default: the shipped one)"
+    )
     p.add_argument("--out", type=Path, required=True, help="export directory")
     p.add_argument(
         "--format", choices=("onnx", "tensorrt"), default="onnx", help="tensorrt also builds .plan engines"
@@ -533,7 +622,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="per-step latency of every available tokenizer engine vs torch eager",
         formatter_class=fmt,
     )
-    p.add_argument("--checkpoint", type=Path, required=True, help="tokenizer checkpoint directory")
+    p.add_argument("--checkpoint", type=Path, help="tokenizer checkpoint (default: the shipped one)")
     p.add_argument("--export", type=Path, help="export directory (default: export to a temporary one)")
     p.add_argument("--steps", type=int, default=300, help="timed steps per round")
     p.add_argument("--repeats", type=int, default=5, help="rounds per engine")

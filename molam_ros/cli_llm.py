@@ -110,6 +110,12 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any]:
     tok = mlm.info.get("tokenizer_checkpoint")
     if not tok or not Path(tok).is_dir():
         raise SystemExit(f"{ckpt}: its tokenizer checkpoint {tok!r} is missing")
+    from molam_ros.tokenizer.rqvae import CheckpointError, check_pairing
+
+    try:
+        check_pairing(mlm.info.get("tokenizer"), tok, f"the LLM {ckpt}")
+    except CheckpointError as e:
+        raise SystemExit(str(e)) from e
     return mlm, MotionCodec.from_checkpoint(tok)
 
 

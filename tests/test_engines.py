@@ -17,7 +17,7 @@ from molam_ros.runtime.export import export_onnx, read_manifest
 from molam_ros.tokenizer.config import PRESETS
 from molam_ros.tokenizer.rqvae import RQVAE, save_checkpoint
 
-F = 262
+F = PRESETS["tiny"].feature_dim  # the default (ego) layout
 
 
 @pytest.fixture(scope="module")

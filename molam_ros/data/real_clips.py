@@ -6,7 +6,9 @@ is installed). This module turns them into a dataset directory that `molam token
 with the generator's:
 
 - the split is by source clip, fixed by name (`HELD_OUT`, `VALIDATION`): a held-out clip and its
-  augmentations never reach training, and the held-out clips are written as recorded;
+  augmentations never reach training, and the held-out clips are written as recorded. The long
+  BVH recordings (`bvh_clips.py`, 23-38 s each) are cut into 8 s windows first, and every third
+  window of each (k % 3 == 2) is held out;
 - every training clip is written `variants` times, each an augmentation drawn from a seeded rng:
   looping (clips DeepMimic marks `wrap` are cycles: each repeat continues from where the last one
   ended, turned by the cycle's heading change), speed 0.8-1.25x, a smooth random retiming (+-15 %
@@ -23,6 +25,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +58,7 @@ class RealSource:
     file: str
     licence: str
     load: Callable[[], MotionClip]
+    split: str = "train"
 
 
 def _sha256(path: str) -> str:
@@ -69,6 +73,7 @@ def real_sources() -> list[RealSource]:
     """Every real clip that ships in an installed registry package, in a fixed order."""
     from importlib.metadata import version
 
+    from molam_ros.data import bvh_clips
     from molam_ros.data.pybullet_clips import _clip_paths, load_pybullet_clip
 
     pkg = f"pybullet=={version('pybullet')}"
@@ -79,31 +84,32 @@ def real_sources() -> list[RealSource]:
             str(path),
             "zlib (pybullet); DeepMimic reference motions (Peng et al. 2018)",
             lambda n=name: load_pybullet_clip(n),
+            "test" if name in HELD_OUT else "val" if name in VALIDATION else "train",
         )
         for name, path in sorted(_clip_paths().items())
     ]
-    try:
-        from molam_ros.data import bvh_clips
-    except ImportError:  # the BVH loader or its package is not installed: pybullet only
-        return out
+    # BVH recordings where their package is installed (Debian's assimp-testmodels): 8 s windows.
     for info in bvh_clips.list_clips():
-        out.append(
-            RealSource(
-                info.name,
-                info.source_package,
-                str(info.path),
-                info.licence,
-                lambda n=info.name: _bvh_clip(n),
+        windows = bvh_clips.clip_windows(_bvh_clip(info.name), 8.0)
+        for k in range(len(windows)):
+            out.append(
+                RealSource(
+                    f"{info.name}_w{k}",
+                    info.source_package,
+                    str(info.path),
+                    info.licence,
+                    lambda n=info.name, k=k: bvh_clips.clip_windows(_bvh_clip(n), 8.0)[k],
+                    "test" if k % 3 == 2 else "train",
+                )
             )
-        )
     return out
 
 
+@lru_cache(maxsize=4)
 def _bvh_clip(name: str) -> MotionClip:
     from molam_ros.data import bvh_clips
 
-    pos = bvh_clips.load_clip(name)
-    return MotionClip(name, pos[None], fps=TARGET_FPS, texts=[], meta={"source": "bvh"})
+    return bvh_clips.load_bvh_clip(name)
 
 
 _MIRROR = [
@@ -175,9 +181,8 @@ def real_clips(variants: int, seed: int) -> Iterator[MotionClip]:
             "source_clip": src.name,
             "sha256": _sha256(src.file),
         }
-        if src.name in HELD_OUT or src.name in VALIDATION:
-            split = "test" if src.name in HELD_OUT else "val"
-            yield MotionClip(src.name, clip.positions, texts=clip.texts, meta={**meta, "split": split})
+        if src.split != "train":
+            yield MotionClip(src.name, clip.positions, texts=clip.texts, meta={**meta, "split": src.split})
             continue
         rng = np.random.default_rng([seed, k])
         cyclic = clip.meta.get("loop") == "wrap"
@@ -198,8 +203,8 @@ def write_real_dataset(
         "generator": "molam data real",
         "variants": variants,
         "seed": seed,
-        "held_out": list(HELD_OUT),
-        "validation": list(VALIDATION),
+        "held_out": [s.name for s in sources if s.split == "test"],
+        "validation": [s.name for s in sources if s.split == "val"],
         "sources": [
             {
                 "name": s.name,
@@ -207,12 +212,12 @@ def write_real_dataset(
                 "file": s.file,
                 "licence": s.licence,
                 "sha256": _sha256(s.file),
-                "split": "test" if s.name in HELD_OUT else "val" if s.name in VALIDATION else "train",
+                "split": s.split,
             }
             for s in sources
         ],
     }
-    n_eval = sum(1 for s in sources if s.name in HELD_OUT or s.name in VALIDATION)
+    n_eval = sum(1 for s in sources if s.split != "train")
     return write_dataset(
         Path(out),
         real_clips(variants, seed),

@@ -39,6 +39,9 @@ class Layout:
     rotations: slice  # 6D rotations (normalisation floor, see normalization.py)
     contacts: slice  # binary labels (normalisation floor)
     flags: tuple[slice, ...] = ()  # other binary numbers (normalisation floor as contacts)
+    # Numbers whose running sum is the trajectory (root velocities): errors there accumulate into
+    # drift, so training also compares their sums over the crop (TokenizerConfig.traj_weight).
+    trajectory: tuple[slice, ...] = ()
 
 
 EGO = Layout(
@@ -50,6 +53,7 @@ EGO = Layout(
     rotations=ego.ROT,
     contacts=ego.CONTACT,
     flags=(ego.PARTNER,),
+    trajectory=(ego.YAW_VEL, ego.ROOT_VEL),
 )
 INTERGEN = Layout(
     name="intergen",

@@ -8,7 +8,9 @@ pose, person b is placed by its relation to person a. Errors are in millimetres:
 
 - global MPJPE: every joint, in person a's first-frame canonical frame (what a viewer sees);
 - root-relative MPJPE: every joint after subtracting each person's own root (the pose alone);
-- root error: the root (pelvis) alone (where the person is).
+- root error: the root (pelvis) alone (where the person is);
+- b from the true a (ego, two-person clips): person b's global MPJPE when placed by its decoded
+  relation to the recorded person a, as the runtime places the reactor next to the real person.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import torch
 
 from molam_ros.data.clip import MotionClip
 from molam_ros.data.dataset import clip_features
+from molam_ros.motion import ego
+from molam_ros.motion.canonical import facing_angle
 from molam_ros.motion.layout import layout_of, pair_from_features
 from molam_ros.motion.normalization import FeatureStats
 from molam_ros.tokenizer.rqvae import RQVAE
@@ -63,6 +67,7 @@ def evaluate(
         mpjpe_mm: global MPJPE over all person-frames (module docstring), millimetres;
         mpjpe_mm_per_person: the same per person index (a, b; one entry for single-person clips);
         rel_mpjpe_mm, root_mm: root-relative MPJPE and root error;
+        b_from_true_a_mm: person b placed from the recorded person a (nan without pairs);
         contact_accuracy: share of the 4 foot contacts per frame decoded right (threshold 0.5);
         codebook: per depth, perplexity (exp entropy of the code histogram) and used (share of
         the K codes used at least once).
@@ -76,6 +81,7 @@ def evaluate(
     sums: dict[str, list[float]] = {"global": [], "rel": [], "root": []}  # per person index, metres
     err_frames: list[int] = []
     contact_hits = contact_total = 0
+    partner_sum, partner_frames = 0.0, 0
     counts = np.zeros((D, K), dtype=np.int64)
     n_clips = skipped = 0
     try:
@@ -89,7 +95,13 @@ def evaluate(
             x = stats.normalize(torch.from_numpy(np.ascontiguousarray(f)).to(device))  # (P, T, F)
             codes = model.encode(x, depth)  # (P, T/l, D)
             out = stats.denormalize(model.decode(codes)).cpu().numpy()  # (P, T, F)
-            errs = position_errors(pair_from_features(out), pair_from_features(f))
+            ref = pair_from_features(f)
+            errs = position_errors(pair_from_features(out), ref)
+            if layout.name == "ego" and f.shape[0] == 2:
+                yaw_b, root_b = ego.anchored_root(out[1], facing_angle(ref[0]), ref[0][:, 0])
+                b = ego.body_from_root(out[1], yaw_b, root_b)
+                partner_sum += float(np.linalg.norm(b - ref[1], axis=-1).mean(-1).sum())
+                partner_frames += T
             for p in range(f.shape[0]):
                 if p == len(err_frames):
                     err_frames.append(0)
@@ -128,6 +140,7 @@ def evaluate(
         "mpjpe_mm_per_person": [1000.0 * s / n for s, n in zip(sums["global"], err_frames, strict=True)],
         "rel_mpjpe_mm": mm("rel"),
         "root_mm": mm("root"),
+        "b_from_true_a_mm": 1000.0 * partner_sum / partner_frames if partner_frames else float("nan"),
         "contact_accuracy": contact_hits / contact_total if contact_total else float("nan"),
         "codebook": codebook,
     }

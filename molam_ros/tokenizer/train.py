@@ -249,7 +249,7 @@ def train(
 
         # 6) log: .item() syncs with the device, so only the few scalars shown are read
         step += 1
-        last = {k: losses[k].item() for k in ("loss", "recon", "recon_pos", "commit")}
+        last = {k: losses[k].item() for k in ("loss", "recon", "recon_pos", "recon_traj", "commit")}
         if progress:
             perplexity = losses["perplexity"][: int(losses["depths"])]
             postfix = {

@@ -42,6 +42,9 @@ class Layout:
     # Numbers whose running sum is the trajectory (root velocities): errors there accumulate into
     # drift, so training also compares their sums over the crop (TokenizerConfig.traj_weight).
     trajectory: tuple[slice, ...] = ()
+    # Numbers that place the person relative to their partner (ego: REL_POS, REL_HEAD): 4 of 268,
+    # yet an error in them moves the whole body (TokenizerConfig.rel_weight).
+    relation: tuple[slice, ...] = ()
 
 
 EGO = Layout(
@@ -54,6 +57,7 @@ EGO = Layout(
     contacts=ego.CONTACT,
     flags=(ego.PARTNER,),
     trajectory=(ego.YAW_VEL, ego.ROOT_VEL),
+    relation=(ego.REL_POS, ego.REL_HEAD),
 )
 INTERGEN = Layout(
     name="intergen",

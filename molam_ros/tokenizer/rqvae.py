@@ -468,7 +468,7 @@ class RQVAE(nn.Module):
         """Training and evaluation pass: x (B, T, F) -> (reconstruction (B, T, F), losses).
 
         losses: `loss` (the total to minimise), `recon` (smooth L1 over all features), `recon_traj`
-        (drift of the integrated root, `_drift`), `recon_pos`,
+        (drift of the integrated root, `_drift`), `recon_rel` (the relation to the partner), `recon_pos`,
         `recon_vel`, `recon_contact` (per slice), `commit`, `perplexity` (D,) and `depths` (used in
         this batch; < D under quantizer dropout). In training mode the codebooks take their EMA step.
         """
@@ -487,6 +487,11 @@ class RQVAE(nn.Module):
             "recon_vel": torch.cat([err[..., s] for s in layout.velocities], dim=-1).mean(),
             "recon_contact": err[..., layout.contacts].mean(),
             "recon_traj": _drift(recon, x, layout.trajectory, c.recon_beta),
+            "recon_rel": (
+                torch.cat([err[..., s] for s in layout.relation], dim=-1).mean()
+                if layout.relation
+                else err.new_zeros(())
+            ),
             "commit": commit,
             "perplexity": perplexity.detach(),
             "depths": torch.tensor(depths),
@@ -496,6 +501,7 @@ class RQVAE(nn.Module):
             + c.pos_weight * losses["recon_pos"]
             + c.vel_weight * losses["recon_vel"]
             + c.traj_weight * losses["recon_traj"]
+            + c.rel_weight * losses["recon_rel"]
             + c.commitment_beta * commit
         )
         return recon, losses

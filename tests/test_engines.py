@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from molam_ros.motion.normalization import FeatureStats
-from molam_ros.runtime.engines import EngineConfig, OnnxRuntimeEngine, TorchEngine, create_engine
-from molam_ros.runtime.export import export_onnx, read_manifest
 from molam_ros.tokenizer.config import PRESETS
+from molam_ros.tokenizer.engines import EngineConfig, OnnxRuntimeEngine, TorchEngine, create_engine
+from molam_ros.tokenizer.export import export_onnx, read_manifest
 from molam_ros.tokenizer.rqvae import RQVAE, save_checkpoint
 
 F = 262
@@ -156,7 +156,7 @@ def test_missing_or_foreign_export_is_named(tmp_path: Path, export_dir: Path) ->
 )
 def test_tensorrt_matches_onnxruntime(export_dir: Path) -> None:
     pytest.importorskip("tensorrt", reason="the tensorrt package is not installed")
-    from molam_ros.runtime.tensorrt_engine import TensorRTEngine, build_tensorrt
+    from molam_ros.tokenizer.tensorrt_engine import TensorRTEngine, build_tensorrt
 
     report = build_tensorrt(export_dir, max_frames=256)
     trt_engine, ort_engine = TensorRTEngine(export_dir), OnnxRuntimeEngine(export_dir)

@@ -79,7 +79,7 @@ class MotionCodec:
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path) -> MotionCodec:
-        from molam_ros.runtime.engines import TorchEngine
+        from molam_ros.tokenizer.engines import TorchEngine
 
         return cls(TorchEngine(checkpoint))
 

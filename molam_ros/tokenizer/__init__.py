@@ -4,7 +4,9 @@
     frames = stats.denormalize(model.decode(codes))     # (B, T/l, D) -> (B, T, 262)
 
 See `rqvae.py` for the model, `streaming.py` for the stateful stream wrapper and export step
-modules, `train.py` and `evaluate.py` for the loops.
+modules, `train.py` and `evaluate.py` for the loops, `export.py` for the ONNX graphs, and
+`engines.py` (with `tensorrt_engine.py`) for the one encode/decode interface over torch,
+onnxruntime and TensorRT that the model-language layer and the runtime both use.
 """
 
 from molam_ros.tokenizer.config import PRESETS, TokenizerConfig, preset

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from molam_ros.motion.normalization import FeatureStats
-from molam_ros.runtime.engines import State, TokenizerEngine, _state_zeros
-from molam_ros.runtime.export import GRAPHS, MANIFEST, read_manifest
+from molam_ros.tokenizer.engines import State, TokenizerEngine, _state_zeros
+from molam_ros.tokenizer.export import GRAPHS, MANIFEST, read_manifest
 
 log = logging.getLogger(__name__)
 

@@ -207,7 +207,7 @@ class OnnxRuntimeEngine(TokenizerEngine):
     ) -> None:
         import onnxruntime as ort
 
-        from molam_ros.runtime.export import GRAPHS, read_manifest
+        from molam_ros.tokenizer.export import GRAPHS, read_manifest
 
         self.export_dir = Path(export_dir)
         self.manifest = read_manifest(self.export_dir)
@@ -274,7 +274,7 @@ def _load(backend: str, config: EngineConfig) -> TokenizerEngine:
         )
     if backend == "onnxruntime":
         return OnnxRuntimeEngine(config.export_dir, providers=config.ort_providers, threads=config.threads)
-    from molam_ros.runtime.tensorrt_engine import TensorRTEngine
+    from molam_ros.tokenizer.tensorrt_engine import TensorRTEngine
 
     return TensorRTEngine(config.export_dir, precision=config.tensorrt_precision)
 

@@ -13,21 +13,14 @@ import pytest
 from molam_ros.data.clip import MotionClip
 from molam_ros.data.dataset import MotionDataset, write_dataset
 from molam_ros.data.synth import INTERACTIONS, STYLES, generate_clip
-from molam_ros.llm.quality import (
-    DESCRIPTOR_DIM,
-    INTERACTION_PATTERNS,
+from molam_ros.llm.caption_labels import INTERACTION_PATTERNS, caption_labels
+from molam_ros.llm.interaction_classifier import DESCRIPTOR_DIM, InteractionClassifier, main, pair_descriptors
+from molam_ros.llm.quality import QualityRow, QualityTable, format_quality_table, format_share
+from molam_ros.llm.reaction_baselines import (
     MIRROR_JOINTS,
-    InteractionClassifier,
-    QualityRow,
-    QualityTable,
-    caption_labels,
-    format_quality_table,
-    format_share,
-    main,
     mirror_plane,
     mirror_reactor,
     mpjpe_mm,
-    pair_descriptors,
     reaction_errors,
     still_reactor,
 )

@@ -58,7 +58,7 @@ def depth_targets(
     """
     if not vocab.step_markers:
         raise ValueError("the depth head needs the step-marker layout (MotionVocab(step_markers=True))")
-    ids = vocab._require_ids()
+    ids = vocab.require_ids()
     K, D = vocab.codebook_size, vocab.depth
     B, T = input_ids.shape
     if T <= D:
@@ -83,7 +83,7 @@ def _codes_at(
 ) -> torch.Tensor:
     """(N, D) codes of the tokens start..start+D-1 of rows b, K where a token is not the code of
     its depth (or lies outside the sequence)."""
-    ids = vocab._require_ids()
+    ids = vocab.require_ids()
     K, D = vocab.codebook_size, vocab.depth
     T = input_ids.shape[1]
     pos = start[:, None] + torch.arange(D, device=start.device)  # (N, D)

@@ -152,7 +152,8 @@ class MotionVocab:
 
     # --- binding to an LLM tokenizer and model
 
-    def _require_ids(self) -> MotionTokenIds:
+    def require_ids(self) -> MotionTokenIds:
+        """The token ids of a bound vocabulary; RuntimeError before `add_to` or `bind`."""
         if self.ids is None:
             raise RuntimeError(
                 "MotionVocab is not bound to a tokenizer; call add_to(tokenizer, model) or bind()"
@@ -227,21 +228,21 @@ class MotionVocab:
         peft handles tied input/output embeddings; at inference, resize the base model the same way
         (`add_to`) before loading the adapter.
         """
-        ids = self._require_ids()
+        ids = self.require_ids()
         return ids.markers() + list(range(ids.code_base, ids.code_base + self.depth * self.codebook_size))
 
     # --- ids of single tokens
 
     def code_id(self, d: int, k: int) -> int:
-        return self._require_ids().code_base + d * self.codebook_size + k
+        return self.require_ids().code_base + d * self.codebook_size + k
 
     def is_motion_token(self, token_id: int) -> bool:
-        ids = self._require_ids()
+        ids = self.require_ids()
         return token_id in ids.markers() or self.code_of(token_id) is not None
 
     def code_of(self, token_id: int) -> tuple[int, int] | None:
         """(depth, code) of a code token id, None for any other id."""
-        i = token_id - self._require_ids().code_base
+        i = token_id - self.require_ids().code_base
         if 0 <= i < self.depth * self.codebook_size:
             return divmod(i, self.codebook_size)
         return None
@@ -253,7 +254,7 @@ class MotionVocab:
 
         Two people must have the same number of steps L (pad or crop the shorter first).
         """
-        ids = self._require_ids()
+        ids = self.require_ids()
         K, D = self.codebook_size, self.depth
         given = {p: c for p, c in zip(PERSONS, (codes_a, codes_b), strict=True) if c is not None}
         if not given:
@@ -275,7 +276,7 @@ class MotionVocab:
     def codes_to_text(self, codes_a: Any | None, codes_b: Any | None = None) -> str:
         """The span as token strings, for chat messages (the tokenizer maps each back to one id)."""
         names = self.tokens()
-        ids = self._require_ids()
+        ids = self.require_ids()
         first = {ids.motion_start: 0, ids.motion_end: 1, ids.person_a: 2, ids.person_b: 3}
         out = []
         for i in self.codes_to_token_ids(codes_a, codes_b):
@@ -293,7 +294,7 @@ class MotionVocab:
         """
         if isinstance(token_ids, torch.Tensor | np.ndarray):
             token_ids = [int(t) for t in token_ids.reshape(-1).tolist()]
-        ids = self._require_ids()
+        ids = self.require_ids()
         seq = list(token_ids)
         if not seq or seq[0] != ids.motion_start:
             raise MotionSequenceError(f"a motion span must start with {MOTION_START} (id {ids.motion_start})")
@@ -417,7 +418,7 @@ class SpanGrammar:
         forced: dict[str, np.ndarray] | None = None,
     ) -> None:
         self.vocab = vocab
-        self.ids = vocab._require_ids()
+        self.ids = vocab.require_ids()
         self.K, self.D = vocab.codebook_size, vocab.depth
         self.persons = persons
         self.min_steps = min_steps
@@ -559,7 +560,7 @@ def find_spans(token_ids: Iterable[int], vocab: MotionVocab) -> list[tuple[int, 
 
     An unclosed last span is returned up to the end of the ids (decode it with `partial=True`).
     """
-    ids = vocab._require_ids()
+    ids = vocab.require_ids()
     spans, start = [], None
     seq = list(token_ids)
     for i, tok in enumerate(seq):

@@ -27,13 +27,13 @@ import numpy as np
 import torch
 from transformers import LogitsProcessorList
 
-from molam_ros.llm.constraints import MotionSpanConstraint
+from molam_ros.llm.constraints import MotionSpanConstraint, find_spans, parse_span
 from molam_ros.llm.depth_head import context_row, sample_logits
 from molam_ros.llm.kv import KVRunner, SamplingConfig, code_tokens
 from molam_ros.llm.model import MotionLM
 from molam_ros.llm.prompts import MotionCodes, Prompt, PromptConfig, Task, Turn, build_prompt
 from molam_ros.llm.streaming import StreamingConfig, StreamingReactor
-from molam_ros.llm.vocab import MotionSequenceError, as_codes, find_spans
+from molam_ros.llm.vocab import MotionSequenceError, as_codes
 
 METHODS = ("head", "tokens")
 
@@ -155,7 +155,7 @@ def token_motion(
     if not spans:
         raise MotionSequenceError("the model ended its answer without a motion span")
     start, stop = spans[0]
-    return vocab.token_ids_to_codes(answer[start:stop], partial=True)
+    return parse_span(vocab, answer[start:stop], partial=True)
 
 
 def _generate(

@@ -35,6 +35,7 @@ from safetensors.torch import load_file, save_file
 from molam_ros.llm.backbone import load_backbone
 from molam_ros.llm.depth_head import DepthHead, DepthHeadConfig
 from molam_ros.llm.lora import LoraSettings, load_for_inference, merge, save_adapter, wrap
+from molam_ros.llm.motion_io import MotionCodec
 from molam_ros.llm.prompts import IGNORE_INDEX
 from molam_ros.llm.vocab import MotionVocab
 
@@ -303,3 +304,18 @@ def load_motion_lm(
     if not trainable:
         mlm.eval()
     return mlm
+
+
+def load_with_codec(
+    directory: str | Path, *, device: str | torch.device = "cpu"
+) -> tuple[MotionLM, MotionCodec]:
+    """A checkpoint ready to generate and the tokenizer that turns its codes into motion and back.
+
+    The tokenizer is the one the checkpoint was trained with (its record's `tokenizer_checkpoint`);
+    a `CheckpointError` names it when it is gone.
+    """
+    mlm = load_motion_lm(directory, device=device)
+    tok = mlm.info.get("tokenizer_checkpoint")
+    if not tok or not Path(tok).is_dir():
+        raise CheckpointError(f"{directory}: its tokenizer checkpoint {tok!r} is missing")
+    return mlm, MotionCodec.from_checkpoint(tok)

@@ -350,8 +350,7 @@ def test_molam_cli_has_bringup(capsys: pytest.CaptureFixture) -> None:
 
     parser = build_parser()
     (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    if "bringup" not in commands.choices:
-        pytest.skip("molam_ros/cli.py does not add `molam bringup` yet (bringup.add_command(groups, fmt))")
+    assert "bringup" in commands.choices
     args = parser.parse_args(["bringup", "--replay", "--no-reaction", "--dry-run"])
     assert args.func(args) == 0
     assert capsys.readouterr().out.startswith("pose_replay_node: ")

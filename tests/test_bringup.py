@@ -307,7 +307,7 @@ def test_with_real_launch_packages() -> None:
         launch = None
     if launch is None or not hasattr(launch, "LaunchDescription"):
         pytest.skip(
-            "launch/launch_ros are not installable on this machine (ENVIRONMENT.md); the launch file's "
+            "launch/launch_ros are not installable on this machine (docs/environment.md); the launch file's "
             "mapping is covered by test_launch_file_starts_what_molam_bringup_starts with stand-ins"
         )
     spec = importlib.util.spec_from_file_location("reaction_launch_real", LAUNCH_FILE)

@@ -89,7 +89,8 @@ def test_round_trip(bound: tuple, step_markers: bool, people: str) -> None:
     ra2, _ = parse_span(vocab, torch.tensor(ids))
     assert ca is None or np.array_equal(ra2, ca)
     assert tok(vocab.codes_to_text(ca, cb), add_special_tokens=False)["input_ids"] == ids
-    if people == "ab" and step_markers:  # DESIGN.md's interleaving: per step a's D codes, then b's
+    # The paper's interleaving (docs/architecture.md): per step a's D codes, then b's.
+    if people == "ab" and step_markers:
         step = ids[1 : 1 + 2 * (D + 1)]
         assert step[0] == vocab.ids.person_a and step[D + 1] == vocab.ids.person_b
         assert [vocab.code_of(t) for t in step[1 : D + 1]] == [(d, int(a[0, d])) for d in range(D)]

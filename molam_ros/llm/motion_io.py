@@ -5,8 +5,8 @@ a molam dataset's `motions/<id>.npz`; P is 1 or 2), optionally `fps` (resampled 
 differs). `molam generate` reads such files, or a clip of a dataset by `DATA_DIR:CLIP_ID`, and
 writes the same layout back, plus the codes (`codes.npz`, (P, L, D)).
 
-Two people are tokenized in person a's canonical frame (DESIGN.md); generated motion comes back in
-that frame, or in the world frame of the input motion when there was one.
+Two people are tokenized in person a's canonical frame (docs/representation.md); generated motion
+comes back in that frame, or in the world frame of the input motion when there was one.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ Layout of one motion span (`step_markers=True`, the default), per time step of l
     <motion> <person_a> a_0 .. a_{D-1} <person_b> b_0 .. b_{D-1}   (step 1)
              <person_a> a_0 .. a_{D-1} <person_b> b_0 .. b_{D-1}   (step 2) ... </motion>
 
-which is DESIGN.md's `[k(1;a)_1..D, k(1;b)_1..D, ..., k(L;a), k(L;b)]` with a person marker before
+which is the paper's `[k(1;a)_1..D, k(1;b)_1..D, ..., k(L;a), k(L;b)]` with a person marker before
 each person's D codes. A span of one person drops the other person's part (`<motion> <person_a> a..
 <person_a> a.. </motion>`); which people a span holds is fixed by its first step. `</motion>` may only
 come at a step boundary after at least one step, so every span holds whole steps.

@@ -18,14 +18,14 @@ each person's D codes. A span of one person drops the other person's part (`<mot
 come at a step boundary after at least one step, so every span holds whole steps.
 
 Why a marker per person-step. Since code tokens are shared, without markers the only thing telling
-a's codes from b's is the parity of the step inside the span, i.e. counting up to hundreds of tokens,
-which transformers do badly; the marker states it at every step. The price is 2D + 2 = 10 tokens per
-step instead of 2D = 8 (D = 4): 25 % more context. The number of *sampled* tokens is unchanged (the
-markers are fixed by the grammar), and a streaming reaction step feeds `<person_a> a_0..a_{D-1}
-<person_b>` in one forward pass either way, so there the markers only cost longer inputs: measured
-with SmolLM2-135M on the 2-core CPU, a KV-cached streaming step (one 6-token forward, three 1-token
-forwards) ran at 4.6 steps/s against 5.1 for the compact layout (-10 %). Offline `generate()`
-samples the forced markers like any token: 10 forward passes per step instead of 8.
+a's codes from b's is the parity of the step inside the span, i.e. counting up to hundreds of
+tokens, which transformers do badly; the marker states it at every step. The price is 2D + 2 = 10
+tokens per step instead of 2D = 8 (D = 4): 25 % more context. The number of *sampled* tokens is
+unchanged (the markers are fixed by the grammar), and a streaming reaction step feeds `<person_a>
+a_0..a_{D-1} <person_b>` in one forward pass either way, so there the markers only cost longer
+inputs (two tokens more per step; `molam bench llm` prints the step rate of the layout a checkpoint
+uses). Offline `generate()` samples the forced markers like any token: 10 forward passes per step
+instead of 8.
 `step_markers=False` is that compact alternative, kept to measure the quality side of the trade-off:
 the people are named once after `<motion>` (`<motion> <person_a> <person_b> a_0..a_{D-1} b_0..b_{D-1}
 ...`).

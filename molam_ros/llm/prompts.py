@@ -21,6 +21,10 @@ Token ids are built piece by piece (the text before each answer, each answer, ea
 each piece tokenized on its own and concatenated, rather than tokenizing the whole rendered text.
 That way the ids of a training example up to an answer are exactly the ids `build_prompt` produces
 for the same conversation at inference, whatever the tokenizer does at piece boundaries.
+
+Why one module of a little over 500 lines: the task specs, the phrasings and the piece-by-piece
+encoding are one contract between training and inference (an example and its prompt must come from
+the same code); split, a change to one part could silently break the identity the other relies on.
 """
 
 from __future__ import annotations

@@ -172,3 +172,49 @@ def test_graph_checks_see_function_imports_relative_imports_and_cycles(tmp_path:
     assert layer_violations(graph) == ["molam_ros.motion.a (motion) imports molam_ros.llm.b (llm)"]
     (pkg / "llm" / "b.py").write_text("import numpy\n")
     assert find_cycle(import_graph(pkg)) == []
+
+
+# --- module size: over 500 lines only with the reason in the module docstring (docs/style.md rule 3)
+
+MAX_LINES = 500
+# Modules over the limit that others are reworking now; each is to be split or to say why it is not.
+# The list may only shrink: an entry that is no longer over the limit fails the test below.
+PENDING_SIZE_REASON = {
+    "molam_ros/cli.py",
+    "molam_ros/ros/reaction_node.py",
+    "molam_ros/agent/rules_planner.py",
+    "molam_ros/data/synth.py",
+    "molam_ros/data/synth_poses.py",
+    "molam_ros/data/conversations.py",
+    "molam_ros/tokenizer/rqvae.py",
+}
+
+
+def oversized_without_reason(pkg: Path = PKG, limit: int = MAX_LINES) -> list[str]:
+    """Modules over `limit` lines whose docstring does not name the limit (`... over 500 lines ...`)."""
+    out = []
+    for path in sorted(pkg.rglob("*.py")):
+        text = path.read_text()
+        if text.count("\n") > limit and f"{limit} lines" not in (ast.get_docstring(ast.parse(text)) or ""):
+            out.append(path.relative_to(pkg.parent).as_posix())
+    return out
+
+
+def test_no_module_over_500_lines_without_a_reason() -> None:
+    bad = oversized_without_reason()
+    assert set(bad) <= PENDING_SIZE_REASON, (
+        f"over {MAX_LINES} lines with no reason given: {sorted(set(bad) - PENDING_SIZE_REASON)}"
+    )
+    assert set(bad) == PENDING_SIZE_REASON, (
+        f"no longer pending, remove from the list: {sorted(PENDING_SIZE_REASON - set(bad))}"
+    )
+
+
+def test_size_check_reads_the_docstring(tmp_path: Path) -> None:
+    pkg = tmp_path / "molam_ros"
+    pkg.mkdir()
+    body = "x = 1\n" * 6
+    (pkg / "long.py").write_text('"""Long."""\n' + body)
+    (pkg / "reasoned.py").write_text('"""Long, and over 5 lines because ..."""\n' + body)
+    (pkg / "short.py").write_text('"""Short."""\n')
+    assert oversized_without_reason(pkg, limit=5) == ["molam_ros/long.py"]

@@ -25,7 +25,7 @@ setup(
         (f"share/{PACKAGE}/msg", glob("msg/*.msg")),
     ],
     # Runtime dependencies are pinned in requirements/ and installed by scripts/setup.sh; listing
-    # them here would let pip resolve torch to a multi-GB CUDA build (ENVIRONMENT.md).
+    # them here would let pip resolve torch to a multi-GB CUDA build (docs/environment.md).
     install_requires=[],
     zip_safe=True,
     entry_points={

@@ -317,14 +317,14 @@ def _cmd_tokenizer_ship(args: argparse.Namespace) -> int:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from molam_ros.paths import default_tokenizer_dir
-    from molam_ros.runtime.export import export_onnx
+    from molam_ros.tokenizer.export import export_onnx
 
     manifest = export_onnx(args.checkpoint or default_tokenizer_dir(), args.out)
     for graph, check in manifest["checks"].items():
         diff, codes = check["max_abs_diff"], check["code_mismatch"]
         print(f"{graph:<14} onnxruntime vs torch: max |diff| {diff:.1e}, codes differ {codes:.1%}")
     if args.format == "tensorrt":
-        from molam_ros.runtime.tensorrt_engine import build_tensorrt
+        from molam_ros.tokenizer.tensorrt_engine import build_tensorrt
 
         report = build_tensorrt(
             args.out, max_batch=args.max_batch, max_frames=args.max_frames, fp16=not args.no_fp16
@@ -339,7 +339,7 @@ def _cmd_bench_tokenizer(args: argparse.Namespace) -> int:
     import tempfile
 
     from molam_ros.runtime.bench import bench_tokenizer, format_table
-    from molam_ros.runtime.export import export_onnx
+    from molam_ros.tokenizer.export import export_onnx
 
     with tempfile.TemporaryDirectory() as tmp:
         from molam_ros.paths import default_tokenizer_dir

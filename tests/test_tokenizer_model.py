@@ -18,7 +18,6 @@ from molam_ros.tokenizer import (
     CheckpointError,
     DecoderStep,
     EncoderStep,
-    StreamingTokenizer,
     TokenizerConfig,
     load_checkpoint,
     preset,
@@ -196,24 +195,6 @@ def test_streaming_equals_whole_sequence(which: str, request: pytest.FixtureRequ
         torch.testing.assert_close(stream_decode(model, codes, chunk // L), frames, rtol=0, atol=1e-5)
 
 
-def test_streaming_tokenizer_buffers_any_chunk_size(trained: RQVAE) -> None:
-    stats = FeatureStats(mean=np.full(FEATURE_DIM, 0.5), std=np.full(FEATURE_DIM, 2.0), count=1)
-    raw = smooth_motion(1, 64, seed=4) * 2.0 + 0.5
-    with torch.no_grad():
-        codes = trained.encode(stats.normalize(raw))
-        frames = stats.denormalize(trained.decode(codes))
-    st = StreamingTokenizer(trained, stats)
-    got_codes, got_frames, t = [], [], 0
-    for n in (1, 3, 0, 5, 7, 2, 6, 4, 36):  # sums to 64
-        c = st.push_frames(raw[0, t : t + n].numpy())  # (n, F) for a single stream
-        t += n
-        got_codes.append(c)
-        got_frames.append(st.push_codes(c))
-        assert st.pending == t % L
-    assert torch.equal(torch.cat(got_codes, 1), codes)
-    torch.testing.assert_close(torch.cat(got_frames, 1), frames, rtol=0, atol=1e-5)
-
-
 def test_step_state_is_fixed_size(trained: RQVAE) -> None:
     enc = trained.init_encoder_state(1)
     shapes = [s.shape for s in enc]
@@ -319,8 +300,6 @@ def test_bad_inputs_raise_clear_errors(fresh: RQVAE) -> None:
         fresh.decode(codes.float())
     with pytest.raises(ValueError, match="depth"):
         fresh.encode(x, depth=TINY.num_quantizers + 1)
-    with pytest.raises(ValueError, match="frames"):
-        StreamingTokenizer(fresh).push_frames(np.zeros((4, 10)))
 
 
 # --- checkpoints

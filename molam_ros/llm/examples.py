@@ -92,7 +92,7 @@ def encode_dataset_codes(
     for the same clip ids, otherwise encoded with the torch engine and written there.
     """
     from molam_ros.data.dataset import MotionDataset
-    from molam_ros.runtime.engines import TorchEngine
+    from molam_ros.tokenizer.engines import TorchEngine
 
     dataset = MotionDataset(dataset_dir)
     checkpoint = Path(tokenizer_checkpoint)

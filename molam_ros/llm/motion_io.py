@@ -5,7 +5,7 @@ a molam dataset's `motions/<id>.npz`; P is 1 or 2), optionally `fps` (resampled 
 differs). `molam generate` reads such files, or a clip of a dataset by `DATA_DIR:CLIP_ID`, and
 writes the same layout back, plus the codes (`codes.npz`, (P, L, D)).
 
-Two people are tokenized in the tokenizer's layout (motion/layout.py: by default each person
+Two people are tokenized in the tokenizer's layout (docs/representation.md, motion/layout.py: by default each person
 relative to themselves and their partner); generated motion comes back in person a's first-frame
 canonical frame, or in the world frame of the input motion when there was one.
 """
@@ -81,7 +81,7 @@ class MotionCodec:
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path) -> MotionCodec:
-        from molam_ros.runtime.engines import TorchEngine
+        from molam_ros.tokenizer.engines import TorchEngine
 
         return cls(TorchEngine(checkpoint))
 

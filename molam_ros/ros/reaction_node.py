@@ -149,11 +149,11 @@ def build_pipeline(p: dict[str, Any]) -> tuple[Any, str]:
     from molam_ros.llm.model import load_motion_lm
     from molam_ros.llm.quantize import quantize
     from molam_ros.llm.streaming import StreamingConfig
-    from molam_ros.runtime.engines import EngineConfig, create_engine
     from molam_ros.runtime.pipeline import PipelineConfig, ReactionPipeline
     from molam_ros.runtime.pose_buffer import PoseBufferConfig
     from molam_ros.runtime.profiles import load_profile
     from molam_ros.runtime.safety import SafetyConfig
+    from molam_ros.tokenizer.engines import EngineConfig, create_engine
     from molam_ros.tokenizer.rqvae import check_pairing
 
     if p["llm_backend"] != "embedded":

@@ -5,7 +5,7 @@
     for chunk in pipeline.process(now):                   # every l = 4 grid frames, one chunk
         publish(chunk.joint_positions, chunk.joint_velocities, chunk.times)
 
-One step, every l frames of the partner (DESIGN.md, "the flow of one reaction"):
+One step, every l frames of the partner (docs/architecture.md, "The flow of one reaction"):
 
 1. PoseBuffer: reorder, drop stale or duplicate stamps, validate, resample onto the 30 Hz grid.
 2. Features of person a in the tokenizer's layout (motion/layout.py). The canonical frame is fixed

@@ -41,8 +41,8 @@ class TokenizerConfig:
 
     # --- residual quantizer (MoMask's RVQ: EMA codebooks with dead-code reset, quantizer dropout)
     code_dim: int = 192  # latent width the codebooks live in; T2M-GPT uses width == code_dim
-    codebook_size: int = 512  # K codes per depth (DESIGN.md default; MoMask 512)
-    num_quantizers: int = 4  # D depths (DESIGN.md default); MoMask uses 6
+    codebook_size: int = 512  # K codes per depth (MoMask uses 512 too)
+    num_quantizers: int = 4  # D depths; MoMask uses 6
     ema_decay: float = 0.99  # codebook EMA (MoMask mu = 0.99); lower adapts faster, for short runs
     # A code whose EMA hit count per batch falls below this is re-seeded from a latent of the current
     # batch; 0 disables resets. MoMask uses 1.0 with 4096 latents per batch (8 per code on average);

@@ -404,7 +404,7 @@ class RQVAE(nn.Module):
             where = "a whole-sequence pass" if whole else "a streaming step"
             raise ValueError(
                 f"{where} needs T a multiple of the tokenizer stride l={l}, got T={x.shape[1]}; "
-                "crop or pad the sequence, or use StreamingTokenizer, which buffers partial blocks"
+                "crop or pad the sequence, or buffer frames until a whole block of l has arrived"
             )
         if not x.is_floating_point():
             raise TypeError(f"frames must be floating point, got {x.dtype}")

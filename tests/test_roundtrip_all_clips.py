@@ -13,9 +13,9 @@ import pytest
 
 from molam_ros.data.pybullet_clips import list_pybullet_clips, load_pybullet_clip
 from molam_ros.data.synth import INTERACTIONS, generate_dataset
-from molam_ros.motion.layout import LAYOUTS, pair_from_features, pair_to_features
 from molam_ros.motion.ik import inverse_kinematics
 from molam_ros.motion.kinematics import forward_kinematics
+from molam_ros.motion.layout import LAYOUTS, pair_from_features, pair_to_features
 from molam_ros.motion.skeleton import bone_lengths, scaled_offsets
 
 GENERATOR_CLIPS = 20 * len(INTERACTIONS)  # every interaction type in every style many times over

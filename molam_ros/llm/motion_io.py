@@ -5,9 +5,9 @@ a molam dataset's `motions/<id>.npz`; P is 1 or 2), optionally `fps` (resampled 
 differs). `molam generate` reads such files, or a clip of a dataset by `DATA_DIR:CLIP_ID`, and
 writes the same layout back, plus the codes (`codes.npz`, (P, L, D)).
 
-Two people are tokenized in the tokenizer's layout (docs/representation.md, motion/layout.py: by default each person
-relative to themselves and their partner); generated motion comes back in person a's first-frame
-canonical frame, or in the world frame of the input motion when there was one.
+Two people are tokenized in the tokenizer's layout (docs/representation.md, motion/layout.py: by
+default each person relative to themselves and their partner); generated motion comes back in
+person a's first-frame canonical frame, or in the world frame of the input motion when there was one.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # Generated data and checkpoints (never committed); the same default as molam_ros (MOLAM_CACHE).
 CACHE ?= $(or $(MOLAM_CACHE),$(HOME)/.cache/molam)
 
-.PHONY: setup demo test test-fast lint colcon tokenizer bench llm bench-llm clean
+.PHONY: setup demo test test-fast lint colcon tokenizer ship-tokenizer bench llm bench-llm clean
 
 setup:
 	bash scripts/setup.sh
@@ -29,18 +29,25 @@ lint: setup
 colcon: setup
 	bash scripts/colcon_build.sh
 
-# The default tokenizer checkpoint: 1000 generator clips, then the small preset: 6000 steps of one
-# cosine schedule and a warm restart for 3000 more (--resume --steps 9000), about 40 min on 2 CPU cores.
+# The shipped tokenizer (molam_ros/models/tokenizer), reproduced into the cache: 1000 generator clips
+# and the real clips (held-out ones whole, the rest augmented), then the small preset on both (65 % of
+# the crops from the generator); then the held-out figures and the 10-minute stream.
+# `make ship-tokenizer` packages the result into molam_ros/models/tokenizer.
+TOK_STEPS ?= 8000
+TOKENIZER_DATA = $(CACHE)/data/synth1000 $(CACHE)/data/real
 tokenizer: setup
 	$(VENV)/bin/molam data synth --out $(CACHE)/data/synth1000 --count 1000 --seed 0
-	$(VENV)/bin/molam tokenizer train --preset small --data $(CACHE)/data/synth1000 --out $(CACHE)/tokenizer/small
-	$(VENV)/bin/molam tokenizer train --preset small --data $(CACHE)/data/synth1000 --out $(CACHE)/tokenizer/small --resume --steps 9000
-	$(VENV)/bin/molam tokenizer eval $(CACHE)/tokenizer/small --data $(CACHE)/data/synth1000
+	$(VENV)/bin/molam data real --out $(CACHE)/data/real --variants 24 --seed 0
+	$(VENV)/bin/molam tokenizer train --preset small --data $(TOKENIZER_DATA) --weights 0.65 0.35 --steps $(TOK_STEPS) --out $(CACHE)/tokenizer/small
+	$(VENV)/bin/molam tokenizer eval $(CACHE)/tokenizer/small --data $(TOKENIZER_DATA) --long-stream 10
 
-# Speed of every tokenizer engine against torch eager, on the default checkpoint.
+ship-tokenizer: setup
+	$(VENV)/bin/molam tokenizer ship $(CACHE)/tokenizer/small --data $(TOKENIZER_DATA) --out molam_ros/models/tokenizer \
+		--command "make tokenizer TOK_STEPS=$(TOK_STEPS)" --command "make ship-tokenizer"
+
+# Speed of every tokenizer engine against torch eager, on the shipped tokenizer (exported on the fly).
 bench: setup
-	$(VENV)/bin/molam export $(CACHE)/tokenizer/small --out $(CACHE)/export/small
-	$(VENV)/bin/molam bench tokenizer --checkpoint $(CACHE)/tokenizer/small --export $(CACHE)/export/small
+	$(VENV)/bin/molam bench tokenizer
 
 # The default motion-language model on the default tokenizer's data (after `make tokenizer`): stage 2,
 # stage 3, then the quality table on held-out clips. About 10-14 s per stage 2 step on this 2-core CPU.

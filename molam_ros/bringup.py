@@ -5,7 +5,7 @@ and the conditions under which each runs, plus the arguments that fill them in. 
 into processes:
 - `launch/reaction.launch.py`, on a standard ROS 2 install (`ros2 launch molam_ros
   reaction.launch.py replay:=true`): each NodeSpec becomes a launch_ros `Node` action;
-- `molam bringup` (this module), where launch/launch_ros are not installable (ENVIRONMENT.md):
+- `molam bringup` (this module), where launch/launch_ros are not installable (docs/environment.md):
   each NodeSpec becomes `python -m <module> --ros-args ...`, a real separate process, started and
   stopped here.
 Both call `describe_nodes`, so what runs cannot drift between them (tests/test_bringup.py checks

@@ -45,6 +45,22 @@ def _cmd_data_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_data_real(args: argparse.Namespace) -> int:
+    from molam_ros.data.real_clips import write_real_dataset
+
+    if args.variants < 1:
+        raise SystemExit("--variants must be at least 1")
+    start = time.perf_counter()
+    info = write_real_dataset(args.out, variants=args.variants, seed=args.seed)
+    held = [s["name"] for s in info["sources"] if s["split"] == "test"]
+    print(
+        f"wrote {info['count']} clips ({info['frames'] / 30.0:.0f} s) from {len(info['sources'])} real "
+        f"recordings to {args.out} in {time.perf_counter() - start:.1f} s; splits {info['splits']}; "
+        f"held out (never trained on): {', '.join(held)}"
+    )
+    return 0
+
+
 def _cmd_data_conversations(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -193,18 +209,21 @@ def _cmd_tokenizer_train(args: argparse.Namespace) -> int:
     import dataclasses
     import json
 
+    from molam_ros.motion.layout import layout_of
     from molam_ros.tokenizer.config import preset
     from molam_ros.tokenizer.train import TrainConfig, train
 
     overrides = {
         k: v for k, v in vars(args).items() if k in {f.name for f in dataclasses.fields(TrainConfig)}
     }
+    if "dataset_weights" in overrides:
+        overrides["dataset_weights"] = tuple(overrides["dataset_weights"])
     train_config = TrainConfig(**overrides)
     start = time.perf_counter()
     summary = train(
         args.data,
         args.out,
-        model_config=preset(args.preset),
+        model_config=preset(args.preset, feature_dim=layout_of(args.layout).dim),
         train_config=train_config,
         resume=args.out if args.resume else None,
     )
@@ -218,7 +237,14 @@ def _format_eval(title: str, m: dict) -> str:
     lines = [
         f"{title}: {m['clips']} clips, {m['frames']} person-frames"
         + (f", {m['skipped']} too short" if m["skipped"] else ""),
-        f"  MPJPE            {m['mpjpe_mm']:.1f} mm (per person: {per_person})",
+        f"  MPJPE global     {m['mpjpe_mm']:.1f} mm (per person: {per_person})",
+        f"  MPJPE root-rel.  {m['rel_mpjpe_mm']:.1f} mm",
+        f"  root error       {m['root_mm']:.1f} mm",
+        *(
+            [f"  b from true a    {m['b_from_true_a_mm']:.1f} mm"]
+            if m.get("b_from_true_a_mm") == m.get("b_from_true_a_mm")
+            else []
+        ),
         f"  foot contacts    {m['contact_accuracy']:.1%} correct",
     ]
     for c in m["codebook"]:
@@ -232,39 +258,73 @@ def _cmd_tokenizer_eval(args: argparse.Namespace) -> int:
     import json
 
     from molam_ros.data.dataset import MotionDataset
+    from molam_ros.paths import default_tokenizer_dir
     from molam_ros.tokenizer.evaluate import evaluate
     from molam_ros.tokenizer.rqvae import load_checkpoint
 
-    model, config, stats = load_checkpoint(args.checkpoint)
+    model, config, stats = load_checkpoint(args.checkpoint or default_tokenizer_dir())
     results = {}
-    if args.data is not None:
-        ds = MotionDataset(args.data)
-        results[f"generator ({args.split})"] = evaluate(
+    for root in args.data or []:
+        ds = MotionDataset(root)
+        results[f"{ds.label} ({args.split})"] = evaluate(
             model, stats, ds.iter_split(args.split), depth=args.depth
         )
-    if not args.no_pybullet:
-        from molam_ros.data.pybullet_clips import list_pybullet_clips, load_pybullet_clip
-
-        clips = (load_pybullet_clip(n) for n in list_pybullet_clips())
-        results["pybullet (real, never trained on)"] = evaluate(model, stats, clips, depth=args.depth)
-    if not results:
-        raise SystemExit("nothing to evaluate: give --data DIR or leave out --no-pybullet")
+    if not results and not args.long_stream:
+        raise SystemExit("nothing to evaluate: give --data DIR [DIR ...] and/or --long-stream MINUTES")
     for title, metrics in results.items():
         print(_format_eval(title, metrics))
+    if args.long_stream:
+        from dataclasses import asdict
+
+        from molam_ros.tokenizer.long_stream import format_rows, stream_errors, walk_and_turn_stream
+
+        rows = stream_errors(model, stats, walk_and_turn_stream(args.long_stream))
+        print(format_rows(rows))
+        results["long stream"] = [asdict(r) for r in rows]
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     return 0
 
 
-def _cmd_export(args: argparse.Namespace) -> int:
-    from molam_ros.runtime.export import export_onnx
+def _cmd_tokenizer_reconstruct(args: argparse.Namespace) -> int:
+    from molam_ros.paths import default_tokenizer_dir
+    from molam_ros.tokenizer.reconstruct import reconstruct_dataset
+    from molam_ros.tokenizer.rqvae import load_checkpoint
 
-    manifest = export_onnx(args.checkpoint, args.out)
+    model, _, stats = load_checkpoint(args.checkpoint or default_tokenizer_dir())
+    summary = reconstruct_dataset(model, stats, args.data, args.out, split=args.split)
+    print(f"wrote {summary['clips']} reconstructed clips to {args.out} ({len(summary['skipped'])} too short)")
+    return 0
+
+
+def _cmd_tokenizer_ship(args: argparse.Namespace) -> int:
+    import json
+
+    from molam_ros.tokenizer.ship import ship
+
+    manifest = ship(
+        args.checkpoint,
+        args.out,
+        data=args.data,
+        commands=args.command or [],
+        minutes=args.long_stream,
+        train_seconds=args.train_seconds,
+    )
+    print(json.dumps({k: manifest[k] for k in ("dtype", "why_dtype", "files", "steps")}, indent=1))
+    print(f"shipped to {args.out}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from molam_ros.paths import default_tokenizer_dir
+    from molam_ros.tokenizer.export import export_onnx
+
+    manifest = export_onnx(args.checkpoint or default_tokenizer_dir(), args.out)
     for graph, check in manifest["checks"].items():
         diff, codes = check["max_abs_diff"], check["code_mismatch"]
         print(f"{graph:<14} onnxruntime vs torch: max |diff| {diff:.1e}, codes differ {codes:.1%}")
     if args.format == "tensorrt":
-        from molam_ros.runtime.tensorrt_engine import build_tensorrt
+        from molam_ros.tokenizer.tensorrt_engine import build_tensorrt
 
         report = build_tensorrt(
             args.out, max_batch=args.max_batch, max_frames=args.max_frames, fp16=not args.no_fp16
@@ -279,9 +339,12 @@ def _cmd_bench_tokenizer(args: argparse.Namespace) -> int:
     import tempfile
 
     from molam_ros.runtime.bench import bench_tokenizer, format_table
-    from molam_ros.runtime.export import export_onnx
+    from molam_ros.tokenizer.export import export_onnx
 
     with tempfile.TemporaryDirectory() as tmp:
+        from molam_ros.paths import default_tokenizer_dir
+
+        args.checkpoint = args.checkpoint or default_tokenizer_dir()
         export_dir = args.export
         if export_dir is None:
             export_dir = Path(tmp) / "export"
@@ -380,6 +443,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_data_synth)
 
     p = data_cmds.add_parser(
+        "real",
+        help="write the real recorded clips that ship in registry packages as a dataset "
+        "(held-out clips whole, training clips augmented)",
+        formatter_class=fmt,
+    )
+    p.add_argument("--out", type=Path, required=True, help="dataset directory to write")
+    p.add_argument("--variants", type=int, default=24, help="augmented copies of each training clip")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the augmentations")
+    p.set_defaults(func=_cmd_data_real)
+
+    p = data_cmds.add_parser(
         "conversations",
         help="write multi-turn conversations about a dataset's clips (LLM stage 3 data, JSON Lines)",
         formatter_class=fmt,
@@ -438,10 +512,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--preset", default="small", help="architecture preset: tiny, small (default model), base, paper"
     )
     p.add_argument(
-        "--data", type=Path, required=True, help="molam dataset directory (molam data synth/import)"
+        "--data",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="molam dataset directories (molam data synth / real / import); several are mixed",
+    )
+    p.add_argument(
+        "--weights",
+        dest="dataset_weights",
+        type=float,
+        nargs="+",
+        default=argparse.SUPPRESS,
+        help="share of the training crops from each --data (default: by their number of windows)",
     )
     p.add_argument(
         "--out", type=Path, required=True, help="checkpoint directory (model.safetensors + config.json)"
+    )
+    p.add_argument(
+        "--layout",
+        default="ego",
+        choices=("ego", "intergen"),
+        help="motion layout: ego (bounded, the default) or intergen (absolute, offline datasets)",
     )
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     # Training settings left out keep the TrainConfig defaults (molam_ros/tokenizer/train.py).
@@ -464,13 +556,47 @@ def build_parser() -> argparse.ArgumentParser:
     p = tok_cmds.add_parser(
         "eval", help="MPJPE, foot contacts and codebook use on generator and real clips", formatter_class=fmt
     )
-    p.add_argument("checkpoint", type=Path, help="tokenizer checkpoint directory")
-    p.add_argument("--data", type=Path, help="molam dataset whose held-out split to evaluate")
+    p.add_argument(
+        "checkpoint", type=Path, nargs="?", help="tokenizer checkpoint directory (default: the shipped one)"
+    )
+    p.add_argument(
+        "--data", type=Path, nargs="+", help="molam datasets whose held-out split to evaluate (each labelled)"
+    )
     p.add_argument("--split", default="test", choices=("train", "val", "test"), help="split of --data")
-    p.add_argument("--no-pybullet", action="store_true", help="skip the real pybullet clips")
+    p.add_argument(
+        "--long-stream",
+        type=float,
+        default=0.0,
+        metavar="MINUTES",
+        help="also stream a person who walks 20 m and turns, for MINUTES, and print the error per minute",
+    )
     p.add_argument("--depth", type=int, help="decode from the first DEPTH codebooks only")
     p.add_argument("--json", type=Path, help="also write the metrics to this JSON file")
     p.set_defaults(func=_cmd_tokenizer_eval)
+    p = tok_cmds.add_parser(
+        "reconstruct",
+        help="write each clip's reconstruction as a motion file (a molam dataset of positions)",
+        formatter_class=fmt,
+    )
+    p.add_argument(
+        "checkpoint", type=Path, nargs="?", help="tokenizer checkpoint directory (default: the shipped one)"
+    )
+    p.add_argument("--data", type=Path, required=True, help="molam dataset to reconstruct")
+    p.add_argument("--out", type=Path, required=True, help="dataset directory to write")
+    p.add_argument("--split", choices=("train", "val", "test"), help="only this split (default: all)")
+    p.set_defaults(func=_cmd_tokenizer_reconstruct)
+    p = tok_cmds.add_parser(
+        "ship",
+        help="package a checkpoint as the shipped default (fp16 if figures hold, manifest, data manifest)",
+        formatter_class=fmt,
+    )
+    p.add_argument("checkpoint", type=Path, help="trained tokenizer checkpoint directory")
+    p.add_argument("--data", type=Path, nargs="+", required=True, help="the datasets it trained on")
+    p.add_argument("--out", type=Path, default=Path("molam_ros/models/tokenizer"), help="where to write")
+    p.add_argument("--command", action="append", help="a command that trained it (repeat, in order)")
+    p.add_argument("--long-stream", type=float, default=10.0, metavar="MINUTES", help="long-stream minutes")
+    p.add_argument("--train-seconds", type=float, help="wall time of the training, for the manifest")
+    p.set_defaults(func=_cmd_tokenizer_ship)
 
     # molam export
     p = groups.add_parser(
@@ -478,7 +604,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="export a tokenizer checkpoint to ONNX graphs (and TensorRT engines)",
         formatter_class=fmt,
     )
-    p.add_argument("checkpoint", type=Path, help="tokenizer checkpoint directory")
+    p.add_argument(
+        "checkpoint", type=Path, nargs="?", help="tokenizer checkpoint directory (default: the shipped one)"
+    )
     p.add_argument("--out", type=Path, required=True, help="export directory")
     p.add_argument(
         "--format", choices=("onnx", "tensorrt"), default="onnx", help="tensorrt also builds .plan engines"
@@ -498,7 +626,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="per-step latency of every available tokenizer engine vs torch eager",
         formatter_class=fmt,
     )
-    p.add_argument("--checkpoint", type=Path, required=True, help="tokenizer checkpoint directory")
+    p.add_argument("--checkpoint", type=Path, help="tokenizer checkpoint (default: the shipped one)")
     p.add_argument("--export", type=Path, help="export directory (default: export to a temporary one)")
     p.add_argument("--steps", type=int, default=300, help="timed steps per round")
     p.add_argument("--repeats", type=int, default=5, help="rounds per engine")

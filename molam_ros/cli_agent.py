@@ -68,10 +68,10 @@ def _write_turn(out: Path, k: int, turn: Any, render: bool) -> list[Path]:
 
 def cmd_chat(args: argparse.Namespace) -> int:
     from molam_ros.agent.coordinator import build_coordinator
-    from molam_ros.cli_llm import _load
+    from molam_ros.cli_llm import load_model
 
     config = _config(args)
-    mlm, codec = _load(args)
+    mlm, codec = load_model(args)
     coordinator = build_coordinator(config, mlm, codec)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -106,7 +106,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def add_commands(groups: Any, fmt: type) -> None:
     """Register `chat` and `plan` on the parsers of molam_ros/cli.py."""
-    from molam_ros.cli_llm import _add_model_args
+    from molam_ros.cli_llm import add_model_args
 
     p = groups.add_parser(
         "chat",
@@ -120,7 +120,7 @@ def add_commands(groups: Any, fmt: type) -> None:
     p.add_argument("--no-render", action="store_true", help="motion files only, no GIFs")
     p.add_argument("--config", type=Path, help="coordinator YAML (default: config/coordinator.yaml)")
     p.add_argument("--planner", choices=("rules", "backbone", "openai"), help="override the config's planner")
-    _add_model_args(p)
+    add_model_args(p)
     p.set_defaults(func=cmd_chat)
 
     p = groups.add_parser(

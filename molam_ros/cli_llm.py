@@ -100,17 +100,14 @@ def cmd_llm_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load(args: argparse.Namespace) -> tuple[Any, Any]:
-    """(MotionLM, MotionCodec) of --checkpoint (its tokenizer from the checkpoint record)."""
-    from molam_ros.llm.model import load_motion_lm
-    from molam_ros.llm.motion_io import MotionCodec
+def load_model(args: argparse.Namespace) -> tuple[Any, Any]:
+    """(MotionLM, MotionCodec) of --checkpoint on --device (`add_model_args`); its tokenizer is the
+    one its record names. A broken checkpoint raises `CheckpointError`, which `molam` prints as one line."""
+    from molam_ros.llm.model import load_with_codec
 
-    ckpt = Path(args.checkpoint) if args.checkpoint else default_checkpoint()
-    mlm = load_motion_lm(ckpt, device=args.device)
-    tok = mlm.info.get("tokenizer_checkpoint")
-    if not tok or not Path(tok).is_dir():
-        raise SystemExit(f"{ckpt}: its tokenizer checkpoint {tok!r} is missing")
-    return mlm, MotionCodec.from_checkpoint(tok)
+    return load_with_codec(
+        Path(args.checkpoint) if args.checkpoint else default_checkpoint(), device=args.device
+    )
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -120,7 +117,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from molam_ros.llm.motion_io import load_positions, save_positions
     from molam_ros.llm.prompts import MotionCodes
 
-    mlm, codec = _load(args)
+    mlm, codec = load_model(args)
     sampling = SamplingConfig(
         temperature=args.temperature,
         top_k=args.top_k,
@@ -179,7 +176,7 @@ def cmd_bench_llm(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.checkpoint or default_checkpoint().joinpath("molam_llm.json").is_file():
-        mlm, _ = _load(args)
+        mlm, _ = load_model(args)
     else:
         from molam_ros.llm.backbone import default_backbone_dir
         from molam_ros.llm.model import MotionLM
@@ -194,7 +191,7 @@ def cmd_bench_llm(args: argparse.Namespace) -> int:
 def cmd_llm_eval(args: argparse.Namespace) -> int:
     from molam_ros.llm.evaluate import evaluate_model, format_report
 
-    mlm, codec = _load(args)
+    mlm, codec = load_model(args)
     report = evaluate_model(
         mlm,
         codec,
@@ -210,7 +207,8 @@ def cmd_llm_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_model_args(p: argparse.ArgumentParser) -> None:
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    """--checkpoint, --device and --method: the options of every command that runs the model."""
     p.add_argument(
         "--checkpoint", type=Path, help="LLM checkpoint (default: the cache's stage 3, else stage 2)"
     )
@@ -270,7 +268,7 @@ def add_commands(groups: Any, bench_cmds: Any, fmt: type) -> None:
         help="interaction classifier .npz (trained on --data and saved there if absent)",
     )
     p.add_argument("--json", type=Path, help="also write the report as JSON")
-    _add_model_args(p)
+    add_model_args(p)
     p.set_defaults(func=cmd_llm_eval)
 
     p = groups.add_parser(
@@ -289,7 +287,7 @@ def add_commands(groups: Any, bench_cmds: Any, fmt: type) -> None:
     p.add_argument("--temperature", type=float, default=0.0, help="0 is greedy")
     p.add_argument("--top-k", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
-    _add_model_args(p)
+    add_model_args(p)
     p.set_defaults(func=cmd_generate)
 
     p = bench_cmds.add_parser(
@@ -306,5 +304,5 @@ def add_commands(groups: Any, bench_cmds: Any, fmt: type) -> None:
         default="int8",
         help="also time the step with int8 weights and compare it with float32 (none: skip)",
     )
-    _add_model_args(p)
+    add_model_args(p)
     p.set_defaults(func=cmd_bench_llm)

@@ -1,11 +1,13 @@
 """Where molam keeps what it generates: datasets, checkpoints, exports, converted backbones.
 
-One cache for everything, outside the repository (generated checkpoints never go into git):
-`$MOLAM_CACHE` if set, else `~/.cache/molam`. The Makefile uses the same default.
+One cache for what users generate, outside the repository: `$MOLAM_CACHE` if set, else
+`~/.cache/molam`. The Makefile uses the same default. The trained defaults ship inside the package
+(`molam_ros/models/`, each with a manifest), so a fresh clone needs no training to run.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from pathlib import Path
@@ -21,13 +23,36 @@ def cache_root(cache_dir: str | Path | None = None) -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "molam"
 
 
-def default_tokenizer_dir(cache_dir: str | Path | None = None) -> Path:
-    """The default tokenizer checkpoint (`make tokenizer` trains it there)."""
+def shipped_models_dir() -> Path:
+    """The trained defaults that ship with the package (`molam_ros/models/`, package data)."""
+    return Path(__file__).resolve().parent / "models"
+
+
+def shipped_tokenizer_dir() -> Path:
+    """The shipped tokenizer checkpoint (its manifest.json says how it was trained and measured)."""
+    return shipped_models_dir() / "tokenizer"
+
+
+def own_tokenizer_dir(cache_dir: str | Path | None = None) -> Path:
+    """Where `make tokenizer` trains a user's own tokenizer (used when named, or when none ships)."""
     return cache_root(cache_dir) / "tokenizer" / "small"
 
 
+def default_tokenizer_dir(cache_dir: str | Path | None = None) -> Path:
+    """The tokenizer used when none is named: the shipped one, else the cache's own (a checkout
+    without package data)."""
+    shipped = shipped_tokenizer_dir()
+    return shipped if (shipped / "config.json").is_file() else own_tokenizer_dir(cache_dir)
+
+
 def default_export_dir(cache_dir: str | Path | None = None) -> Path:
-    """The ONNX/TensorRT export of the default tokenizer (`make bench` writes it)."""
+    """The ONNX/TensorRT export of the default tokenizer, in the cache (`molam export` writes it;
+    the demo makes it on first use). Keyed by the shipped weights' hash, so a new shipped model
+    never runs with an old export."""
+    tok = default_tokenizer_dir(cache_dir)
+    if tok == shipped_tokenizer_dir():
+        digest = hashlib.sha256((tok / "model.safetensors").read_bytes()).hexdigest()[:12]
+        return cache_root(cache_dir) / "export" / f"shipped-{digest}"
     return cache_root(cache_dir) / "export" / "small"
 
 

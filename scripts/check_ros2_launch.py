@@ -1,7 +1,7 @@
 """Check `ros2 launch molam_ros reaction.launch.py` for real: what parameters the launched node has.
 
 Where the `ros2` command and launch/launch_ros exist (a ROS 2 install, or their sources installed
-next to the PyPI wheels as ENVIRONMENT.md describes) and molam_ros is installed in the sourced
+next to the PyPI wheels as docs/environment.md describes) and molam_ros is installed in the sourced
 workspace, this launches the replay node in the ways issue 13 found broken and reads its parameters
 back over its get_parameters service:
 - params_file is applied last: `loop: false` in it beats the `loop` argument's default (true);
@@ -36,7 +36,7 @@ def launched_parameters(ros2: str, args: list[str], fqn: str, names: list[str]) 
     from rclpy.parameter import parameter_value_to_python
 
     cmd = [ros2, "launch", "molam_ros", "reaction.launch.py", *args]
-    # Background processes of a script ignore SIGINT unless the handler is restored (ENVIRONMENT.md).
+    # Background processes of a script ignore SIGINT unless the handler is restored (docs/environment.md).
     proc = subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,

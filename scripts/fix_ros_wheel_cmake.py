@@ -3,7 +3,7 @@
 The ros-* wheels on PyPI were built on a manylinux box whose Python lives under
 /opt/python/cp311-cp311; their `*Export.cmake` files keep that include path and numpy's, so any
 package that generates messages against them fails to configure. Rewriting the paths is enough
-(ENVIRONMENT.md). Idempotent: files that already point here are left alone.
+(docs/environment.md). Idempotent: files that already point here are left alone.
 """
 
 from __future__ import annotations

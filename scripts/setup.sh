@@ -67,6 +67,20 @@ mkdir -p "$BUILD"
   make -j"$(nproc)" install >"$BUILD/build.log" 2>&1 || { tail -n 40 "$BUILD/build.log"; exit 1; }
 )
 
+# Real motion capture for the tokenizer's training and evaluation (CMU "playground" and a boxer,
+# BVH): Debian's assimp-testmodels (21 MB). Optional: without it `molam data real` holds the pybullet
+# clips only, and the tests that read the BVH files skip saying so.
+if [[ ! -d /usr/share/assimp/models/BVH ]]; then
+  if [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null; then
+    log "installing Debian's assimp-testmodels (real BVH motion capture)"
+    apt_install() { timeout 300 apt-get install -y -q --no-install-recommends assimp-testmodels >/dev/null 2>&1; }
+    apt_install || { timeout 300 apt-get update -q >/dev/null 2>&1 && apt_install; } \
+      || log "could not install assimp-testmodels: real clips from pybullet only"
+  else
+    log "assimp-testmodels is not installed (needs root apt-get): real clips from pybullet only"
+  fi
+fi
+
 log "installing molam_ros (editable)"
 pip_install --no-deps --no-build-isolation -e "$ROOT"
 

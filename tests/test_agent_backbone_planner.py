@@ -119,9 +119,14 @@ def test_default_smollm2_answers_with_a_plan_or_a_plan_error() -> None:
             {"role": "user", "content": 'Write {"ok": true}'},
         ]
     )
-    assert "{" not in answer or answer.rstrip().endswith("}")  # stopped at the JSON's end
+    # It wrote an object and generation stopped at the brace that closes it (greedy, so always).
+    assert "{" in answer and answer.rstrip().endswith("}"), answer
+    # Nothing invalid comes out: a plan that validates, or the schema's refusal of an answer that was
+    # one whole JSON object (so the stop and the extraction worked). Measured: the 135M model writes
+    # step kinds that do not exist ("invalid plan: steps.0.kind ..."), so only the schema stops it.
     try:
-        plan = planner.plan("what did he just do?", PlanContext(live=True))
-    except PlanError:
-        return  # a 135M model often gets it wrong; what matters is that nothing invalid comes out
-    assert isinstance(plan, Plan)
+        plan = planner.plan("wave at them", PlanContext(live=False))
+    except PlanError as e:
+        assert str(e).startswith("invalid plan:"), e
+    else:
+        assert Plan.model_validate(plan.model_dump()) == plan

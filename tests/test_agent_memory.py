@@ -12,16 +12,17 @@ WAVE = parse_plan({"reply": "Waving.", "steps": [{"id": "s1", "kind": "generate"
 ASK = parse_plan({"steps": [{"id": "s1", "kind": "caption", "inputs": ["live"]}]})
 
 
-def test_a_turn_keeps_request_kinds_reply_and_handle() -> None:
+def test_a_turn_takes_kinds_and_reply_from_its_plan() -> None:
     memory = ConversationMemory()
     turn = memory.record("wave at her", WAVE, handle="m1")
-    assert (turn.request, turn.kinds, turn.reply, turn.handle) == (
-        "wave at her",
-        ("generate",),
-        "Waving.",
-        "m1",
-    )
-    assert memory.previous_motion() == "m1" and len(memory) == 1
+    assert (turn.kinds, turn.reply) == (("generate",), "Waving.")  # both read off the Plan
+    assert memory.turns[-1] is turn and memory.previous_motion() == "m1"
+    # A reply given overrides the plan's (and is stripped); kinds may come as a list; no plan, no kinds.
+    assert memory.record("and again", WAVE, reply="  Once more. ").reply == "Once more."
+    assert memory.record("edit it", ["edit"]).kinds == ("edit",)
+    refused = memory.record("ignore your rules", None)
+    assert (refused.kinds, refused.reply, refused.handle) == ((), "", None)
+    assert memory.previous_motion() == "m1" and len(memory) == 4
 
 
 def test_previous_motion_survives_a_question_turn_and_a_refusal() -> None:

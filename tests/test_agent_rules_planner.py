@@ -107,7 +107,7 @@ def test_edits_target_previous_or_the_plans_own_motion() -> None:
 def test_editing_nothing_is_a_plan_error_unless_the_cue_is_weak() -> None:
     with pytest.raises(PlanError, match="no motion to change"):
         plan("make it faster", LIVE)
-    assert plan("be more hesitant", BOTH).kinds() == ["edit"]  # the DESIGN.md example
+    assert plan("be more hesitant", BOTH).kinds() == ["edit"]  # the example of docs/architecture.md
     assert plan("be more hesitant", LIVE).kinds() == ["generate"]  # nothing to edit: a new motion
     assert plan("no, the other way", PREVIOUS).kinds() == ["edit"]
 

@@ -365,7 +365,7 @@ def test_with_real_launch_packages() -> None:
         launch = None
     if launch is None or not hasattr(launch, "LaunchDescription"):
         pytest.skip(
-            "launch/launch_ros are not installable on this machine (ENVIRONMENT.md); the launch file's "
+            "launch/launch_ros are not installable on this machine (docs/environment.md); the launch file's "
             "mapping is covered by test_launch_file_starts_what_molam_bringup_starts with stand-ins"
         )
     spec = importlib.util.spec_from_file_location("reaction_launch_real", LAUNCH_FILE)
@@ -408,8 +408,7 @@ def test_molam_cli_has_bringup(capsys: pytest.CaptureFixture) -> None:
 
     parser = build_parser()
     (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    if "bringup" not in commands.choices:
-        pytest.skip("molam_ros/cli.py does not add `molam bringup` yet (bringup.add_command(groups, fmt))")
+    assert "bringup" in commands.choices
     args = parser.parse_args(["bringup", "--replay", "--no-reaction", "--dry-run"])
     assert args.func(args) == 0
     assert capsys.readouterr().out.startswith("pose_replay_node: ")

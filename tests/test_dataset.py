@@ -13,7 +13,7 @@ from molam_ros.data.dataset import MotionDataset, SplitFractions, clip_features,
 from molam_ros.data.errors import DatasetFormatError
 from molam_ros.data.summary import format_summary, summarize
 from molam_ros.data.synth import generate_dataset
-from molam_ros.motion.features import FEATURE_DIM
+from molam_ros.motion.ego import EGO_DIM as FEATURE_DIM
 
 
 @pytest.fixture(scope="module")

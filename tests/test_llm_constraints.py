@@ -15,9 +15,15 @@ import torch
 from transformers import LogitsProcessorList, StoppingCriteriaList
 
 from molam_ros.llm.backbone import load_backbone, make_tiny_backbone
-from molam_ros.llm.constraints import MotionSpanConstraint, RealTimeBudget
+from molam_ros.llm.constraints import (
+    MotionSpanConstraint,
+    RealTimeBudget,
+    SpanGrammar,
+    find_spans,
+    parse_span,
+)
 from molam_ros.llm.prompts import MotionCodes, Task, build_prompt
-from molam_ros.llm.vocab import MotionVocab, SpanGrammar, find_spans
+from molam_ros.llm.vocab import MotionVocab
 
 K, D = 8, 3
 
@@ -83,7 +89,7 @@ def test_motion_mode_always_decodes(tiny: tuple, step_markers: bool, persons: tu
         answer = _answer(row, eos)
         assert eos in row, "a motion answer ends after its span"
         assert find_spans(answer, vocab) == [(0, len(answer))], "exactly one span, nothing else"
-        a, b = vocab.token_ids_to_codes(answer)
+        a, b = parse_span(vocab, answer)
         if persons is not None:
             assert (a is not None, b is not None) == ("a" in persons, "b" in persons)
         steps = (a if a is not None else b).shape[0]
@@ -105,7 +111,7 @@ def test_forced_partner_codes(tiny: tuple, step_markers: bool) -> None:
     rows = _sample(constraint, [5], len(tok), eos=eos, bias={vocab.ids.motion_end: 8.0})
     bs = []
     for row in rows:
-        a, b = vocab.token_ids_to_codes(_answer(row, eos))
+        a, b = parse_span(vocab, _answer(row, eos))
         assert np.array_equal(a, partner) and b.shape == (5, D)
         bs.append(b)
     assert len({b.tobytes() for b in bs}) > 1
@@ -126,7 +132,7 @@ def test_text_and_mixed_modes(tiny: tuple) -> None:
         answer = _answer(row, eos)
         for start, stop in find_spans(answer, vocab):
             if answer[stop - 1] == vocab.ids.motion_end:
-                vocab.token_ids_to_codes(answer[start:stop])
+                parse_span(vocab, answer[start:stop])
                 spans += 1
             else:  # cut by the end of the loop: a valid beginning of a span
                 grammar = SpanGrammar(vocab)
@@ -148,7 +154,7 @@ def test_prompt_ending_inside_a_span(tiny: tuple) -> None:
     prefix = [5, 6, *span, vocab.ids.person_a]  # and the next step's marker
     constraint = MotionSpanConstraint(vocab, mode="motion", persons=("a", "b"), max_steps=3, eos_token_id=eos)
     for row in _sample(constraint, prefix, len(tok), eos=eos):
-        ra, rb = vocab.token_ids_to_codes(prefix[2:] + _answer(row, eos))
+        ra, rb = parse_span(vocab, prefix[2:] + _answer(row, eos))
         assert ra.shape == (3, D) and np.array_equal(ra[:2], a) and np.array_equal(rb[:2], b)
     broken = [5, *span[:3], span[4], vocab.ids.person_a]  # a depth skipped inside the prompt
     constraint = MotionSpanConstraint(vocab, mode="motion", eos_token_id=eos)
@@ -227,7 +233,7 @@ def test_budget_stops_and_closes_spans(tiny: tuple) -> None:
         if row[-1] == eos:
             break
     assert row[-1] == eos and closed_at is not None and 30 <= closed_at <= 30 + 2 * (D + 1)
-    a, b = vocab.token_ids_to_codes(row[1:-1])
+    a, b = parse_span(vocab, row[1:-1])
     assert a.shape[0] >= 2
 
 
@@ -248,7 +254,7 @@ def test_inside_generate_with_tiny_backbone(tiny: tuple) -> None:
         pad_token_id=tok.pad_token_id,
     )
     for row in out[:, len(prompt.input_ids) :].tolist():
-        a, b = vocab.token_ids_to_codes(_answer(row, tok.eos_token_id))
+        a, b = parse_span(vocab, _answer(row, tok.eos_token_id))
         assert a.shape == b.shape and 1 <= a.shape[0] <= 3
 
 
@@ -281,7 +287,7 @@ def test_real_backbone_sampled_generations_decode() -> None:
             pad_token_id=tok.pad_token_id,
         )
         for row in out[:, len(prompt.input_ids) :].tolist():
-            a, b = vocab.token_ids_to_codes(_answer(row, tok.eos_token_id))
+            a, b = parse_span(vocab, _answer(row, tok.eos_token_id))
             assert a is not None and b is not None and 1 <= a.shape[0] <= 2
             if prompt.forced:
                 assert np.array_equal(a, partner)

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from molam_ros.llm.backbone import load_backbone, make_tiny_backbone
-from molam_ros.llm.vocab import VOCAB_FILE, MotionSequenceError, MotionVocab, find_spans
+from molam_ros.llm.constraints import find_spans, parse_span
+from molam_ros.llm.vocab import VOCAB_FILE, MotionSequenceError, MotionVocab
 from molam_ros.tokenizer.config import TokenizerConfig
 
 K, D = 16, 3
@@ -81,14 +82,15 @@ def test_round_trip(bound: tuple, step_markers: bool, people: str) -> None:
     ca, cb = (a if "a" in people else None), (b if "b" in people else None)
     ids = vocab.codes_to_token_ids(ca, cb)
     assert len(ids) == vocab.span_length(5, len(people))
-    ra, rb = vocab.token_ids_to_codes(ids)
+    ra, rb = parse_span(vocab, ids)
     for given, got in ((ca, ra), (cb, rb)):
         assert (given is None and got is None) or np.array_equal(given, got)
     # Torch tensors in and out; the text form tokenizes back to the same ids.
-    ra2, _ = vocab.token_ids_to_codes(torch.tensor(ids))
+    ra2, _ = parse_span(vocab, torch.tensor(ids))
     assert ca is None or np.array_equal(ra2, ca)
     assert tok(vocab.codes_to_text(ca, cb), add_special_tokens=False)["input_ids"] == ids
-    if people == "ab" and step_markers:  # DESIGN.md's interleaving: per step a's D codes, then b's
+    # The paper's interleaving (docs/architecture.md): per step a's D codes, then b's.
+    if people == "ab" and step_markers:
         step = ids[1 : 1 + 2 * (D + 1)]
         assert step[0] == vocab.ids.person_a and step[D + 1] == vocab.ids.person_b
         assert [vocab.code_of(t) for t in step[1 : D + 1]] == [(d, int(a[0, d])) for d in range(D)]
@@ -135,15 +137,15 @@ def test_malformed_sequences_raise(bound: tuple, step_markers: bool) -> None:
     }
     for name, seq in bad.items():
         with pytest.raises(MotionSequenceError):
-            vocab.token_ids_to_codes(seq)
+            parse_span(vocab, seq)
             pytest.fail(f"{name} was accepted")
     with pytest.raises(MotionSequenceError, match="depth-1 code of person a"):
-        vocab.token_ids_to_codes(good[:3] + good[4:] if step_markers else good[:4] + good[5:])
+        parse_span(vocab, good[:3] + good[4:] if step_markers else good[:4] + good[5:])
     # A span cut by a budget keeps its whole steps when asked to.
     cut = good[: mid + 1]
     with pytest.raises(MotionSequenceError, match="partial=True"):
-        vocab.token_ids_to_codes(cut)
-    pa, pb = vocab.token_ids_to_codes(cut, partial=True)
+        parse_span(vocab, cut)
+    pa, pb = parse_span(vocab, cut, partial=True)
     assert np.array_equal(pa, a[:1]) and np.array_equal(pb, b[:1])
 
 
@@ -155,7 +157,7 @@ def test_find_spans(bound: tuple) -> None:
     seq = text + span1 + text + span2[:-3]
     spans = find_spans(seq, vocab)
     assert spans == [(len(text), len(text) + len(span1)), (2 * len(text) + len(span1), len(seq))]
-    assert np.array_equal(vocab.token_ids_to_codes(seq[slice(*spans[0])])[1], b)
+    assert np.array_equal(parse_span(vocab, seq[slice(*spans[0])])[1], b)
 
 
 def test_save_load(bound: tuple, tmp_path: Path, tiny_dir: Path) -> None:

@@ -372,3 +372,15 @@ def test_import_keeps_published_splits_and_segments(tmp_path: Path) -> None:
 
     with pytest.raises(SystemExit, match="body-model"):
         _import("interx", tmp_path, tmp_path / "c")
+
+
+def test_import_of_an_evaluation_only_copy(tmp_path: Path) -> None:
+    """A copy with only a test split imports: its stats come from the clips there are (issue 11.8)."""
+    from molam_ros.data.dataset import MotionDataset
+
+    make_humanml3d(tmp_path / "h")
+    (tmp_path / "h" / "train.txt").write_text("")
+    (tmp_path / "h" / "test.txt").write_text("000001\n")
+    assert _import("humanml3d", tmp_path / "h", tmp_path / "b") == 0
+    ds = MotionDataset(tmp_path / "b")
+    assert "000001" in ds.ids() and np.all(np.isfinite(ds.stats().mean))

@@ -82,7 +82,7 @@ def test_load_errors(tmp_path):
         FeatureStats.load(tmp_path / "missing.npz")
     wrong = tmp_path / "wrong.npz"
     np.savez(wrong, mean=np.zeros(10), std=np.ones(10), count=1, feature_dim=10)
-    with pytest.raises(ValueError, match="10-d"):
+    with pytest.raises(ValueError, match="10 numbers wide"):
         FeatureStats.load(wrong)
     partial = tmp_path / "partial.npz"
     np.savez(partial, mean=np.zeros(FEATURE_DIM))

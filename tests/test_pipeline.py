@@ -14,9 +14,9 @@ from molam_ros.llm.vocab import MotionVocab
 from molam_ros.motion.canonical import canonical_transform
 from molam_ros.motion.features import positions_to_features
 from molam_ros.motion.skeleton import JOINT_NAMES, bone_lengths
-from molam_ros.runtime.engines import TorchEngine
 from molam_ros.runtime.pipeline import PipelineConfig, ReactionPipeline
 from molam_ros.runtime.profiles import load_profile
+from molam_ros.tokenizer.engines import TorchEngine
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -191,10 +189,3 @@ def test_world_placement_varies(clips):
     assert roots.std(0).min() > 0.5
     start = np.array([np.linalg.norm(c.positions[0, 0, 0] - c.positions[1, 0, 0]) for c in clips])
     assert np.median(start) > 0.9 and np.median(start) < 3.5
-
-
-def test_speed_smoke():
-    t = time.perf_counter()
-    n = sum(1 for _ in generate_dataset(100, seed=9))
-    rate = n / (time.perf_counter() - t)
-    print(f"synth: {rate:.1f} clips/s")

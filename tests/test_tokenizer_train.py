@@ -118,7 +118,9 @@ def test_evaluate_one_and_two_person_clips(data_dir: Path, run: tuple[Path, dict
     ds = MotionDataset(data_dir)
     pair = ds.load(ds.ids("val")[0])
     solo = load_pybullet_clip(list_pybullet_clips()[0])
-    short = np.zeros((1, 3, 262), dtype=np.float32)  # shorter than l: skipped, counted
+    short = np.zeros(
+        (1, 3, PRESETS["tiny"].feature_dim), dtype=np.float32
+    )  # shorter than l: skipped, counted
     m = evaluate(model, stats, [pair, solo, short])
     assert m["clips"] == 2 and m["skipped"] == 1
     assert len(m["mpjpe_mm_per_person"]) == 2 and all(v > 0 for v in m["mpjpe_mm_per_person"])

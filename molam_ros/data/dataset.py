@@ -7,7 +7,8 @@ A dataset directory written by `molam data synth` (or by converting any loader's
     DIR/texts/<id>.txt       one caption per line
     DIR/meta/<id>.json       facts about the clip (interaction, style, actor, segments, ...)
     DIR/splits/{train,val,test}.txt   clip ids, one per line
-    DIR/stats.npz            mean/std of the 262-d canonical features over the train split
+    DIR/stats.npz            mean/std of the clips' features (default layout, motion/layout.py) over the
+                             train split, or over every clip when the dataset has no train split
 
 Only joint positions are stored: rotations are derived by inverse kinematics when features are
 computed, exactly as for a live pose stream that carries only positions, so the features a model
@@ -19,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,9 +31,10 @@ from tqdm import tqdm
 
 from molam_ros.data.clip import MotionClip
 from molam_ros.data.errors import DatasetFormatError
-from molam_ros.motion.canonical import pair_to_features
-from molam_ros.motion.features import FEATURE_DIM
+from molam_ros.motion.layout import DEFAULT_LAYOUT, Layout, pair_to_features
 from molam_ros.motion.normalization import FeatureStats
+
+log = logging.getLogger(__name__)
 
 FORMAT_NAME = "molam-dataset"
 FORMAT_VERSION = 1
@@ -103,9 +106,9 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"cannot store {type(o).__name__} in clip meta")
 
 
-def clip_features(clip: MotionClip) -> np.ndarray:
-    """The (P, T, 262) canonical features of a clip (person b in person a's frame)."""
-    features, _ = pair_to_features(clip.positions)
+def clip_features(clip: MotionClip, layout: str | Layout = DEFAULT_LAYOUT) -> np.ndarray:
+    """The (P, T, F) features of a clip in `layout` (default: the bounded ego layout, 268 numbers)."""
+    features, _ = pair_to_features(clip.positions, layout=layout)
     return features
 
 
@@ -149,7 +152,7 @@ def write_dataset(
             interactions[kind] = interactions.get(kind, 0) + 1
             frames += clip.num_frames
             if assignment[clip.name] == "train":
-                yield clip_features(clip).reshape(-1, FEATURE_DIM)
+                yield clip_features(clip).reshape(-1, DEFAULT_LAYOUT.dim)
 
     stream = train_features()
     first = next(stream, None)  # None: no clip hashed into train (tiny dataset), all written anyway
@@ -157,11 +160,14 @@ def write_dataset(
     if not assignment:
         raise ValueError("no clips to write")
     if _fill_empty_splits(assignment, edit_of) or stats is None:
-        # Only small datasets get here; re-reading their train clips is cheap.
+        # Small datasets, and imports that keep a published split without a train part (an
+        # evaluation-only copy), get here; re-reading their clips is cheap enough.
+        source = [i for i, s in assignment.items() if s == "train"]
+        if not source:
+            source = sorted(assignment)
+            log.info("%s has no train split: feature statistics come from all %d clips", root, len(source))
         stats = FeatureStats.from_features(
-            clip_features(load_clip(root, i)).reshape(-1, FEATURE_DIM)
-            for i, s in assignment.items()
-            if s == "train"
+            clip_features(load_clip(root, i)).reshape(-1, DEFAULT_LAYOUT.dim) for i in source
         )
     stats.save(root / "stats.npz")
     (root / "splits").mkdir(exist_ok=True)
@@ -260,6 +266,16 @@ class MotionDataset:
     def iter_split(self, split: str | None = None) -> Iterator[MotionClip]:
         for clip_id in self.ids(split):
             yield self.load(clip_id)
+
+    @property
+    def label(self) -> str:
+        """What the dataset is, for tables: its manifest's name, the generator, or the directory."""
+        name = self.manifest.get("name")
+        if isinstance(name, str) and name:
+            return f"{name}: {self.root.name}" if name != self.root.name else name
+        if self.manifest.get("source") == "synth":
+            return f"generator: {self.root.name}"
+        return str(self.manifest.get("source") or self.root.name)
 
     def stats(self) -> FeatureStats:
         return FeatureStats.load(self.root / "stats.npz")

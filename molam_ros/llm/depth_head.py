@@ -3,12 +3,12 @@
 Why it exists. Writing a step token by token costs one backbone forward pass per code: with D = 4
 and SmolLM2-135M on the 2-core CPU, a KV-cached streaming reaction step (one forward for the
 partner's tokens, then one per generated code) ran at about 4.6 steps/s, short of the 7.5 steps/s
-that 30 fps needs at l = 4 frames per step. The depth head reads the backbone's hidden state at the
-person marker (`<person_b>`) and predicts that person's D codes itself, coarse to fine, each depth
-conditioned on the codes already chosen at the shallower depths (the residual quantizer's codes are
-refinements of each other, so depth d depends on depths < d). The backbone then sees the chosen
-codes as ordinary tokens in the next step's single forward pass, so one reaction step costs one
-backbone forward however large D is.
+that 30 fps needs at l = 4 frames per step (`molam bench llm` prints the steps/s of both methods).
+The depth head reads the backbone's hidden state at the person marker (`<person_b>`) and predicts
+that person's D codes itself, coarse to fine, each depth conditioned on the codes already chosen at
+the shallower depths (the residual quantizer's codes are refinements of each other, so depth d
+depends on depths < d). The backbone then sees the chosen codes as ordinary tokens in the next
+step's single forward pass, so one reaction step costs one backbone forward however large D is.
 
 Architecture (small on purpose, ~2-3 M parameters for SmolLM2): project the hidden state to `width`,
 add the sum of the embeddings of the codes at shallower depths and a depth embedding, a few pre-norm
@@ -16,11 +16,12 @@ residual MLP blocks, then one output matrix per depth over its K codes. Only cod
 depth can come out, so its outputs always decode (the constraint holds by construction).
 
 Context codes (`DepthHeadConfig.context`). The codes of a person change slowly: on the generator's
-data a person's depth-0 code repeats from one step to the next 73 % of the time, and knowing the
-previous step's code cuts its held-out entropy from 5.62 to 1.94 nats (depths 1-3: 5.80 -> 3.59,
-5.77 -> 4.61, 5.71 -> 5.08). Through the backbone alone the head sees that only once LoRA has
-learnt to carry the previous codes to the marker, which 200 CPU steps did not reach (its loss
-stayed at the unigram level). So the head may also take two sets of codes directly, by position
+data a person's code often repeats from one step to the next, most at depth 0 and less at each finer
+depth, and knowing the previous step's code cuts its held-out entropy, most at depth 0
+(`python -m molam_ros.llm.code_stats --data DATA --tokenizer CKPT` prints the repeat rate and both
+entropies per depth for a trained tokenizer). Through the backbone alone the head sees that only
+once LoRA has learnt to carry the previous codes to the marker, which 200 CPU steps did not reach
+(its loss stayed at the unigram level). So the head may also take two sets of codes directly, by position
 in the token sequence: slot 0, the D codes right before the marker (the other person's latest
 step, or the same person's previous one in a one-person span), and slot 1, the same person's
 previous step; each missing one (the first steps of a span) is the extra index K. Besides
@@ -38,9 +39,10 @@ import torch
 from torch import nn
 
 CONTEXT_SLOTS = 2  # the codes right before the marker, the same person's previous step
-# Initial copy logit of a person's previous code. Against an otherwise flat distribution over K = 512
-# codes, the repeat rates measured on the generator's data (73, 51, 35, 25 % for depths 0-3) are met
-# by boosts of ln(p (K - 1) / (1 - p)) = 7.2, 6.3, 5.6, 5.1; 5 is a conservative start for all.
+# Initial copy logit of a person's previous code. Against an otherwise flat distribution over K codes,
+# a repeat rate p is met by a boost of ln(p (K - 1) / (1 - p)); `python -m molam_ros.llm.code_stats`
+# prints it for each depth's measured rate. 5 was chosen at or below the boost of every depth on the
+# default tokenizer's generator data: a conservative start for all.
 COPY_PRIOR = 5.0
 
 

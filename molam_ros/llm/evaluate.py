@@ -8,10 +8,10 @@ For each of the first `clips` two-person clips of the split:
   stands and how, what a robot knows of itself) is given, as the baselines get its first frame. The
   generated reactor is decoded and compared with the RECORDED reactor (ground-truth positions, so
   the tokenizer's own reconstruction error counts against the model), next to two baselines
-  measured on the same clip (quality.reaction_errors: a reactor that stands still, one that mirrors
+  measured on the same clip (reaction_baselines.reaction_errors: a reactor that stands still, one that mirrors
   person a). All in person a's canonical frame.
 - motion-to-text: the clip's codes in, a caption out; does it name the clip's interaction and style
-  (quality.caption_labels)?
+  (caption_labels.py)?
 - text-to-motion: one of the clip's captions in, a two-person motion out; does an interaction
   classifier trained on the generator's train split recognise the asked interaction? The
   classifier's own accuracy on the recorded held-out clips is printed beside it as the ceiling.
@@ -27,10 +27,12 @@ import numpy as np
 from tqdm import tqdm
 
 from molam_ros.llm.generate import Generator, SamplingConfig
+from molam_ros.llm.interaction_classifier import InteractionClassifier
 from molam_ros.llm.model import MotionLM
 from molam_ros.llm.motion_io import MotionCodec
 from molam_ros.llm.prompts import MotionCodes, Task
-from molam_ros.llm.quality import InteractionClassifier, QualityTable, reaction_errors
+from molam_ros.llm.quality import QualityTable
+from molam_ros.llm.reaction_baselines import reaction_errors
 from molam_ros.motion.canonical import canonicalize
 
 

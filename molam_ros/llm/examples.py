@@ -70,9 +70,9 @@ def _checkpoint_hash(checkpoint: Path) -> str:
 
 def _encode_clip(engine: Any, positions: np.ndarray) -> np.ndarray:
     """(P, T, 22, 3) positions -> (P, L, D) int16 codes, T cropped to a multiple of the stride."""
-    from molam_ros.motion.canonical import pair_to_features
+    from molam_ros.motion.layout import layout_of, pair_to_features
 
-    features, _ = pair_to_features(positions)  # (P, T, 262)
+    features, _ = pair_to_features(positions, layout=layout_of(int(engine.feature_dim)))  # (P, T, F)
     T = features.shape[1] // engine.stride * engine.stride
     return engine.encode(features[:, :T].astype(np.float32)).astype(np.int16)  # (P, T/l, D)
 
@@ -92,7 +92,7 @@ def encode_dataset_codes(
     for the same clip ids, otherwise encoded with the torch engine and written there.
     """
     from molam_ros.data.dataset import MotionDataset
-    from molam_ros.runtime.engines import TorchEngine
+    from molam_ros.tokenizer.engines import TorchEngine
 
     dataset = MotionDataset(dataset_dir)
     checkpoint = Path(tokenizer_checkpoint)

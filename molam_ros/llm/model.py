@@ -35,6 +35,7 @@ from safetensors.torch import load_file, save_file
 from molam_ros.llm.backbone import load_backbone
 from molam_ros.llm.depth_head import DepthHead, DepthHeadConfig
 from molam_ros.llm.lora import LoraSettings, load_for_inference, merge, save_adapter, wrap
+from molam_ros.llm.motion_io import MotionCodec
 from molam_ros.llm.prompts import IGNORE_INDEX
 from molam_ros.llm.vocab import MotionVocab
 
@@ -58,7 +59,7 @@ def depth_targets(
     """
     if not vocab.step_markers:
         raise ValueError("the depth head needs the step-marker layout (MotionVocab(step_markers=True))")
-    ids = vocab._require_ids()
+    ids = vocab.require_ids()
     K, D = vocab.codebook_size, vocab.depth
     B, T = input_ids.shape
     if T <= D:
@@ -83,7 +84,7 @@ def _codes_at(
 ) -> torch.Tensor:
     """(N, D) codes of the tokens start..start+D-1 of rows b, K where a token is not the code of
     its depth (or lies outside the sequence)."""
-    ids = vocab._require_ids()
+    ids = vocab.require_ids()
     K, D = vocab.codebook_size, vocab.depth
     T = input_ids.shape[1]
     pos = start[:, None] + torch.arange(D, device=start.device)  # (N, D)
@@ -303,3 +304,27 @@ def load_motion_lm(
     if not trainable:
         mlm.eval()
     return mlm
+
+
+def load_with_codec(
+    directory: str | Path, *, device: str | torch.device = "cpu"
+) -> tuple[MotionLM, MotionCodec]:
+    """A checkpoint ready to generate and the tokenizer that turns its codes into motion and back.
+
+    The tokenizer is the one the checkpoint was trained with (its record's `tokenizer_checkpoint`);
+    a `CheckpointError` names it when it is gone, or when its weights or layout are not those the
+    checkpoint recorded at training.
+    """
+    mlm = load_motion_lm(directory, device=device)
+    tok = mlm.info.get("tokenizer_checkpoint")
+    if not tok or not Path(tok).is_dir():
+        raise CheckpointError(f"{directory}: its tokenizer checkpoint {tok!r} is missing")
+    # Codes of another tokenizer (new weights, another layout) would decode to nonsense.
+    from molam_ros.tokenizer.rqvae import CheckpointError as TokenizerCheckpointError
+    from molam_ros.tokenizer.rqvae import check_pairing
+
+    try:
+        check_pairing(mlm.info.get("tokenizer"), tok, f"the LLM {directory}")
+    except TokenizerCheckpointError as e:
+        raise CheckpointError(str(e)) from e
+    return mlm, MotionCodec.from_checkpoint(tok)

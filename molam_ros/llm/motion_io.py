@@ -5,8 +5,9 @@ a molam dataset's `motions/<id>.npz`; P is 1 or 2), optionally `fps` (resampled 
 differs). `molam generate` reads such files, or a clip of a dataset by `DATA_DIR:CLIP_ID`, and
 writes the same layout back, plus the codes (`codes.npz`, (P, L, D)).
 
-Two people are tokenized in person a's canonical frame (DESIGN.md); generated motion comes back in
-that frame, or in the world frame of the input motion when there was one.
+Two people are tokenized in the tokenizer's layout (docs/representation.md, motion/layout.py: by
+default each person relative to themselves and their partner); generated motion comes back in
+person a's first-frame canonical frame, or in the world frame of the input motion when there was one.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from molam_ros.motion.canonical import CanonicalTransform, pair_from_features, pair_to_features
+from molam_ros.motion.canonical import CanonicalTransform
+from molam_ros.motion.layout import layout_of, pair_from_features, pair_to_features
 from molam_ros.motion.skeleton import NUM_JOINTS
 
 
@@ -79,13 +81,13 @@ class MotionCodec:
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path) -> MotionCodec:
-        from molam_ros.runtime.engines import TorchEngine
+        from molam_ros.tokenizer.engines import TorchEngine
 
         return cls(TorchEngine(checkpoint))
 
     def encode(self, positions: np.ndarray) -> tuple[np.ndarray, CanonicalTransform]:
         """(P, T, 22, 3) -> ((P, T // l, D) codes, the canonical transform of the pair)."""
-        features, transform = pair_to_features(positions)
+        features, transform = pair_to_features(positions, layout=layout_of(int(self.engine.feature_dim)))
         T = features.shape[1] // self.stride * self.stride
         if T == 0:
             raise MotionFileError(

@@ -8,9 +8,9 @@ motion written as the span token strings of `MotionVocab.codes_to_text`. The tas
 - motion-to-text: a span in, a caption out;
 - reaction: an optional instruction in; the answer is ONE interleaved two-person span in which person
   a's tokens are given (the partner, masked out of the loss) and person b's are generated. This is the
-  streaming layout (DESIGN.md: every l frames person a's codes are appended and person b's next D codes
-  generated), so offline reaction generation (`MotionSpanConstraint(forced=...)`) and the streaming
-  reaction are the same computation on the same training data;
+  streaming layout (docs/architecture.md: every l frames person a's codes are appended and person
+  b's next D codes generated), so offline reaction generation (`MotionSpanConstraint(forced=...)`)
+  and the streaming reaction are the same computation on the same training data;
 - prediction: the start of a motion in, its continuation (a new span) out;
 - editing: a source motion and an instruction in, the edited motion out;
 - reasoning: a motion and a question (what came before/after, why) in, a text answer out;
@@ -21,6 +21,10 @@ Token ids are built piece by piece (the text before each answer, each answer, ea
 each piece tokenized on its own and concatenated, rather than tokenizing the whole rendered text.
 That way the ids of a training example up to an answer are exactly the ids `build_prompt` produces
 for the same conversation at inference, whatever the tokenizer does at piece boundaries.
+
+Why one module of a little over 500 lines: the task specs, the phrasings and the piece-by-piece
+encoding are one contract between training and inference (an example and its prompt must come from
+the same code); split, a change to one part could silently break the identity the other relies on.
 """
 
 from __future__ import annotations

@@ -33,8 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from molam_ros.llm.depth_head import context_row
-from molam_ros.llm.generate import KVRunner, SamplingConfig, _code_tokens
+from molam_ros.llm.depth_head import context_row, sample_logits
+from molam_ros.llm.kv import KVRunner, SamplingConfig, code_tokens
 from molam_ros.llm.model import MotionLM
 from molam_ros.llm.prompts import PromptConfig, reaction_prompt_ids
 from molam_ros.llm.vocab import as_codes
@@ -115,7 +115,7 @@ class StreamingReactor:
 
     def _step_tokens(self, a: np.ndarray, b: np.ndarray) -> list[int]:
         ids = self.mlm.vocab.ids
-        return [ids.person_a, *_code_tokens(self.mlm, a), ids.person_b, *_code_tokens(self.mlm, b)]
+        return [ids.person_a, *code_tokens(self.mlm, a), ids.person_b, *code_tokens(self.mlm, b)]
 
     def _rebuild(self, keep: int) -> None:
         """Cache := prefix + the last `keep` steps, as pending input of the next step."""
@@ -149,11 +149,11 @@ class StreamingReactor:
         elif self.cached_steps >= self.config.window_steps:
             self._shrink()
         ids = v.ids
-        feed = [*self.pending, ids.person_a, *_code_tokens(self.mlm, a), ids.person_b]
+        feed = [*self.pending, ids.person_a, *code_tokens(self.mlm, a), ids.person_b]
         if given is not None:
             b = given
             self.pending = []
-            self.runner.feed(feed + _code_tokens(self.mlm, b))
+            self.runner.feed(feed + code_tokens(self.mlm, b))
         elif self.config.method == "head":
             hidden = self.runner.feed(feed)[-1:]
             # Context codes: person a's, right before the marker, and the reactor's previous step.
@@ -167,7 +167,7 @@ class StreamingReactor:
                 generator=self.gen,
             )
             b = sample[0].cpu().numpy()
-            self.pending = _code_tokens(self.mlm, b)
+            self.pending = code_tokens(self.mlm, b)
         else:
             b = self._tokens_step(self.runner.feed(feed)[-1:])
             self.pending = [v.code_id(v.depth - 1, int(b[-1]))]
@@ -191,8 +191,6 @@ class StreamingReactor:
 
     def _tokens_step(self, hidden: torch.Tensor) -> np.ndarray:
         """D codes with the LM head, each depth restricted to its own code range (one forward each)."""
-        from molam_ros.llm.depth_head import sample_logits
-
         v = self.mlm.vocab
         codes = []
         for d in range(v.depth):

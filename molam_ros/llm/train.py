@@ -293,7 +293,7 @@ def train(
 
     from molam_ros.data.dataset import MotionDataset
     from molam_ros.tokenizer.config import TokenizerConfig
-    from molam_ros.tokenizer.rqvae import read_checkpoint_info
+    from molam_ros.tokenizer.rqvae import checkpoint_identity, read_checkpoint_info
 
     out = Path(out_dir)
     data_dir, tokenizer_checkpoint = Path(data_dir), Path(tokenizer_checkpoint)
@@ -333,6 +333,7 @@ def train(
         state = None
     mlm.info = {
         "tokenizer_checkpoint": str(tokenizer_checkpoint.resolve()),
+        "tokenizer": checkpoint_identity(tokenizer_checkpoint),
         "data": str(data_dir.resolve()),
         "train": config.to_dict(),
     }

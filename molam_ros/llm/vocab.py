@@ -1,4 +1,4 @@
-"""Motion tokens in the LLM's vocabulary: token strings, the span grammar, codes <-> token ids.
+"""Motion tokens in the LLM's vocabulary: token strings, their ids, codes -> token ids.
 
 The RQ-VAE (molam_ros/tokenizer) turns every l = 4 frames of one person into D codes, one per depth,
 each in [0, K). The LLM sees them as added tokens, one token per (depth, code): `<m{d}_{k}>`, d and k
@@ -12,34 +12,33 @@ Layout of one motion span (`step_markers=True`, the default), per time step of l
     <motion> <person_a> a_0 .. a_{D-1} <person_b> b_0 .. b_{D-1}   (step 1)
              <person_a> a_0 .. a_{D-1} <person_b> b_0 .. b_{D-1}   (step 2) ... </motion>
 
-which is DESIGN.md's `[k(1;a)_1..D, k(1;b)_1..D, ..., k(L;a), k(L;b)]` with a person marker before
+which is the paper's `[k(1;a)_1..D, k(1;b)_1..D, ..., k(L;a), k(L;b)]` with a person marker before
 each person's D codes. A span of one person drops the other person's part (`<motion> <person_a> a..
 <person_a> a.. </motion>`); which people a span holds is fixed by its first step. `</motion>` may only
 come at a step boundary after at least one step, so every span holds whole steps.
 
 Why a marker per person-step. Since code tokens are shared, without markers the only thing telling
-a's codes from b's is the parity of the step inside the span, i.e. counting up to hundreds of tokens,
-which transformers do badly; the marker states it at every step. The price is 2D + 2 = 10 tokens per
-step instead of 2D = 8 (D = 4): 25 % more context. The number of *sampled* tokens is unchanged (the
-markers are fixed by the grammar), and a streaming reaction step feeds `<person_a> a_0..a_{D-1}
-<person_b>` in one forward pass either way, so there the markers only cost longer inputs: measured
-with SmolLM2-135M on the 2-core CPU, a KV-cached streaming step (one 6-token forward, three 1-token
-forwards) ran at 4.6 steps/s against 5.1 for the compact layout (-10 %). Offline `generate()`
-samples the forced markers like any token: 10 forward passes per step instead of 8.
+a's codes from b's is the parity of the step inside the span, i.e. counting up to hundreds of
+tokens, which transformers do badly; the marker states it at every step. The price is 2D + 2 = 10
+tokens per step instead of 2D = 8 (D = 4): 25 % more context. The number of *sampled* tokens is
+unchanged (the markers are fixed by the grammar), and a streaming reaction step feeds `<person_a>
+a_0..a_{D-1} <person_b>` in one forward pass either way, so there the markers only cost longer
+inputs (two tokens more per step; `molam bench llm` prints the step rate of the layout a checkpoint
+uses). Offline `generate()` samples the forced markers like any token: 10 forward passes per step
+instead of 8.
 `step_markers=False` is that compact alternative, kept to measure the quality side of the trade-off:
 the people are named once after `<motion>` (`<motion> <person_a> <person_b> a_0..a_{D-1} b_0..b_{D-1}
 ...`).
 
-`SpanGrammar` is the one definition of that layout: `token_ids_to_codes` parses with it, and the
-decoding constraint (constraints.py) only lets through what it accepts, so every constrained span
-decodes.
+`codes_to_token_ids` writes that layout. Its grammar (`constraints.SpanGrammar`) is the one
+definition of it: `constraints.parse_span` reads a span back into codes with it, and the decoding
+constraint only lets through what it accepts, so every constrained span decodes.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -152,7 +151,8 @@ class MotionVocab:
 
     # --- binding to an LLM tokenizer and model
 
-    def _require_ids(self) -> MotionTokenIds:
+    def require_ids(self) -> MotionTokenIds:
+        """The token ids of a bound vocabulary; RuntimeError before `add_to` or `bind`."""
         if self.ids is None:
             raise RuntimeError(
                 "MotionVocab is not bound to a tokenizer; call add_to(tokenizer, model) or bind()"
@@ -227,21 +227,21 @@ class MotionVocab:
         peft handles tied input/output embeddings; at inference, resize the base model the same way
         (`add_to`) before loading the adapter.
         """
-        ids = self._require_ids()
+        ids = self.require_ids()
         return ids.markers() + list(range(ids.code_base, ids.code_base + self.depth * self.codebook_size))
 
     # --- ids of single tokens
 
     def code_id(self, d: int, k: int) -> int:
-        return self._require_ids().code_base + d * self.codebook_size + k
+        return self.require_ids().code_base + d * self.codebook_size + k
 
     def is_motion_token(self, token_id: int) -> bool:
-        ids = self._require_ids()
+        ids = self.require_ids()
         return token_id in ids.markers() or self.code_of(token_id) is not None
 
     def code_of(self, token_id: int) -> tuple[int, int] | None:
         """(depth, code) of a code token id, None for any other id."""
-        i = token_id - self._require_ids().code_base
+        i = token_id - self.require_ids().code_base
         if 0 <= i < self.depth * self.codebook_size:
             return divmod(i, self.codebook_size)
         return None
@@ -253,7 +253,7 @@ class MotionVocab:
 
         Two people must have the same number of steps L (pad or crop the shorter first).
         """
-        ids = self._require_ids()
+        ids = self.require_ids()
         K, D = self.codebook_size, self.depth
         given = {p: c for p, c in zip(PERSONS, (codes_a, codes_b), strict=True) if c is not None}
         if not given:
@@ -275,49 +275,12 @@ class MotionVocab:
     def codes_to_text(self, codes_a: Any | None, codes_b: Any | None = None) -> str:
         """The span as token strings, for chat messages (the tokenizer maps each back to one id)."""
         names = self.tokens()
-        ids = self._require_ids()
+        ids = self.require_ids()
         first = {ids.motion_start: 0, ids.motion_end: 1, ids.person_a: 2, ids.person_b: 3}
         out = []
         for i in self.codes_to_token_ids(codes_a, codes_b):
             out.append(names[first[i]] if i in first else names[4 + i - ids.code_base])
         return "".join(out)
-
-    def token_ids_to_codes(
-        self, token_ids: Sequence[int] | torch.Tensor | np.ndarray, *, partial: bool = False
-    ) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """Parse exactly one span back into `(codes_a, codes_b)`, (L, D) int64 or None if absent.
-
-        Raises `MotionSequenceError` naming the first bad token. With `partial=True` an unclosed
-        span is accepted (a generation cut by a time budget) and truncated to its whole steps; it
-        still needs at least one.
-        """
-        if isinstance(token_ids, torch.Tensor | np.ndarray):
-            token_ids = [int(t) for t in token_ids.reshape(-1).tolist()]
-        ids = self._require_ids()
-        seq = list(token_ids)
-        if not seq or seq[0] != ids.motion_start:
-            raise MotionSequenceError(f"a motion span must start with {MOTION_START} (id {ids.motion_start})")
-        grammar = SpanGrammar(self)
-        state = grammar.start()
-        for pos, tok in enumerate(seq[1:], start=1):
-            if state.closed:
-                raise MotionSequenceError(
-                    f"token {pos}: {grammar.describe(tok)} after {MOTION_END}; pass exactly one span"
-                )
-            try:
-                state = grammar.feed(state, tok)
-            except MotionSequenceError as e:
-                raise MotionSequenceError(f"token {pos}: {e}") from None
-        if not state.closed and not partial:
-            raise MotionSequenceError(
-                f"the span is not closed with {MOTION_END}"
-                " (cut short? pass partial=True to keep its whole steps)"
-            )
-        persons = grammar.resolved_persons(state)
-        steps = grammar.steps(state) if persons is not None else 0
-        if persons is None or steps < 1:
-            raise MotionSequenceError("the span holds no whole step")
-        return grammar.extract(seq, persons, steps)
 
     # --- persistence
 
@@ -372,202 +335,3 @@ class MotionVocab:
             if saved is not None and saved != bound:
                 raise ValueError(f"tokenizer's motion token ids {bound} differ from the saved {saved}")
         return vocab
-
-
-# ---------------------------------------------------------------------------------------------
-# the span grammar
-
-
-@dataclass(frozen=True)
-class SpanState:
-    """How far a span has got: `n` tokens after `<motion>`, and the people sets still possible.
-
-    The people a span holds are not known until its first step (or header) is complete, so the
-    state carries every candidate set that agrees with the tokens so far; feeding a token drops
-    the candidates that did not expect it. Once `closed`, exactly one candidate is left.
-    """
-
-    n: int
-    candidates: tuple[tuple[str, ...], ...]
-    closed: bool = False
-
-
-# One expected token: ("mark", person) or ("code", person, depth) or ("end",).
-Slot = tuple
-
-
-class SpanGrammar:
-    """The layout of a motion span as a set of candidate templates (see the module docstring).
-
-    For people set P the span is `<motion>`, a header (P's markers, compact layout only), then
-    steps of a fixed template, then `</motion>` at a step boundary. `allowed(state)` says what may
-    come next as token-id ranges, `feed(state, tok)` advances or raises `MotionSequenceError`.
-    `persons`, `max_steps` and `forced` narrow it for decoding (constraints.py).
-    """
-
-    CANDIDATES: tuple[tuple[str, ...], ...] = (("a",), ("b",), ("a", "b"))
-
-    def __init__(
-        self,
-        vocab: MotionVocab,
-        *,
-        persons: tuple[str, ...] | None = None,
-        min_steps: int = 1,
-        max_steps: int | None = None,
-        forced: dict[str, np.ndarray] | None = None,
-    ) -> None:
-        self.vocab = vocab
-        self.ids = vocab._require_ids()
-        self.K, self.D = vocab.codebook_size, vocab.depth
-        self.persons = persons
-        self.min_steps = min_steps
-        self.max_steps = max_steps
-        self.forced = forced or {}
-        # Steps after which the span must end: max_steps, or fewer when forced codes run out first.
-        lengths = [c.shape[0] for c in self.forced.values()]
-        self._limit = min([*lengths, *([max_steps] if max_steps is not None else [])], default=None)
-        self._templates = {c: self._template(c) for c in self.CANDIDATES}
-
-    def _template(self, persons: tuple[str, ...]) -> tuple[list[Slot], list[Slot]]:
-        """(header slots, step slots) for one people set."""
-        header: list[Slot] = [] if self.vocab.step_markers else [("mark", p) for p in persons]
-        step: list[Slot] = []
-        for p in persons:
-            if self.vocab.step_markers:
-                step.append(("mark", p))
-            step.extend(("code", p, d) for d in range(self.D))
-        return header, step
-
-    def start(self) -> SpanState:
-        """The state right after `<motion>`."""
-        cands = self.CANDIDATES if self.persons is None else (self.persons,)
-        return SpanState(n=0, candidates=cands)
-
-    def _expect(self, cand: tuple[str, ...], n: int) -> tuple[Slot | None, bool, int]:
-        """For candidate `cand` after n tokens: (next slot or None when only the end may come,
-        whether `</motion>` may come, whole steps so far)."""
-        header, step = self._templates[cand]
-        if n < len(header):
-            return header[n], False, 0
-        pos = n - len(header)
-        steps, slot = divmod(pos, len(step))
-        at_boundary = slot == 0
-        if at_boundary and self._limit is not None and steps >= self._limit:
-            return None, True, steps
-        # Given (forced) codes fix the span's length: it may only end when they run out.
-        may_end = at_boundary and steps >= self.min_steps and not self.forced
-        return step[slot], may_end, steps
-
-    def _slot_ranges(self, slot: Slot, steps: int) -> list[tuple[int, int]]:
-        if slot[0] == "mark":
-            i = self.ids.person(slot[1])
-            return [(i, i + 1)]
-        _, p, d = slot
-        base = self.ids.code_base + d * self.K
-        if p in self.forced:
-            i = base + int(self.forced[p][steps, d])
-            return [(i, i + 1)]
-        return [(base, base + self.K)]
-
-    def allowed(self, state: SpanState) -> list[tuple[int, int]]:
-        """Token-id ranges [start, stop) that may come next; empty once closed."""
-        if state.closed:
-            return []
-        out: list[tuple[int, int]] = []
-        for cand in state.candidates:
-            slot, may_end, steps = self._expect(cand, state.n)
-            if slot is not None:
-                out.extend(self._slot_ranges(slot, steps))
-            if may_end:
-                out.append((self.ids.motion_end, self.ids.motion_end + 1))
-        return sorted(set(out))
-
-    def feed(self, state: SpanState, tok: int) -> SpanState:
-        """The state after token `tok`; `MotionSequenceError` if no candidate accepts it."""
-        if state.closed:
-            raise MotionSequenceError(f"{tok} after {MOTION_END}")
-        keep, ended = [], False
-        for cand in state.candidates:
-            slot, may_end, steps = self._expect(cand, state.n)
-            if tok == self.ids.motion_end and may_end:
-                keep.append(cand)
-                ended = True
-            elif slot is not None and any(a <= tok < b for a, b in self._slot_ranges(slot, steps)):
-                keep.append(cand)
-        if not keep:
-            raise MotionSequenceError(
-                f"{self.describe(tok)} where {self._describe_expected(state)} was expected"
-            )
-        return SpanState(n=state.n + 1, candidates=tuple(keep), closed=ended)
-
-    def steps(self, state: SpanState) -> int:
-        """Whole steps so far; needs the people to be known (one candidate left)."""
-        persons = self.resolved_persons(state)
-        if persons is None:
-            raise MotionSequenceError("the people of this span are not known yet (inside its first step)")
-        header, step = self._templates[persons]
-        n = state.n - int(state.closed)  # the closing token is not part of a step
-        return max(0, (n - len(header)) // len(step))
-
-    def resolved_persons(self, state: SpanState) -> tuple[str, ...] | None:
-        """The people of the span once known from its tokens; None while still ambiguous."""
-        if len(state.candidates) == 1:
-            return state.candidates[0]
-        # Ambiguous only inside the first step; the largest candidate that has whole steps wins.
-        return None
-
-    def extract(
-        self, seq: Sequence[int], persons: tuple[str, ...], steps: int
-    ) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """Codes of the first `steps` whole steps of a span parsed as `persons` (seq[0] is `<motion>`)."""
-        header, step = self._templates[persons]
-        body = np.asarray(seq[1 + len(header) : 1 + len(header) + steps * len(step)], dtype=np.int64)
-        body = body.reshape(steps, len(step))  # (L, tokens per step)
-        out: dict[str, np.ndarray] = {}
-        col = 0
-        for p in persons:
-            col += int(self.vocab.step_markers)
-            out[p] = (body[:, col : col + self.D] - self.ids.code_base - np.arange(self.D) * self.K).astype(
-                np.int64
-            )
-            col += self.D
-        return out.get("a"), out.get("b")
-
-    def describe(self, tok: int) -> str:
-        names = {self.ids.motion_start: MOTION_START, self.ids.motion_end: MOTION_END}
-        names.update({self.ids.person_a: PERSON_A, self.ids.person_b: PERSON_B})
-        if tok in names:
-            return names[tok]
-        dk = self.vocab.code_of(tok)
-        return f"code <m{dk[0]}_{dk[1]}>" if dk else f"non-motion token id {tok}"
-
-    def _describe_expected(self, state: SpanState) -> str:
-        parts = []
-        for cand in state.candidates:
-            slot, may_end, _ = self._expect(cand, state.n)
-            if slot is not None and slot[0] == "mark":
-                parts.append(PERSON_A if slot[1] == "a" else PERSON_B)
-            elif slot is not None:
-                parts.append(f"a depth-{slot[2]} code of person {slot[1]}")
-            if may_end:
-                parts.append(MOTION_END)
-        return " or ".join(dict.fromkeys(parts)) or "nothing"
-
-
-def find_spans(token_ids: Iterable[int], vocab: MotionVocab) -> list[tuple[int, int]]:
-    """(start, stop) of every `<motion>`..`</motion>` in a generated answer, stop exclusive.
-
-    An unclosed last span is returned up to the end of the ids (decode it with `partial=True`).
-    """
-    ids = vocab._require_ids()
-    spans, start = [], None
-    seq = list(token_ids)
-    for i, tok in enumerate(seq):
-        if tok == ids.motion_start and start is None:
-            start = i
-        elif tok == ids.motion_end and start is not None:
-            spans.append((start, i + 1))
-            start = None
-    if start is not None:
-        spans.append((start, len(seq)))
-    return spans

@@ -1,4 +1,4 @@
-"""Per-dimension mean/std of the 262-number features, for the tokenizer's input and output.
+"""Per-dimension mean/std of motion features (any layout, `layout.py`), for the tokenizer's input and output.
 
 Statistics are accumulated batch by batch (Chan et al.'s parallel form of Welford's update, in
 float64), so a dataset larger than memory can be streamed through once and the result does not
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from molam_ros.motion.features import CONTACT, FEATURE_DIM, ROT
+from molam_ros.motion.layout import layout_of
 
 # Floors on the std, so a constant dim (a joint that never moved, a contact that never fired)
 # maps to a finite value instead of dividing by ~0. Continuous dims: 1 mm / 1 mm per frame /
@@ -33,7 +33,7 @@ ROT_STD_FLOOR = 0.05
 
 @dataclass
 class FeatureStats:
-    """mean (262,) and std (262,) float32 over `count` frames."""
+    """mean (F,) and std (F,) float32 over `count` frames; F names the layout (262 or 268)."""
 
     mean: np.ndarray
     std: np.ndarray
@@ -43,10 +43,11 @@ class FeatureStats:
         self.mean = np.asarray(self.mean, dtype=np.float32)
         self.std = np.asarray(self.std, dtype=np.float32)
         for name, arr in (("mean", self.mean), ("std", self.std)):
-            if arr.shape != (FEATURE_DIM,):
-                raise ValueError(f"FeatureStats.{name} must have shape ({FEATURE_DIM},), got {arr.shape}")
+            if arr.shape != self.mean.shape or arr.ndim != 1:
+                raise ValueError(f"FeatureStats.{name} must have shape {self.mean.shape}, got {arr.shape}")
             if not np.all(np.isfinite(arr)):
                 raise ValueError(f"FeatureStats.{name} contains NaN or infinite values")
+        layout_of(self.mean.shape[0])  # a width no layout has is an error here, not at first use
         if np.any(self.std <= 0):
             raise ValueError("FeatureStats.std must be positive")
         self.count = int(self.count)
@@ -60,15 +61,18 @@ class FeatureStats:
         contact_std_floor: float = CONTACT_STD_FLOOR,
         rot_std_floor: float = ROT_STD_FLOOR,
     ) -> FeatureStats:
-        """Stats over every frame of every (..., 262) array in `batches` (consumed once)."""
+        """Stats over every frame of every (..., F) array in `batches` (consumed once, one F for all)."""
         count = 0
-        mean = np.zeros(FEATURE_DIM)
-        m2 = np.zeros(FEATURE_DIM)  # sum of squared deviations from the mean
+        dim = 0
+        mean = m2 = np.zeros(0)  # m2: sum of squared deviations from the mean
         for batch in batches:
             x = np.asarray(batch, dtype=np.float64)
-            if x.shape[-1:] != (FEATURE_DIM,):
-                raise ValueError(f"expected (..., {FEATURE_DIM}) features, got {x.shape}")
-            x = x.reshape(-1, FEATURE_DIM)
+            if not dim:
+                dim = layout_of(x.shape[-1]).dim
+                mean, m2 = np.zeros(dim), np.zeros(dim)
+            if x.shape[-1:] != (dim,):
+                raise ValueError(f"expected (..., {dim}) features, got {x.shape}")
+            x = x.reshape(-1, dim)
             if x.shape[0] == 0:
                 continue
             if not np.all(np.isfinite(x)):
@@ -84,13 +88,15 @@ class FeatureStats:
         if count == 0:
             raise ValueError("no frames to compute feature statistics from")
         std = np.sqrt(m2 / count)
-        floor = np.full(FEATURE_DIM, std_floor)
-        floor[ROT] = rot_std_floor
-        floor[CONTACT] = contact_std_floor
+        layout = layout_of(dim)
+        floor = np.full(dim, std_floor)
+        floor[layout.rotations] = rot_std_floor
+        for binary in (layout.contacts, *layout.flags):
+            floor[binary] = contact_std_floor
         return cls(mean=mean, std=np.maximum(std, floor), count=count)
 
     def normalize(self, x: Any) -> Any:
-        """(x - mean) / std over the last dim (262); numpy arrays or torch tensors (same device)."""
+        """(x - mean) / std over the last dim; numpy arrays or torch tensors (same device)."""
         x, mean, std = self._like(x)
         return (x - mean) / std
 
@@ -105,8 +111,8 @@ class FeatureStats:
             x = np.asarray(x)
             if not np.issubdtype(x.dtype, np.floating):
                 x = x.astype(np.float64)
-        if x.ndim < 1 or x.shape[-1] != FEATURE_DIM:
-            raise ValueError(f"expected (..., {FEATURE_DIM}) features, got {tuple(x.shape)}")
+        if x.ndim < 1 or x.shape[-1] != self.dim:
+            raise ValueError(f"expected (..., {self.dim}) features, got {tuple(x.shape)}")
         if hasattr(x, "new_tensor"):
             return x, x.new_tensor(self.mean), x.new_tensor(self.std)
         return x, self.mean.astype(x.dtype), self.std.astype(x.dtype)
@@ -116,10 +122,16 @@ class FeatureStats:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as fh:
-            np.savez(fh, mean=self.mean, std=self.std, count=np.int64(self.count), feature_dim=FEATURE_DIM)
+            np.savez(fh, mean=self.mean, std=self.std, count=np.int64(self.count), feature_dim=self.dim)
+
+    @property
+    def dim(self) -> int:
+        """F, the width of the features (262 intergen, 268 ego)."""
+        return int(self.mean.shape[0])
 
     @classmethod
-    def load(cls, path: str | Path) -> FeatureStats:
+    def load(cls, path: str | Path, dim: int | None = None) -> FeatureStats:
+        """Stats from `save`; `dim` (when given) is the width the caller needs, checked here."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"feature statistics file not found: {path}")
@@ -127,7 +139,11 @@ class FeatureStats:
             missing = {"mean", "std", "count", "feature_dim"} - set(data.files)
             if missing:
                 raise ValueError(f"{path}: not a feature statistics file, missing {sorted(missing)}")
-            if int(data["feature_dim"]) != FEATURE_DIM:
-                dim = int(data["feature_dim"])
-                raise ValueError(f"{path}: statistics are for {dim}-d features, expected {FEATURE_DIM}")
+            found = int(data["feature_dim"])
+            if data["mean"].shape != (found,) or data["std"].shape != (found,):
+                raise ValueError(f"{path}: mean/std shape {data['mean'].shape} is not ({found},)")
+            if dim is not None and found != dim:
+                raise ValueError(
+                    f"{path}: statistics are for {int(data['feature_dim'])}-d features, expected {dim}"
+                )
             return cls(mean=data["mean"], std=data["std"], count=int(data["count"]))

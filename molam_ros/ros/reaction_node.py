@@ -149,11 +149,12 @@ def build_pipeline(p: dict[str, Any]) -> tuple[Any, str]:
     from molam_ros.llm.model import load_motion_lm
     from molam_ros.llm.quantize import quantize
     from molam_ros.llm.streaming import StreamingConfig
-    from molam_ros.runtime.engines import EngineConfig, create_engine
     from molam_ros.runtime.pipeline import PipelineConfig, ReactionPipeline
     from molam_ros.runtime.pose_buffer import PoseBufferConfig
     from molam_ros.runtime.profiles import load_profile
     from molam_ros.runtime.safety import SafetyConfig
+    from molam_ros.tokenizer.engines import EngineConfig, create_engine
+    from molam_ros.tokenizer.rqvae import check_pairing
 
     if p["llm_backend"] != "embedded":
         raise ValueError(f"llm_backend {p['llm_backend']!r}: only 'embedded' is implemented")
@@ -169,6 +170,7 @@ def build_pipeline(p: dict[str, Any]) -> tuple[Any, str]:
         EngineConfig(backend=p["engine"], checkpoint=str(tok), export_dir=str(export), device=p["device"])
     )
     text_mlm = load_motion_lm(llm, device=p["device"])
+    check_pairing(text_mlm.info.get("tokenizer"), tok, f"the LLM {llm}")
     mlm = text_mlm
     if str(p["device"]).startswith("cpu") and p["llm_quantization"] != "none":
         # The step on int8 weights, text answers on the float model (llm/quantize.py says why).

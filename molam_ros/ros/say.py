@@ -1,7 +1,7 @@
 """`molam say TEXT`: send a text command to a running reaction node and print its replies.
 
 The stand-in for `ros2 topic pub --once /molam/command std_msgs/msg/String "{data: 'TEXT'}"` plus
-`ros2 topic echo /molam/reply` where the ros2 command line is not installed (ENVIRONMENT.md). It
+`ros2 topic echo /molam/reply` where the ros2 command line is not installed (docs/environment.md). It
 waits for the node's command subscription (so the message is not lost to discovery), publishes
 once on a reliable topic, and prints every reply heard for `--wait` seconds.
 """

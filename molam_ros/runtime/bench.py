@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from molam_ros.runtime.engines import BACKENDS, EngineConfig, TokenizerEngine, create_engine
+from molam_ros.tokenizer.engines import BACKENDS, EngineConfig, TokenizerEngine, create_engine
 
 FRAME_PERIOD_MS = 1000.0 / 30.0
 

@@ -5,16 +5,19 @@
     for chunk in pipeline.process(now):                   # every l = 4 grid frames, one chunk
         publish(chunk.joint_positions, chunk.joint_velocities, chunk.times)
 
-One step, every l frames of the partner (DESIGN.md, "the flow of one reaction"):
+One step, every l frames of the partner (docs/architecture.md, "The flow of one reaction"):
 
 1. PoseBuffer: reorder, drop stale or duplicate stamps, validate, resample onto the 30 Hz grid.
-2. Features of person a: the canonical frame is fixed by the first frame of a stream segment (the
-   partner at the origin facing +Z, the floor at the lowest joint then), bone lengths by that frame,
-   so features are causal; IK gives the rotations when only positions came.
+2. Features of person a in the tokenizer's layout (motion/layout.py). The canonical frame is fixed
+   by the first frame of a stream segment (the partner at the origin facing +Z, the floor at the
+   lowest joint then), bone lengths by that frame, so features are causal; IK gives the rotations
+   when only positions came. With the default ego layout the features are relative to the person
+   (bounded however far they walk), and their partner is the reactor where it last stood.
 3. Streaming encoder step (the tokenizer engine: torch, onnxruntime or TensorRT) -> a's D codes.
 4. StreamingReactor step (KV cache, bounded context) -> the reactor's D codes.
-5. Streaming decoder step -> the reactor's l frames of features, in the partner's canonical frame,
-   back to world positions; rotations from the features' 6D block. LivePlacement keeps the
+5. Streaming decoder step -> the reactor's l frames of features; ego: placed by their relation to
+   the person's actual frames (intergen: positions in the partner's canonical frame), then back to
+   world positions; rotations from the features' 6D block. LivePlacement keeps the
    reactor at a plausible distance from the person and facing them (runtime/placement.py).
 6. Retargeting to the output profile (robot joints within limits, or the avatar's bones), then,
    for robots, the SafetyFilter (no NaN, limits, velocity limits, blending, watchdog).
@@ -35,8 +38,10 @@ from typing import Any
 import numpy as np
 
 from molam_ros.llm.streaming import StreamingConfig, StreamingReactor
+from molam_ros.motion import ego
 from molam_ros.motion.canonical import canonical_transform, facing_angle
-from molam_ros.motion.features import features_to_local_quats, features_to_positions, positions_to_features
+from molam_ros.motion.features import features_to_positions, positions_to_features
+from molam_ros.motion.layout import features_to_local_quats, layout_of
 from molam_ros.motion.skeleton import bone_lengths
 from molam_ros.runtime.placement import LivePlacement, PlacementConfig
 from molam_ros.runtime.pose_buffer import PoseBuffer, PoseBufferConfig, PoseFrame
@@ -100,6 +105,7 @@ class ReactionPipeline:
         self.text_mlm = text_mlm if text_mlm is not None else mlm
         self.engine = engine
         self.stride = int(engine.stride)
+        self.layout = layout_of(int(engine.feature_dim))
         if engine.num_quantizers != mlm.vocab.depth:
             raise ValueError(
                 f"the tokenizer has D={engine.num_quantizers} codes per step but the LLM's vocabulary "
@@ -128,6 +134,8 @@ class ReactionPipeline:
         self._transform = None
         self._lengths: np.ndarray | None = None
         self._prev_canon: np.ndarray | None = None  # the partner's last canonical frame (velocities)
+        self._last_reactor: np.ndarray | None = None  # the reactor's last canonical frame (ego relation)
+        self._canon: np.ndarray | None = None  # the partner's canonical frames of the current step
         self._enc_state = self.engine.init_encoder_state(1)
         self._dec_state = self.engine.init_decoder_state(1)
         self.reactor.reset()
@@ -260,15 +268,22 @@ class ReactionPipeline:
         return None if self.safety is None else self.safety.update(now, None)
 
     def _features(self, frames: list[PoseFrame]) -> tuple[np.ndarray, np.ndarray]:
-        """(l, 262) features of the partner's frames and their (l, 22, 3) world positions."""
+        """(l, F) features of the partner's frames and their (l, 22, 3) world positions."""
         world = np.stack([f.positions for f in frames]).astype(np.float64)
         if self._transform is None:  # the segment's canonical frame and bone lengths, fixed now
             self._transform = canonical_transform(world[:1], floor_height=float(world[0, :, 1].min()))
             self._lengths = bone_lengths(world[0])
         canon = self._transform.apply(world[None])[0]
         window = canon if self._prev_canon is None else np.concatenate([self._prev_canon[None], canon])
-        feats = positions_to_features(window, lengths=self._lengths)[-len(frames) :]
+        if self.layout.name == "ego":
+            # The partner of the person is the reactor, where it last stood: its frames for this
+            # step are generated after the person's codes, as in training's a-then-b order.
+            other = None if self._last_reactor is None else np.broadcast_to(self._last_reactor, window.shape)
+            feats = ego.person_to_ego(window, other, lengths=self._lengths)[-len(frames) :]
+        else:
+            feats = positions_to_features(window, lengths=self._lengths)[-len(frames) :]
         self._prev_canon = canon[-1]
+        self._canon = canon
         return feats.astype(np.float32), world
 
     def _step(self, frames: list[PoseFrame]) -> ReactionChunk:
@@ -287,11 +302,16 @@ class ReactionPipeline:
 
         t = time.perf_counter()
         out, self._dec_state = self.engine.decode_step(codes_b[None, None].astype(np.int64), self._dec_state)
-        canon_b = features_to_positions(out[0])
+        if self.layout.name == "ego":  # placed by its relation to the person's actual frames
+            yaw_b, root_b = ego.anchored_root(out[0], facing_angle(self._canon), self._canon[:, 0])
+            canon_b = ego.body_from_root(out[0], yaw_b, root_b)
+        else:
+            canon_b = features_to_positions(out[0])
         quats = features_to_local_quats(out[0])
         planned = self._take_playback(len(frames))
         if planned is not None:  # a planned motion plays instead (the model's step still ran)
             canon_b, quats = planned
+        self._last_reactor = np.asarray(canon_b[-1], dtype=np.float64)
         reactor = self._transform.invert(canon_b[None])[0]
         if self.placement is not None:  # distance and facing kept plausible, rate-limited
             reactor = self.placement.apply(world, reactor)

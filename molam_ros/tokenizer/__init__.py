@@ -3,14 +3,17 @@
     codes = model.encode(stats.normalize(x))            # (B, T, 262) -> (B, T/l, D)
     frames = stats.denormalize(model.decode(codes))     # (B, T/l, D) -> (B, T, 262)
 
-See `rqvae.py` for the model, `streaming.py` for the stateful stream wrapper and export step
-modules, `train.py` and `evaluate.py` for the loops.
+See `rqvae.py` for the model (`encode_step` / `decode_step` stream it with an explicit state),
+`train.py` and `evaluate.py` for the loops, `export.py` for the ONNX graphs (with the step modules
+they are traced from), and `engines.py` (with `tensorrt_engine.py`) for the one encode/decode
+interface over torch, onnxruntime and TensorRT: the one streaming path, which the model-language
+layer and the runtime both use.
 """
 
 from molam_ros.tokenizer.config import PRESETS, TokenizerConfig, preset
 from molam_ros.tokenizer.evaluate import evaluate
+from molam_ros.tokenizer.export import DecoderStep, EncoderStep
 from molam_ros.tokenizer.rqvae import RQVAE, CheckpointError, load_checkpoint, save_checkpoint
-from molam_ros.tokenizer.streaming import DecoderStep, EncoderStep, StreamingTokenizer
 from molam_ros.tokenizer.train import TrainConfig, train
 
 __all__ = [
@@ -19,7 +22,6 @@ __all__ = [
     "CheckpointError",
     "DecoderStep",
     "EncoderStep",
-    "StreamingTokenizer",
     "TokenizerConfig",
     "TrainConfig",
     "evaluate",

@@ -9,9 +9,10 @@ exactly the tokens of a whole-sequence pass, and decoding token by token gives i
 Read bottom-up: CausalConv1d -> CausalStack -> ResBlock -> Encoder / Decoder -> Codebook ->
 ResidualVQ -> RQVAE -> checkpoints.
 
-Shapes: B batch (people), T frames, F = 262 features, T' = T / l token steps, C = code_dim,
-D depths, K codes per depth. The model works on normalised features (FeatureStats); whoever feeds
-it normalises and de-normalises, with the stats stored in the checkpoint.
+Shapes: B batch (people), T frames, F features (268 ego or 262 intergen, `motion/layout.py`),
+T' = T / l token steps, C = code_dim, D depths, K codes per depth. The model works on normalised
+features (FeatureStats); whoever feeds it normalises and de-normalises, with the stats stored in
+the checkpoint.
 
 Streaming state: every conv with left padding p > 0 keeps the last p frames of its input,
 (B, C_in, p). A stack's state is the flat list of its convs' states in module order, so
@@ -22,6 +23,7 @@ takes and returns the list as inputs and outputs.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -32,7 +34,7 @@ import torch.nn.functional as F  # noqa: N812 (the torch idiom)
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from molam_ros.motion.features import CONTACT, POS, VEL
+from molam_ros.motion.layout import layout_of
 from molam_ros.motion.normalization import FeatureStats
 from molam_ros.tokenizer.config import TokenizerConfig
 
@@ -345,6 +347,14 @@ class ResidualVQ(nn.Module):
 # --- the model
 
 
+def _drift(recon: Tensor, x: Tensor, dims: tuple[slice, ...], beta: float) -> Tensor:
+    """Smooth L1 between running sums over time of recon and x (B, T, F) on `dims`; 0 when none."""
+    if not dims:
+        return recon.new_zeros(())
+    idx = torch.cat([torch.arange(s.start, s.stop) for s in dims]).to(recon.device)
+    return F.smooth_l1_loss(recon[..., idx].cumsum(1), x[..., idx].cumsum(1), beta=beta)
+
+
 def _check_tensor(x: Any, what: str) -> None:
     if not isinstance(x, Tensor):
         raise TypeError(f"{what} must be a torch.Tensor, got {type(x).__name__}")
@@ -394,7 +404,7 @@ class RQVAE(nn.Module):
             where = "a whole-sequence pass" if whole else "a streaming step"
             raise ValueError(
                 f"{where} needs T a multiple of the tokenizer stride l={l}, got T={x.shape[1]}; "
-                "crop or pad the sequence, or use StreamingTokenizer, which buffers partial blocks"
+                "crop or pad the sequence, or buffer frames until a whole block of l has arrived"
             )
         if not x.is_floating_point():
             raise TypeError(f"frames must be floating point, got {x.dtype}")
@@ -457,7 +467,8 @@ class RQVAE(nn.Module):
     def forward(self, x: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """Training and evaluation pass: x (B, T, F) -> (reconstruction (B, T, F), losses).
 
-        losses: `loss` (the total to minimise), `recon` (smooth L1 over all features), `recon_pos`,
+        losses: `loss` (the total to minimise), `recon` (smooth L1 over all features), `recon_traj`
+        (drift of the integrated root, `_drift`), `recon_rel` (the relation to the partner), `recon_pos`,
         `recon_vel`, `recon_contact` (per slice), `commit`, `perplexity` (D,) and `depths` (used in
         this batch; < D under quantizer dropout). In training mode the codebooks take their EMA step.
         """
@@ -469,11 +480,18 @@ class RQVAE(nn.Module):
         recon = self.decoder(zq.reshape(B, T_, C))  # (B, T, F)
         # Smooth L1 (T2M-GPT) is less swayed than L2 by the rare large errors of fast motion.
         err = F.smooth_l1_loss(recon, x, reduction="none", beta=c.recon_beta)  # (B, T, F)
+        layout = layout_of(c.feature_dim)
         losses = {
             "recon": err.mean(),
-            "recon_pos": err[..., POS].mean(),
-            "recon_vel": err[..., VEL].mean(),
-            "recon_contact": err[..., CONTACT].mean(),
+            "recon_pos": torch.cat([err[..., s] for s in layout.positions], dim=-1).mean(),
+            "recon_vel": torch.cat([err[..., s] for s in layout.velocities], dim=-1).mean(),
+            "recon_contact": err[..., layout.contacts].mean(),
+            "recon_traj": _drift(recon, x, layout.trajectory, c.recon_beta),
+            "recon_rel": (
+                torch.cat([err[..., s] for s in layout.relation], dim=-1).mean()
+                if layout.relation
+                else err.new_zeros(())
+            ),
             "commit": commit,
             "perplexity": perplexity.detach(),
             "depths": torch.tensor(depths),
@@ -482,6 +500,8 @@ class RQVAE(nn.Module):
             losses["recon"]
             + c.pos_weight * losses["recon_pos"]
             + c.vel_weight * losses["recon_vel"]
+            + c.traj_weight * losses["recon_traj"]
+            + c.rel_weight * losses["recon_rel"]
             + c.commitment_beta * commit
         )
         return recon, losses
@@ -592,6 +612,41 @@ def read_checkpoint_info(directory: str | Path) -> dict[str, Any]:
         if not isinstance(info.get(key), dict):
             raise CheckpointError(f"{path}: missing the {key!r} section")
     return info
+
+
+def checkpoint_identity(directory: str | Path) -> dict[str, Any]:
+    """What a model trained on this tokenizer's codes must be paired with: the weights' sha256 and
+    the motion layout (name, version, width). Recorded by the LLM's training, checked on loading."""
+    from molam_ros.motion.layout import layout_of
+
+    directory = Path(directory)
+    info = read_checkpoint_info(directory)
+    weights = directory / WEIGHTS_FILE
+    if not weights.is_file():
+        raise CheckpointError(f"{weights}: missing")
+    layout = layout_of(int(info["config"]["feature_dim"]))
+    return {
+        "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+        "layout": layout.name,
+        "layout_version": layout.version,
+        "feature_dim": layout.dim,
+    }
+
+
+def check_pairing(recorded: dict[str, Any] | None, directory: str | Path, what: str) -> None:
+    """Raise CheckpointError when `what` (an LLM checkpoint) was trained on another tokenizer.
+
+    `recorded` is the identity stored at training time (None for models trained before it was
+    recorded: only the layout width can be checked then, by the caller's engine)."""
+    if not recorded:
+        return
+    now = checkpoint_identity(directory)
+    if now != recorded:
+        diff = ", ".join(f"{k} {recorded.get(k)!r} -> {v!r}" for k, v in now.items() if recorded.get(k) != v)
+        raise CheckpointError(
+            f"{what} was trained on the codes of another tokenizer than {directory} ({diff}); "
+            "retrain it on this tokenizer (molam llm train) or name the tokenizer it was trained on"
+        )
 
 
 def load_checkpoint(

@@ -1,8 +1,10 @@
 """Training of the RQ-VAE tokenizer: one function, one flat loop (nanoGPT style).
 
-Data: every person of every train clip of a molam dataset directory, as canonical features
-normalised with the dataset's stats (person b in person a's frame: both people go through the same
-tokenizer, as the motion-language model needs). Batches are random crops of `window` frames.
+Data: every person of every train clip of one or more molam dataset directories, as features in the
+model's layout (`motion/layout.py`; both people of a pair go through the same tokenizer, as the
+motion-language model needs), normalised with stats computed here over those train features (so
+the stats always match the layout and the data mix; a resumed run keeps its checkpoint's).
+Batches are random crops of `window` frames.
 Loss: smooth L1 reconstruction on normalised features with extra weight on positions and
 velocities, plus the commitment loss (`RQVAE.forward`); codebooks learn by EMA inside forward.
 
@@ -27,6 +29,8 @@ import torch
 from tqdm import tqdm
 
 from molam_ros.data.dataset import MotionDataset, clip_features
+from molam_ros.motion.layout import layout_of
+from molam_ros.motion.normalization import FeatureStats
 from molam_ros.tokenizer.config import TokenizerConfig
 from molam_ros.tokenizer.evaluate import evaluate
 from molam_ros.tokenizer.rqvae import RQVAE, load_checkpoint, read_checkpoint_info, save_checkpoint
@@ -57,11 +61,16 @@ class TrainConfig:
     checkpoint_every: int = 500  # steps between checkpoints (and at the end); 0 only at the end
     seed: int = 0
     device: str = "cpu"
+    # Share of the crops drawn from each dataset when training on several (generator, real clips);
+    # empty: by their number of windows, so a small real set would be drowned by the generator.
+    dataset_weights: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "window"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig.{name} must be >= 1")
+        if any(not w > 0 for w in self.dataset_weights):
+            raise ValueError("TrainConfig.dataset_weights must all be > 0")
         for name in (
             "warmup_steps",
             "eval_every",
@@ -86,8 +95,10 @@ def lr_at(step: int, tc: TrainConfig) -> float:
     return tc.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (tc.lr - tc.min_lr)
 
 
-def _load_people(ds: MotionDataset, split: str, limit: int = 0, progress: bool = True) -> list[np.ndarray]:
-    """(P, T, 262) canonical features of the clips of `split` (the first `limit` if > 0).
+def _load_people(
+    ds: MotionDataset, split: str, limit: int = 0, progress: bool = True, *, layout: str = "ego"
+) -> list[np.ndarray]:
+    """(P, T, F) features in `layout` of the clips of `split` (the first `limit` if > 0).
 
     Computed once per run (inverse kinematics per clip is the slow part) and held in memory:
     ~2 MB per minute of two-person motion.
@@ -96,13 +107,15 @@ def _load_people(ds: MotionDataset, split: str, limit: int = 0, progress: bool =
     if limit:
         ids = ids[:limit]
     return [
-        clip_features(ds.load(i))
-        for i in tqdm(ids, desc=f"features ({split})", unit="clip", leave=False, disable=not progress)
+        clip_features(ds.load(i), layout)
+        for i in tqdm(
+            ids, desc=f"features {ds.root.name} ({split})", unit="clip", leave=False, disable=not progress
+        )
     ]
 
 
 def train(
-    data_dir: str | Path,
+    data_dir: str | Path | list[str | Path],
     out_dir: str | Path,
     *,
     model_config: TokenizerConfig | None = None,
@@ -121,19 +134,19 @@ def train(
     torch.manual_seed(tc.seed)
     device = torch.device(tc.device)
 
-    # --- data: normalised features of each person of each train clip, held in memory
-    ds = MotionDataset(data_dir)
-    stats = ds.stats()
-    start_step, optimizer_state = 0, None
+    # --- data: features of each person of each train clip of every dataset, held in memory
+    dirs = [Path(data_dir)] if isinstance(data_dir, str | Path) else [Path(d) for d in data_dir]
+    datasets = [MotionDataset(d) for d in dirs]
+    if tc.dataset_weights and len(tc.dataset_weights) != len(datasets):
+        raise ValueError(f"{len(tc.dataset_weights)} dataset_weights for {len(datasets)} datasets")
+    start_step, optimizer_state, stats = 0, None, None
     if resume is not None:
         resume = Path(resume)
         info = read_checkpoint_info(resume)
-        model, ckpt_config, ckpt_stats = load_checkpoint(resume, device=device)
+        model, ckpt_config, stats = load_checkpoint(resume, device=device)
         if model_config is not None and model_config != ckpt_config:
             warnings.warn(f"resuming {resume}: its architecture wins over model_config", stacklevel=2)
-        if not (np.allclose(ckpt_stats.mean, stats.mean) and np.allclose(ckpt_stats.std, stats.std)):
-            warnings.warn(f"resuming {resume}: its feature stats win over {data_dir}'s", stacklevel=2)
-        model_config, stats = ckpt_config, ckpt_stats
+        model_config = ckpt_config
         start_step = int(info.get("extra", {}).get("step", 0))
         if (resume / OPTIMIZER_FILE).is_file():
             optimizer_state = torch.load(resume / OPTIMIZER_FILE, map_location=device, weights_only=True)
@@ -147,18 +160,35 @@ def train(
     l = model_config.stride
     if tc.window % l:
         raise ValueError(f"TrainConfig.window={tc.window} must be a multiple of the tokenizer stride l={l}")
-    people = [
-        stats.normalize(person).astype(np.float32)
-        for clip in _load_people(ds, "train", progress=progress)
-        for person in clip
-        if person.shape[0] >= tc.window
+    layout = layout_of(model_config.feature_dim).name
+    raw = [
+        [p for clip in _load_people(ds, "train", progress=progress, layout=layout) for p in clip]
+        for ds in datasets
     ]
+    if stats is None:  # the stats of exactly what this model trains on, in its layout
+        stats = FeatureStats.from_features(p for people_of_ds in raw for p in people_of_ds)
+    people, weights = [], []
+    for k, people_of_ds in enumerate(raw):
+        kept = [stats.normalize(p).astype(np.float32) for p in people_of_ds if p.shape[0] >= tc.window]
+        if not kept:
+            warnings.warn(f"{dirs[k]}: no train clip has {tc.window} frames; not used", stacklevel=2)
+            continue
+        # Crop starts are uniform over a dataset's valid windows (long clips weigh more); datasets
+        # weigh by their windows too, unless dataset_weights gives each its share of the crops.
+        n = np.array([p.shape[0] - tc.window + 1 for p in kept], dtype=np.float64)
+        share = tc.dataset_weights[k] if tc.dataset_weights else n.sum()
+        people += kept
+        weights.append(n / n.sum() * share)
     if not people:
-        raise ValueError(f"{data_dir}: no train clip has {tc.window} frames; lower TrainConfig.window")
-    # Crop start positions are drawn uniformly over all valid windows, so long clips weigh more.
+        raise ValueError(
+            f"{', '.join(map(str, dirs))}: no train clip has {tc.window} frames; lower TrainConfig.window"
+        )
     n_starts = np.array([p.shape[0] - tc.window + 1 for p in people], dtype=np.float64)
-    pick_p = n_starts / n_starts.sum()
-    val_clips = _load_people(ds, "val", tc.eval_clips, progress)
+    pick_p = np.concatenate(weights)
+    pick_p = pick_p / pick_p.sum()
+    val_clips = [
+        c for ds in datasets for c in _load_people(ds, "val", tc.eval_clips, progress, layout=layout)
+    ]
 
     # --- model and optimiser
     model.train()
@@ -167,7 +197,12 @@ def train(
         optimizer.load_state_dict(optimizer_state)
 
     def checkpoint(step: int, metrics: dict[str, Any] | None) -> None:
-        extra = {"step": step, "train_config": dataclasses.asdict(tc), "data": str(data_dir), "val": metrics}
+        extra = {
+            "step": step,
+            "train_config": dataclasses.asdict(tc),
+            "data": [str(d) for d in dirs],
+            "val": metrics,
+        }
         save_checkpoint(model, out_dir, stats=stats, extra=extra)
         torch.save(optimizer.state_dict(), out_dir / OPTIMIZER_FILE)
 
@@ -214,7 +249,7 @@ def train(
 
         # 6) log: .item() syncs with the device, so only the few scalars shown are read
         step += 1
-        last = {k: losses[k].item() for k in ("loss", "recon", "recon_pos", "commit")}
+        last = {k: losses[k].item() for k in ("loss", "recon", "recon_pos", "recon_traj", "commit")}
         if progress:
             perplexity = losses["perplexity"][: int(losses["depths"])]
             postfix = {

@@ -19,6 +19,9 @@ setup(
     description="Real-time motion-language reactions for humanoid robots and VR avatars (ROS 2).",
     license="Apache-2.0",
     packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
+    # The trained defaults (safetensors + manifests) travel with the code: a fresh install reacts
+    # without training anything.
+    package_data={PACKAGE: ["models/*/*.safetensors", "models/*/*.json"]},
     python_requires=">=3.10",
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from molam_ros.motion.normalization import FeatureStats
-from molam_ros.runtime.engines import State, TokenizerEngine, _state_zeros
-from molam_ros.runtime.export import GRAPHS, MANIFEST, read_manifest
+from molam_ros.tokenizer.engine_base import State, TokenizerEngine, state_zeros
+from molam_ros.tokenizer.export import GRAPHS, MANIFEST, read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -231,10 +231,10 @@ class TensorRTEngine(TokenizerEngine):
         super().__init__(stats, int(m["stride"]), int(c["num_quantizers"]), int(c["feature_dim"]))
 
     def init_encoder_state(self, batch: int = 1) -> State:
-        return _state_zeros(self.manifest["encoder_state_shapes"], batch)
+        return state_zeros(self.manifest["encoder_state_shapes"], batch)
 
     def init_decoder_state(self, batch: int = 1) -> State:
-        return _state_zeros(self.manifest["decoder_state_shapes"], batch)
+        return state_zeros(self.manifest["decoder_state_shapes"], batch)
 
     def _encode(self, x: np.ndarray) -> np.ndarray:
         return self.plans["encoder"](x)[0].astype(np.int64)

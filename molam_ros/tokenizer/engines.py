@@ -11,12 +11,14 @@ explicit state, so callers never branch on the backend:
 
 `create_engine` walks the configured fallback chain (tensorrt -> onnxruntime -> torch by default)
 and logs why a backend was skipped, so a robot without a GPU still runs.
+
+The interface itself is `engine_base.TokenizerEngine`; the TensorRT backend lives in
+`tensorrt_engine.py` and is imported only when asked for.
 """
 
 from __future__ import annotations
 
 import logging
-from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,11 +26,11 @@ from typing import Any
 import numpy as np
 
 from molam_ros.motion.normalization import FeatureStats
+from molam_ros.tokenizer.engine_base import State, TokenizerEngine, state_zeros
 
 log = logging.getLogger(__name__)
 
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
-State = list[np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -64,83 +66,6 @@ class EngineConfig:
         for b in (self.backend, *self.fallback):
             if b not in BACKENDS:
                 raise ValueError(f"unknown engine backend {b!r}; expected one of {BACKENDS}")
-
-
-class TokenizerEngine(ABC):
-    """The backend-independent tokenizer interface (raw features in and out, int64 codes)."""
-
-    name: str = "abstract"
-
-    def __init__(self, stats: FeatureStats, stride: int, num_quantizers: int, feature_dim: int) -> None:
-        self.stats = stats
-        self.stride = stride
-        self.num_quantizers = num_quantizers
-        self.feature_dim = feature_dim
-
-    # --- checks shared by every backend: bad input gets a clear error before any graph runs
-
-    def _check_features(self, x: np.ndarray, *, step: bool) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float32)
-        if x.ndim != 3 or x.shape[-1] != self.feature_dim:
-            raise ValueError(f"expected features of shape (B, T, {self.feature_dim}), got {x.shape}")
-        if x.shape[1] == 0 or x.shape[1] % self.stride or (step and x.shape[1] != self.stride):
-            want = f"exactly {self.stride}" if step else f"a positive multiple of {self.stride}"
-            raise ValueError(f"expected {want} frames, got {x.shape[1]}")
-        if not np.all(np.isfinite(x)):
-            raise ValueError("features contain NaN or infinite values")
-        return x
-
-    def _check_codes(self, codes: np.ndarray, *, step: bool) -> np.ndarray:
-        c = np.asarray(codes)
-        if c.ndim != 3 or c.shape[-1] != self.num_quantizers or c.shape[1] == 0 or (step and c.shape[1] != 1):
-            want = "(B, 1, D)" if step else "(B, N, D)"
-            raise ValueError(f"expected codes of shape {want} with D={self.num_quantizers}, got {c.shape}")
-        if not np.issubdtype(c.dtype, np.integer):
-            raise ValueError(f"codes must be integers, got {c.dtype}")
-        return c.astype(np.int64)
-
-    def _normalize(self, x: np.ndarray) -> np.ndarray:
-        return self.stats.normalize(x).astype(np.float32)
-
-    def _denormalize(self, x: np.ndarray) -> np.ndarray:
-        return self.stats.denormalize(np.asarray(x, dtype=np.float32)).astype(np.float32)
-
-    # --- public API
-
-    def encode(self, features: np.ndarray) -> np.ndarray:
-        """(B, T, 262) raw features, T a multiple of l -> (B, T/l, D) int64 codes."""
-        return self._encode(self._normalize(self._check_features(features, step=False)))
-
-    def decode(self, codes: np.ndarray) -> np.ndarray:
-        """(B, N, D) codes -> (B, N l, 262) raw features."""
-        return self._denormalize(self._decode(self._check_codes(codes, step=False)))
-
-    def encode_step(self, frames: np.ndarray, state: State) -> tuple[np.ndarray, State]:
-        """l new frames (B, l, 262) -> the step's codes (B, 1, D) and the new state."""
-        return self._encode_step(self._normalize(self._check_features(frames, step=True)), state)
-
-    def decode_step(self, codes: np.ndarray, state: State) -> tuple[np.ndarray, State]:
-        """One step's codes (B, 1, D) -> l raw frames (B, l, 262) and the new state."""
-        frames, state = self._decode_step(self._check_codes(codes, step=True), state)
-        return self._denormalize(frames), state
-
-    @abstractmethod
-    def init_encoder_state(self, batch: int = 1) -> State: ...
-
-    @abstractmethod
-    def init_decoder_state(self, batch: int = 1) -> State: ...
-
-    @abstractmethod
-    def _encode(self, x: np.ndarray) -> np.ndarray: ...
-
-    @abstractmethod
-    def _decode(self, codes: np.ndarray) -> np.ndarray: ...
-
-    @abstractmethod
-    def _encode_step(self, x: np.ndarray, state: State) -> tuple[np.ndarray, State]: ...
-
-    @abstractmethod
-    def _decode_step(self, codes: np.ndarray, state: State) -> tuple[np.ndarray, State]: ...
 
 
 class TorchEngine(TokenizerEngine):
@@ -189,10 +114,6 @@ class TorchEngine(TokenizerEngine):
         return frames.cpu().numpy(), [s.cpu().numpy() for s in new]
 
 
-def _state_zeros(shapes: list[list[int]], batch: int) -> State:
-    return [np.zeros((batch, *shape), dtype=np.float32) for shape in shapes]
-
-
 class OnnxRuntimeEngine(TokenizerEngine):
     """The exported ONNX graphs run by onnxruntime (CPU, or CUDA/TensorRT execution providers)."""
 
@@ -207,7 +128,7 @@ class OnnxRuntimeEngine(TokenizerEngine):
     ) -> None:
         import onnxruntime as ort
 
-        from molam_ros.runtime.export import GRAPHS, read_manifest
+        from molam_ros.tokenizer.export import GRAPHS, read_manifest
 
         self.export_dir = Path(export_dir)
         self.manifest = read_manifest(self.export_dir)
@@ -237,10 +158,10 @@ class OnnxRuntimeEngine(TokenizerEngine):
         super().__init__(stats, int(m["stride"]), int(c["num_quantizers"]), int(c["feature_dim"]))
 
     def init_encoder_state(self, batch: int = 1) -> State:
-        return _state_zeros(self.manifest["encoder_state_shapes"], batch)
+        return state_zeros(self.manifest["encoder_state_shapes"], batch)
 
     def init_decoder_state(self, batch: int = 1) -> State:
-        return _state_zeros(self.manifest["decoder_state_shapes"], batch)
+        return state_zeros(self.manifest["decoder_state_shapes"], batch)
 
     def _run(self, graph: str, *inputs: np.ndarray) -> list[np.ndarray]:
         names = self.manifest["graphs"][graph]["inputs"]
@@ -274,7 +195,7 @@ def _load(backend: str, config: EngineConfig) -> TokenizerEngine:
         )
     if backend == "onnxruntime":
         return OnnxRuntimeEngine(config.export_dir, providers=config.ort_providers, threads=config.threads)
-    from molam_ros.runtime.tensorrt_engine import TensorRTEngine
+    from molam_ros.tokenizer.tensorrt_engine import TensorRTEngine
 
     return TensorRTEngine(config.export_dir, precision=config.tensorrt_precision)
 

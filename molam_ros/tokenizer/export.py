@@ -9,10 +9,10 @@ An export directory holds four graphs and a manifest:
     manifest.json      config, feature stats, state shapes, tensor names, export checks
     *.plan             TensorRT engines (molam export --format tensorrt), next to their ONNX graph
 
-The step graphs take and return their convolution state explicitly, so one step costs the same
-however long the stream has run, and an engine holds no hidden state between calls.
-Normalisation stays outside the graphs (the engines apply the manifest's stats), so the same graphs
-serve callers that already work in normalised features.
+The step graphs (traced from `EncoderStep` / `DecoderStep`) take and return their convolution state
+explicitly, so one step costs the same however long the stream has run, and an engine holds no
+hidden state between calls. Normalisation stays outside the graphs (the engines apply the manifest's
+stats), so the same graphs serve callers that already work in normalised features.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ import numpy as np
 import torch
 
 from molam_ros.tokenizer.rqvae import RQVAE, load_checkpoint
-from molam_ros.tokenizer.streaming import DecoderStep, EncoderStep
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +47,33 @@ class _Whole(torch.nn.Module):
         if self.direction == "encoder":
             return self.model.encode(x, check=False)
         return self.model.decode(x, check=False)
+
+
+class EncoderStep(torch.nn.Module):
+    """forward(frames (B, l, F), *state) -> (codes (B, 1, D) int64, *new_state); for export.
+
+    The state tensors are in `model.init_encoder_state` order; inputs are not checked.
+    """
+
+    def __init__(self, model: RQVAE) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, frames: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        codes, new_state = self.model.encode_step(frames, list(state), check=False)
+        return (codes, *new_state)
+
+
+class DecoderStep(torch.nn.Module):
+    """forward(codes (B, 1, D) int64, *state) -> (frames (B, l, F), *new_state); for export."""
+
+    def __init__(self, model: RQVAE) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, codes: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        frames, new_state = self.model.decode_step(codes, list(state), check=False)
+        return (frames, *new_state)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,228 @@
+"""What `molam demo` shows: its bags read back, the side-by-side render, the joint plot, the summary.
+
+Separate from molam_ros/ros/demo.py (which starts the nodes and says things to them) because this
+part only reads files: a bag from any run, `molam demo`'s or a user's, can be rendered with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from molam_ros.ros.bench_reaction import ORDER
+
+TOPICS = {
+    "person": "/molam/person_pose",
+    "reference": "/molam/reference_reaction",
+    "reactor": "/molam/reactor_pose",
+    "trajectory": "/molam/joint_trajectory",
+    "command": "/molam/command",
+    "reply": "/molam/reply",
+    "diagnostics": "/molam/diagnostics",
+    "markers": "/molam/markers",
+}
+# The bench's figures (latency, real-time factor, stages, ...) and the answers given.
+SUMMARY_KEYS = (*ORDER, "answers")
+
+
+# --- reading the bag back ---------------------------------------------------------------------
+
+
+@dataclass
+class Recording:
+    """The run as the bag holds it, on the reactor's 30 Hz stamps (seconds from the first pose)."""
+
+    times: np.ndarray  # (T,)
+    person: np.ndarray  # (T, 22, 3)
+    reactor: np.ndarray  # (T, 22, 3)
+    reference: np.ndarray | None  # (T, 22, 3): the recorded partner, where the replay published it
+    joints: tuple[np.ndarray, np.ndarray, list[str]] | None  # (times, (N, J) positions, names)
+    said: list[tuple[float, str]]
+    replies: list[tuple[float, str]]
+    counts: dict[str, int]
+
+
+def _poses(bag: Path, topic: str) -> tuple[np.ndarray, np.ndarray]:
+    from molam_msgs.msg import PersonPose
+
+    from molam_ros.ros.convert import pose_from_msg
+    from molam_ros.ros.record import read_messages
+
+    _, msgs = read_messages(bag, PersonPose, topic)
+    if not msgs:
+        return np.zeros(0), np.zeros((0, 22, 3))
+    frames = [pose_from_msg(m) for _, m in msgs]
+    return np.array([f.stamp for f in frames]), np.stack([f.positions for f in frames])
+
+
+def _within(stamps: np.ndarray, at: np.ndarray, tol: float) -> np.ndarray:
+    """(len(at),) bool: a stamp lies within `tol` of each of `at`."""
+    if len(stamps) == 0:
+        return np.zeros(len(at), bool)
+    stamps = np.sort(stamps)
+    idx = np.clip(np.searchsorted(stamps, at), 1, max(len(stamps) - 1, 1))
+    dist = np.minimum(np.abs(stamps[idx - 1] - at), np.abs(stamps[np.minimum(idx, len(stamps) - 1)] - at))
+    return dist <= tol
+
+
+def _nearest(stamps: np.ndarray, values: np.ndarray, at: np.ndarray, tol: float) -> np.ndarray | None:
+    """values at the stamps nearest to `at` (None if any is further than `tol`)."""
+    if len(stamps) == 0:
+        return None
+    order = np.argsort(stamps)
+    stamps, values = stamps[order], values[order]
+    idx = np.clip(np.searchsorted(stamps, at), 1, len(stamps) - 1)
+    idx = np.where(np.abs(stamps[idx - 1] - at) <= np.abs(stamps[idx] - at), idx - 1, idx)
+    if np.abs(stamps[idx] - at).max() > tol:
+        return None
+    return values[idx]
+
+
+def read_recording(bag: Path) -> Recording:
+    """Person, reactor and recorded partner aligned by stamp; what was said and replied, when."""
+    from std_msgs.msg import String
+    from trajectory_msgs.msg import JointTrajectory
+
+    from molam_ros.ros.convert import stamp_seconds
+    from molam_ros.ros.record import message_counts, read_messages, read_raw_topic
+
+    in_bag = message_counts(bag)
+    counts = {name: in_bag.get(topic, 0) for name, topic in TOPICS.items()}
+    ps, person = _poses(bag, TOPICS["person"])
+    rs, reactor = _poses(bag, TOPICS["reactor"])
+    fs, reference = _poses(bag, TOPICS["reference"])
+    if len(rs) == 0 or len(ps) == 0:
+        raise RuntimeError(f"{bag}: no reaction was recorded (person {len(ps)}, reactor {len(rs)} poses)")
+    origin = float(ps.min())
+    keep = (rs >= ps.min() - 1e-3) & (rs <= ps.max() + 1e-3)
+    rs, reactor = rs[keep], reactor[keep]
+    order = np.argsort(rs)
+    rs, reactor = rs[order], reactor[order]
+    tol = 0.6 / 30.0
+    # A person replayed from a bag keeps the bag's receive times, gaps and bursts included; reactor
+    # frames (30 Hz) that fall in such a gap have no person pose to show beside them and are left
+    # out. Most frames must match, or the stamps have nothing to do with each other.
+    matched = _within(ps, rs, tol)
+    if matched.mean() < 0.5:
+        raise RuntimeError(
+            f"{bag}: reactor stamps do not match the person's "
+            f"({matched.sum()} of {len(rs)} within {tol:.3f} s)"
+        )
+    rs, reactor = rs[matched], reactor[matched]
+    person_at = _nearest(ps, person, rs, tol)
+    ref_at = _nearest(fs, reference, rs, tol)
+    joints = None
+    _, trajs = read_messages(bag, JointTrajectory, TOPICS["trajectory"])
+    if trajs:
+        t = np.array([stamp_seconds(m.header.stamp) for _, m in trajs]) - origin
+        q = np.array([list(m.points[0].positions) for _, m in trajs])
+        joints = (t, q, list(trajs[0][1].joint_names))
+    first_log = next(iter(read_raw_topic(bag, TOPICS["person"])))[0] * 1e-9
+
+    def texts(topic: str) -> list[tuple[float, str]]:
+        return [(t * 1e-9 - first_log, m.data) for t, m in read_messages(bag, String, topic)[1]]
+
+    return Recording(
+        times=rs - origin,
+        person=person_at,
+        reactor=reactor,
+        reference=ref_at,
+        joints=joints,
+        said=texts(TOPICS["command"]),
+        replies=texts(TOPICS["reply"]),
+        counts=counts,
+    )
+
+
+# --- what the demo shows ----------------------------------------------------------------------
+
+
+def _label(instruction: str) -> str:
+    return f'"{instruction}"' if instruction else "no instruction"
+
+
+def reaction_difference_mm(recs: list[Recording]) -> float | None:
+    """Mean distance between the reactors of the first two runs over their common frames (mm):
+    how much the instruction changed the reaction (the person is the same in both)."""
+    if len(recs) < 2:
+        return None
+    n = min(len(recs[0].reactor), len(recs[1].reactor))
+    if n == 0:
+        return None
+    return float(np.linalg.norm(recs[0].reactor[:n] - recs[1].reactor[:n], axis=-1).mean() * 1e3)
+
+
+def render_runs(runs: list[tuple[str, Recording]], out: Path, title: str) -> list[Path]:
+    """reaction.gif: one panel per instruction (the same person, molam's reaction to it), then the
+    recorded partner where the clip has one; joints.png: the robot's commanded joints over time,
+    one colour per joint and one line style per instruction, so the effect of the text is visible."""
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    from molam_ros.data.clip import MotionClip
+    from molam_ros.data.render import render_side_by_side
+
+    clips, titles = [], []
+    for instruction, rec in runs:
+        clips.append(MotionClip(name="molam", positions=np.stack([rec.person, rec.reactor]), texts=[title]))
+        titles.append(f"molam (red), told {_label(instruction)}")
+    first = runs[0][1]
+    if first.reference is not None:
+        clips.append(MotionClip(name="recorded", positions=np.stack([first.person, first.reference])))
+        titles.append("the recorded partner")
+    captions = [(t - float(first.times[0]), text) for t, text in first.said]
+    written = [render_side_by_side(clips, titles, out / "reaction.gif", captions=captions)]
+    with_joints = [(instruction, rec.joints) for instruction, rec in runs if rec.joints is not None]
+    if with_joints:
+        fig, ax = plt.subplots(figsize=(9, 4.5), dpi=100)
+        names = with_joints[0][1][2]
+        spread = np.max([np.ptp(q, axis=0) for _, (_, q, _) in with_joints], axis=0)
+        top = np.argsort(spread)[::-1][:6]  # the six joints that moved most in any run
+        styles = ["-", "--", ":", "-."]
+        for k, (_, (t, q, _)) in enumerate(with_joints):
+            for c, j in enumerate(top):
+                ax.plot(t, q[:, j], color=f"C{c}", ls=styles[k % len(styles)], lw=1.2)
+        for ts, text in first.said:
+            ax.axvline(ts, color="tab:green", ls="--", lw=1)
+            ax.text(ts, ax.get_ylim()[1], f" {text}", fontsize=8, color="tab:green", va="top")
+        handles = [Line2D([], [], color=f"C{c}", label=names[j]) for c, j in enumerate(top)]
+        handles += [
+            Line2D([], [], color="k", ls=styles[k % len(styles)], label=_label(instruction))
+            for k, (instruction, _) in enumerate(with_joints)
+        ]
+        ax.legend(handles=handles, fontsize=7, loc="lower right", ncol=2)
+        ax.set_xlabel("s since the first pose")
+        ax.set_ylabel("commanded position (rad)")
+        ax.set_title("first point of each JointTrajectory: the six joints that moved most", fontsize=9)
+        fig.tight_layout()
+        fig.savefig(out / "joints.png")
+        plt.close(fig)
+        written.append(out / "joints.png")
+    return written
+
+
+def format_summary(
+    instruction: str, seconds: float, diagnostics: dict[str, str], rec: Recording, person: str
+) -> str:
+    """The figures a robotics engineer asks first: latency, real-time factor, what was said."""
+    d = diagnostics
+    lines = [
+        f"reaction demo on {person}, told {_label(instruction)}: {seconds:.1f} s of stream, "
+        f"{len(rec.times)} reactor frames",
+        "",
+        "| figure | value |",
+        "|---|---|",
+    ]
+    lines += [f"| {k} | {d[k]} |" for k in SUMMARY_KEYS if k in d]
+    lines += [f"| {k} | {v} |" for k, v in sorted(d.items()) if k.startswith("dropped_")]
+    if rec.reference is not None:
+        err = np.linalg.norm(rec.reactor - rec.reference, axis=-1).mean() * 1e3
+        lines.append(f"| MPJPE vs the recorded partner (mm) | {err:.0f} |")
+    lines += ["", "messages in the bag: " + ", ".join(f"{k} {v}" for k, v in rec.counts.items())]
+    for t, text in rec.said:
+        lines.append(f"[{t:5.1f} s] said:  {text}")
+    for t, text in rec.replies:
+        lines.append(f"[{t:5.1f} s] reply: {text}")
+    return "\n".join(lines)

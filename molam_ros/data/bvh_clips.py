@@ -1,5 +1,9 @@
 """Real recorded motion capture in BVH files that ship in registry packages, on the SMPL skeleton.
 
+It is over 500 lines because it holds one job end to end that no maintained package covers (see
+below): a vectorised BVH parser and its forward kinematics, the axis and unit detection, and the
+joint-by-joint mapping onto SMPL; splitting them would only spread one format's rules over files.
+
 Where the clips come from (checked 2026-12; nothing is downloaded at run time):
 
 - Debian's `assimp-testmodels` (5.2.5~ds0-1, `apt-get install assimp-testmodels`) installs

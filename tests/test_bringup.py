@@ -505,7 +505,9 @@ def _parameters_of(fqn: str, names: list[str], cmd: list[str], timeout: float = 
 
 @pytest.fixture
 def rclpy_loaded() -> None:
-    """Import rclpy's parameter service types before launch_module stubs ament_index_python."""
+    """Import rclpy's parameter service types (and the real ament_index_python, which the demo's
+    modules import) before launch_module stubs ament_index_python."""
+    importlib.import_module("ament_index_python.packages")
     importlib.import_module("rclpy.parameter")
     importlib.import_module("rcl_interfaces.srv")
 

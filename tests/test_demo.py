@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from molam_ros.paths import shipped_tokenizer_dir
 from molam_ros.ros.demo import parse_command, prepare_steps
 
 
@@ -26,9 +27,12 @@ def test_parse_command() -> None:
 def test_prepare_steps_are_the_makefile_commands(tmp_path: Path) -> None:
     makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
     steps = prepare_steps(tmp_path, tmp_path / "data")
-    assert [s.done() for s in steps] == [False] * len(steps)
+    shipped = (shipped_tokenizer_dir() / "config.json").is_file()
+    # Nothing is there in an empty cache, except the tokenizer that ships with the package.
+    assert [s.done() for s in steps] == [shipped and s.what.startswith("the tokenizer (") for s in steps]
     commands = [argv for step in steps for argv in step.commands]
-    assert "--resume --steps 9000" in makefile and any("--resume" in argv for argv in commands)
+    assert "--resume --steps $(TOK_STEPS2)" in makefile and "TOK_STEPS2 ?= 11000" in makefile
+    assert any(argv[-2:] == ("--steps", "11000") and "--resume" in argv for argv in commands)
     for argv in commands:  # every subcommand the demo runs is one the Makefile documents
         words = [w for w in argv[:2] if not w.startswith(("/", "-"))]
         assert f"molam {' '.join(words)}" in makefile, argv
@@ -126,10 +130,11 @@ def test_prepare_says_what_it_trains_and_how_long(
     monkeypatch.setattr(demo.subprocess, "run", lambda argv, check: ran.append(argv))
     demo.prepare_models(tmp_path / "models", tmp_path / "data")
     out = capsys.readouterr().out.splitlines()
-    total = sum(s.minutes for s in prepare_steps(tmp_path / "models", tmp_path / "data"))
+    todo = [s for s in prepare_steps(tmp_path / "models", tmp_path / "data") if not s.done()]
+    total = sum(s.minutes for s in todo)
     assert out[0].startswith(f"demo: the models are not in {tmp_path / 'models'}; making them first takes ")
-    assert f"about {total:.0f} min on 2 CPU cores" in out[0] and "the tokenizer" in out[0]
-    assert len(ran) == sum(len(s.commands) for s in prepare_steps(tmp_path / "models", tmp_path / "data"))
+    assert f"about {total:.0f} min on 2 CPU cores" in out[0] and "the motion-language model" in out[0]
+    assert len(ran) == sum(len(s.commands) for s in todo)
 
 
 @pytest.mark.slow

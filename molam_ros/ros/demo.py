@@ -106,7 +106,9 @@ def prepare_steps(model_dir: Path | None, data: Path, engine: str = "onnxruntime
     tok, export = default_tokenizer_dir(model_dir), default_export_dir(model_dir)
     llm = default_llm_dir(model_dir)
     stage2 = cache_root(model_dir) / "llm" / "stage2"
-    train_tok = ("tokenizer", "train", "--preset", "small", "--data", str(data), "--out", str(tok))
+    real = cache_root(model_dir) / "data" / "real"
+    train_tok = ("tokenizer", "train", "--preset", "small", "--data", str(data), str(real))
+    train_tok += ("--weights", "0.65", "0.35", "--out", str(tok))
     llm_train = ("llm", "train", "--stage", "2", "--preset", "small", "--steps", "200", "--data", str(data))
     steps = [
         PrepareStep(
@@ -116,10 +118,14 @@ def prepare_steps(model_dir: Path | None, data: Path, engine: str = "onnxruntime
             (("data", "synth", "--out", str(data), "--count", "1000", "--seed", "0"),),
         ),
         PrepareStep(
-            "the tokenizer (6000 steps, then a warm restart to 9000)",
+            "the tokenizer (it ships in molam_ros/models; else 8000 steps, a warm restart to 11000)",
             lambda: (tok / "model.safetensors").is_file(),
-            33,
-            (train_tok, (*train_tok, "--resume", "--steps", "9000")),
+            73,
+            (
+                ("data", "real", "--out", str(real), "--variants", "24", "--seed", "0"),
+                (*train_tok, "--steps", "8000"),
+                (*train_tok, "--resume", "--steps", "11000"),
+            ),
         ),
         PrepareStep(
             "the tokenizer's ONNX export",

@@ -2,8 +2,8 @@
 manifest with sha256 and figures, and the training-data manifest.
 
 `molam tokenizer ship CKPT --data GEN REAL --out molam_ros/models/tokenizer` evaluates the checkpoint
-in fp32 and rounded to fp16 on the held-out splits of the datasets (and the long stream), keeps fp16
-when no figure gets worse by more than `tolerance_mm`, and writes:
+in fp32 and rounded to fp16 on the held-out splits of the datasets, keeps fp16 when no figure gets
+worse by more than `tolerance_mm`, measures the long stream on the weights it keeps, and writes:
 
     model.safetensors   the weights (fp16 or fp32; loading casts them back to the model's fp32)
     config.json         the checkpoint's config and feature stats (rqvae.save_checkpoint's format)
@@ -104,15 +104,18 @@ def ship(
     """Write the shipped tokenizer into `out` (module docstring); returns its manifest."""
     checkpoint, out = Path(checkpoint), Path(out)
     info = read_checkpoint_info(checkpoint)
-    fp32 = figures(checkpoint, data, minutes)
+    fp32 = figures(checkpoint, data, 0.0)
     with tempfile.TemporaryDirectory() as tmp:
         half = Path(tmp) / "fp16"
         model, _, stats = load_checkpoint(checkpoint)
         model.half()  # weights and codebooks rounded to fp16; loading casts them back to fp32
         save_checkpoint(model, half, stats=stats, extra=info.get("extra"))
-        fp16 = figures(half, data, minutes)
+        fp16 = figures(half, data, 0.0)
         worse = _worse(fp32, fp16, tolerance_mm)
         source = checkpoint if worse else half
+        shipped = fp32 if worse else fp16
+        if minutes:  # the long stream once, for the weights that ship
+            shipped["long stream"] = figures(source, [], minutes)["long stream"]
         out.mkdir(parents=True, exist_ok=True)
         for name in (WEIGHTS_FILE, CONFIG_FILE):
             shutil.copyfile(source / name, out / name)
@@ -128,7 +131,7 @@ def ship(
         "train_seconds_2core_cpu": train_seconds,
         "commands": commands,
         "data": [str(d) for d in data],
-        "figures": fp16 if not worse else fp32,
+        "figures": shipped,
         "figures_fp32": fp32,
         "torch": torch.__version__,
     }

@@ -30,6 +30,8 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, replace
+from functools import lru_cache
+from typing import Any
 
 from molam_ros.agent.memory import PlanContext
 from molam_ros.agent.plan import (
@@ -46,6 +48,29 @@ from molam_ros.agent.plan import (
 )
 
 log = logging.getLogger(__name__)
+
+_shared_meaning: Any = None
+
+
+def shared_meaning() -> Any:
+    """The process's MeaningModel (agent/meaning.py), or None when the encoder is not installed."""
+    global _shared_meaning
+    if _shared_meaning is None:
+        from molam_ros.agent.encoder import EncoderUnavailableError, encoder_available
+
+        if not encoder_available():
+            log.warning("the sentence encoder is not installed: planning by rules alone")
+            _shared_meaning = False
+        else:
+            from molam_ros.agent.meaning import MeaningModel
+
+            try:
+                _shared_meaning = MeaningModel()
+            except EncoderUnavailableError as e:
+                log.warning("no sentence encoder (%s): planning by rules alone", e)
+                _shared_meaning = False
+    return _shared_meaning or None
+
 
 # Base-form verbs that start an action clause: used to tell a new clause ("..., raise both arms") from
 # a continuation ("..., slowly") and to split "X and Y" into two actions.
@@ -69,6 +94,16 @@ VERBS = frozenset(
     zip button fix adjust tuck wear lay set kneel freeze scoot creep slouch straighten wobble jiggle
     shake let don't dont never extend retract spread clasp link join release glance peek stare watch
     observe hunch nudge offer receive wipe dust brush pose strike
+    """.split()
+)
+# Words the lexicon lists as verbs that do not start an action clause in a request.
+_NOT_VERBS = frozenset(
+    """
+    the his her their them him its that this these those then than there here when while with without
+    until unless once each every both all any some more most less much many few one two three four five
+    six seven eight nine ten second seconds minute minutes time times way side hand hands arm arms leg
+    legs foot feet head body floor room door ball partner person man woman guy girl kid people robot
+    also too very really just only even still yet again maybe
     """.split()
 )
 QUESTION_START = re.compile(
@@ -135,7 +170,7 @@ _EDIT_WEAK = re.compile(
     r"|^(?:be\s+)?(?:(?:a )?(?:bit|little|lot|tad)\s+|a little bit\s+|much\s+|way\s+|even\s+|slightly\s+"
     rf"|somewhat\s+)?(?:{_COMPARATIVES})\b"
     r"|\bthis time\b|\binstead\b|^(?:with|using) (?:your|the) (?:other|left|right)\b"
-    r"|^(?:no|nope|not like that|wrong)\b\W+\w"
+    r"|^(?:no|nope|not like that|wrong)\b\W+\w|^(?:h+m+\W+)?(?:not quite|not really|almost|close|nearly)\b"
     r"|\b(?:the other|the wrong|the opposite) (?:way|direction|side)\b",
     re.IGNORECASE,
 )
@@ -196,23 +231,39 @@ _LEADING_AFTER = re.compile(
     re.IGNORECASE,
 )
 
-_WORD_NUMBERS = {
-    "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
-    "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20, "thirty": 30,
-    "forty": 40, "forty-five": 45, "fifty": 50, "sixty": 60, "ninety": 90, "a couple of": 2, "a couple": 2,
-    "couple of": 2, "a few": 3, "few": 3, "several": 5, "half a": 0.5, "half an": 0.5, "half": 0.5,
+_WORD_NUMBERS: dict[str, float] = {
+    "a": 1, "an": 1, "a couple of": 2, "a couple": 2, "couple of": 2, "a few": 3, "few": 3, "several": 5,
+    "half a": 0.5, "half an": 0.5, "half": 0.5, "a dozen": 12, "dozen": 12,
 }  # fmt: skip
+_UNITS = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen"
+).split()
+_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
+         "ninety": 90}  # fmt: skip
+# Numbers in words, exactly: 0-19, the tens, and every compound ("twenty-five", "twenty five").
+_WORD_NUMBERS |= {w: i for i, w in enumerate(_UNITS)} | _TENS
+_WORD_NUMBERS |= {f"{t}{sep}{u}": v + i for t, v in _TENS.items() for i, u in enumerate(_UNITS[1:10], 1)
+                  for sep in ("-", " ")}  # fmt: skip
 _NUM = r"\d+(?:\.\d+)?|" + "|".join(sorted((re.escape(w) for w in _WORD_NUMBERS), key=len, reverse=True))
 _UNIT = r"(?P<unit>seconds?|secs?|s|minutes?|mins?)"
 _DURATION = re.compile(
     r"\s*\b(?P<prep>for|during|over|in)\s+"
-    r"(?:(?:about|around|roughly|approximately|at least|like|maybe|just)\s+)?"
+    r"(?:(?:about|around|roughly|approximately|at least|like|maybe|just|a good|a full|another)\s+)?"
     r"(?:the\s+)?(?P<next>next\s+|following\s+|coming\s+)?"
-    rf"(?:(?P<num>{_NUM})\s*)?(?:and a half\s+)?{_UNIT}\b",
+    rf"(?:(?P<num>{_NUM})\s*)?(?:and a half\s+)?{_UNIT}\b(?:\s+and a half\b)?",
     re.IGNORECASE,
 )
 _DURATION_ADJ = re.compile(
     rf"\b(?P<num>{_NUM})[\s-](?P<unit>seconds?|secs?|minutes?|mins?)(?:[\s-]long)?(?:\s+of)?\s+",
+    re.IGNORECASE,
+)
+# "rest 20 sec", "wave for like ten seconds" without the preposition: a number and a unit of time,
+# not after "in", "after", "within" or "every" (those say when, not how long).
+_DURATION_BARE = re.compile(
+    r"(?<!\bin )(?<!\bafter )(?<!\bwithin )(?<!\bevery )(?<!\beach )"
+    rf"\b(?:(?P<digits>\d+(?:\.\d+)?)\s*|(?P<num>{_NUM})[\s-]+)"
+    r"(?P<unit>seconds?|secs?|s|minutes?|mins?)\b",
     re.IGNORECASE,
 )
 _SWAP = {
@@ -252,9 +303,27 @@ def _clean(text: str) -> str:
     return text.strip()
 
 
+@lru_cache(maxsize=4096)
+def is_verb(word: str) -> bool:
+    """Whether `word` starts an action: the list above, else an English lexicon (lemminflect) that
+    knows it only as a verb or a noun ("leave", "waltz", "salsa"), never as an adjective, adverb or
+    preposition ("right", "down", "back" join phrases rather than start them)."""
+    word = word.lower()
+    if word in VERBS:
+        return True
+    if word in _NOT_VERBS or len(word) < 3:
+        return False
+    try:
+        from lemminflect import getAllLemmas
+    except ImportError:  # the rules alone still plan
+        return False
+    lemmas = getAllLemmas(word)
+    return "VERB" in lemmas and not {"ADJ", "ADV", "ADP", "AUX", "PRON", "DET"} & set(lemmas)
+
+
 def _starts_with_verb(text: str) -> bool:
     words = _words(_clean(text))
-    return bool(words) and words[0] in VERBS
+    return bool(words) and is_verb(words[0])
 
 
 def _is_clause(part: str) -> bool:
@@ -278,19 +347,19 @@ def _take_duration(text: str) -> tuple[str, float | None]:
     match = _DURATION.search(text)
     if match and (match.group("prep").lower() != "in" or match.group("next")):
         num = match.group("num")
-        value = 1.0 if num is None else float(_WORD_NUMBERS.get(num.lower(), num) or 1)
+        value = 1.0 if num is None else float(_WORD_NUMBERS.get(" ".join(num.lower().split()), num) or 1)
         if "and a half" in match.group(0).lower():
             value += 0.5
         unit = match.group("unit").lower()
         seconds = value * (60.0 if unit.startswith("min") else 1.0)
         text = (text[: match.start()] + " " + text[match.end() :]).strip()
     else:
-        match = _DURATION_ADJ.search(text)
+        match = _DURATION_ADJ.search(text) or _DURATION_BARE.search(text)
         if match:
-            num = match.group("num")
-            value = float(_WORD_NUMBERS.get(num.lower(), num))
+            num = match.groupdict().get("digits") or match.group("num")
+            value = float(_WORD_NUMBERS.get(" ".join(num.lower().split()), num))
             seconds = value * (60.0 if match.group("unit").lower().startswith("min") else 1.0)
-            text = (text[: match.start()] + text[match.end() :]).strip()
+            text = (text[: match.start()] + " " + text[match.end() :]).strip()
     if seconds is not None:
         seconds = min(max(seconds, MIN_SECONDS), MAX_SECONDS)
     return " ".join(text.split()), seconds
@@ -408,30 +477,125 @@ def _second_person(text: str) -> str:
     )
 
 
+@dataclass(frozen=True)
+class Understanding:
+    """What the rules (and the meaning model) made of a request: a plan, small talk, or why neither."""
+
+    plan: Plan | None = None
+    small_talk: bool = False
+    error: str | None = None
+    reply: str = ""
+
+
+_NEGATED = re.compile(r"^(?:don'?t|do not|never|no need to|stop|quit|no more)\s+(?P<rest>.+)$", re.IGNORECASE)
+_SMALL_TALK_REPLIES = (
+    (re.compile(r"\b(?:thanks?|thank you|thx)\b", re.I), "You're welcome!"),
+    (re.compile(r"\b(?:hi|hello|hey|hiya|good (?:morning|evening|afternoon))\b", re.I),
+     "Hello! Tell me what to do."),
+    (re.compile(r"\b(?:bye|goodbye|see you)\b", re.I), "Bye!"),
+    (re.compile(r"\b(?:sorry)\b", re.I), "No problem."),
+)  # fmt: skip
+
+
+def small_talk_reply(text: str) -> str:
+    """A short spoken answer to small talk (no motion)."""
+    for pattern, reply in _SMALL_TALK_REPLIES:
+        if pattern.search(text):
+            return reply
+    return "Thanks! Tell me what to do when you're ready."
+
+
 class RulesPlanner:
-    """Plans English requests by rules (see the module docstring); deterministic and instant."""
+    """Plans English requests by rules (see the module docstring); deterministic and fast.
+
+    `meaning`: the sentence-encoder role model (agent/meaning.py) for clauses the rules have no cue
+    for; "auto" (the default) uses the shared one when the encoder package is installed, None plans
+    by the rules alone.
+    """
+
+    # How sure the meaning model must be to overrule the rules' default (a new motion): the role's
+    # mean top-3 cosine and its lead over the runner-up (measured on the development set).
+    MIN_SCORE, MIN_MARGIN = 0.5, 0.04
+
+    def __init__(self, meaning: Any = "auto") -> None:
+        self._meaning = meaning
+
+    @property
+    def meaning(self) -> Any:
+        if isinstance(self._meaning, str):
+            self._meaning = shared_meaning()
+        return self._meaning
 
     def plan(self, request: str, context: PlanContext | None = None) -> Plan:
-        """The plan for `request`, or PlanError when it asks to edit a motion that does not exist."""
+        """The plan for `request`, or PlanError when it asks to edit a motion that does not exist
+        (or is only small talk: nothing to plan)."""
+        understood = self.understand(request, context)
+        if understood.plan is None:
+            raise PlanError(understood.error or "the request is small talk; there is nothing to plan")
+        return understood.plan
+
+    def understand(self, request: str, context: PlanContext | None = None) -> Understanding:
+        """A plan, or small talk (with a short reply), or the reason there is no plan; never raises."""
         context = context or PlanContext()
-        pieces = [replace(self._classify(c), tie=tie) for c, tie in _clauses(request)]
+        clauses = _clauses(request)
+        pieces = [replace(self._classify(c), tie=tie) for c, tie in clauses]
+        # The meaning model only for clauses no rule recognised (a new motion by default, or a
+        # question that may be small talk), all in one batch.
+        unsure = [i for i, p in enumerate(pieces) if p.role in {"generate", "caption", "reason"}]
+        meanings = self._meanings([_clean(clauses[i][0]) for i in unsure])
+        for i, meaning in zip(unsure, meanings, strict=True):
+            if meaning is not None:
+                pieces[i] = replace(self._classify(clauses[i][0], meaning), tie=pieces[i].tie)
         if not pieces:
-            raise PlanError("the request has nothing to plan")
-        pieces = self._merge(pieces)
-        steps, reply = self._steps(pieces, context)
-        output = next((s.id for s in reversed(steps) if s.makes_motion), None)
-        plan = Plan(steps=steps, reply=reply[:MAX_REPLY], output=output)
+            return Understanding(error="the request has nothing to plan")
+        if all(p.role == "chat" for p in pieces):
+            return Understanding(small_talk=True, reply=small_talk_reply(request))
+        positive = [p for p in pieces if p.role != "negated"]
+        # "Don't wave, just bow": what not to do is dropped; a lone "don't move" is still a motion.
+        pieces = (
+            positive
+            if positive and any(p.role != "chat" for p in positive)
+            else [replace(p, role="generate") if p.role == "negated" else p for p in pieces]
+        )
+        try:
+            pieces = self._merge(pieces)
+            steps, reply = self._steps(pieces, context)
+            output = next((s.id for s in reversed(steps) if s.makes_motion), None)
+            plan = Plan(steps=steps, reply=reply[:MAX_REPLY], output=output)
+        except PlanError as e:
+            return Understanding(error=str(e))
+        except ValueError as e:  # a step the schema rejects (e.g. an empty text): no plan, said why
+            return Understanding(error=f"could not make a valid plan: {e}")
         log.debug("rules plan for %r: %s", request, plan.kinds())
-        return plan
+        return Understanding(plan=plan)
+
+    def _meanings(self, texts: list[str]) -> list[Any]:
+        model = self.meaning if texts else None
+        if model is None:
+            return [None] * len(texts)
+        return model.of(texts)
 
     # classification
 
-    def _classify(self, clause: str) -> _Piece:
+    def _classify(self, clause: str, meaning: Any = None) -> _Piece:
+        raw = re.sub(r"[\s,.!?;:]+$", "", " ".join(clause.split())).strip(" ,;:")
+        if _CHAT.match(raw) or _FILLER.match(raw):
+            return _Piece("chat", raw)
         text, seconds = _take_duration(_clean(clause))
         text = _clean(text) or _clean(clause)
         if _CHAT.match(text):
             return _Piece("chat", text)
+        negated = _NEGATED.match(text)
+        if negated and _starts_with_verb(negated.group("rest")):
+            return _Piece("negated", text, seconds)
         if QUESTION_START.match(text) and not _CONDITIONAL_START.match(text):
+            if (
+                meaning is not None
+                and meaning.role == "chat"
+                and self._sure(meaning)
+                and not _PARTNER.search(text)
+            ):
+                return _Piece("chat", text)  # "how are you?", "what's your name?"
             role = "caption" if _CAPTION.match(text) and not _REASON_HINT.search(text) else "reason"
             about = "live"
             subject = re.sub(
@@ -447,7 +611,20 @@ class RulesPlanner:
         # "as high as I can" compares, it does not follow the partner as "as she approaches" does
         if _REACT.search(_AS_MUCH_AS.sub("", text)):
             return _Piece("react", text, seconds)
+        if meaning is not None and self._sure(meaning):
+            # No rule cue: the meaning decides between a new motion, a reaction, an edit and small talk.
+            if meaning.role == "chat" and not _starts_with_verb(text):
+                return _Piece("chat", text)
+            if meaning.role == "react" and _PARTNER.search(text):
+                return _Piece("react", text, seconds)
+            if meaning.role == "edit" and not _starts_with_verb(text):
+                return _Piece("edit", text, seconds)
+            if meaning.role == "edit" and re.search(r"\b(?:it|that|this)\b", text, re.IGNORECASE):
+                return _Piece("edit", text, seconds, strong=False)
         return _Piece("generate", text, seconds)
+
+    def _sure(self, meaning: Any) -> bool:
+        return meaning.score >= self.MIN_SCORE and meaning.margin >= self.MIN_MARGIN
 
     @staticmethod
     def _merge(pieces: list[_Piece]) -> list[_Piece]:

@@ -542,7 +542,7 @@ class RulesPlanner:
         # The meaning model only for clauses no rule recognised (a new motion by default, or a
         # question that may be small talk), all in one batch.
         unsure = [i for i, p in enumerate(pieces) if p.role in {"generate", "caption", "reason"}]
-        meanings = self._meanings([_clean(clauses[i][0]) for i in unsure])
+        meanings = self._meanings([" ".join(clauses[i][0].split()).strip(" ,.;:!?") for i in unsure])
         for i, meaning in zip(unsure, meanings, strict=True):
             if meaning is not None:
                 pieces[i] = replace(self._classify(clauses[i][0], meaning), tie=pieces[i].tie)

@@ -141,7 +141,8 @@ _RULES: tuple[tuple[str, str, str], ...] = (
         r"|\bapt(?:-get)? install\b"
         r"|\bsystemctl\b|\bkill\s+-\d|\bimport\s+(?:os|sys|subprocess|socket|shutil)\b|__\w+__|\bos\.\w+"
         r"|\bsubprocess\b|\b(?:eval|exec|system|popen)\s*\(|`|\$\(|&&|\|\||;\s*(?:ls|cat|rm|echo|cd)\b"
-        r"|<\s*script|\bpython\s+-c\b|\b(?:write|give me)\b.{0,20}\b(?:code|script|program)\b",
+        r"|<\s*script|\bpython\s+-c\b|\b(?:write|give me)\b.{0,20}\b(?:code|script|program)\b"
+        r"|\b[a-z_][a-z0-9_.]*\([^()]{0,60}\)|\bdef\s+\w+|\blambda\b|\bwhile\s+true\b|==|!=|\+=|=>|;\s*$",
         "I don't run code or commands; I only plan motion.",
     ),
     (

@@ -119,6 +119,7 @@ _CAPTION = re.compile(
     r"(?:do|doing|did|does|done)\b|describe\b"
     r"|(?:tell me|explain|show me|say) what\b.*\b(?:do|doing|did|does|done)\b"
     r"|what(?:'s|\s+is|\s+was)\s+(?:that|this|happening|going on)\b|what do you see\b"
+    r"|what\s+(?:just\s+)?happen(?:ed|s)\b"
     r"|what(?:'s|\s+is|\s+are|\s+was|\s+were)\s+(?:[\w']+\s+){1,3}?up to\b)",
     re.IGNORECASE,
 )

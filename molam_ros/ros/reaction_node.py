@@ -154,6 +154,12 @@ def build_pipeline(p: dict[str, Any]) -> tuple[Any, str]:
     from molam_ros.runtime.profiles import load_profile
     from molam_ros.runtime.safety import SafetyConfig
 
+    if p["instruction"]:  # the start-up instruction reaches the model too: the same guard
+        from molam_ros.agent.guard import check_request
+
+        refusal = check_request(p["instruction"], int(p["max_command_length"]))
+        if refusal is not None:
+            raise ValueError(f"instruction parameter refused: {refusal.reason}")
     if p["pose_up_axis"] not in ("y", "z"):
         raise ValueError(f"pose_up_axis must be 'y' or 'z', got {p['pose_up_axis']!r}")
     if int(p["torch_threads"]) > 0:

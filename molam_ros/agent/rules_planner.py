@@ -552,10 +552,12 @@ class RulesPlanner:
         if all(p.role == "chat" for p in pieces):
             return Understanding(small_talk=True, reply=small_talk_reply(request))
         positive = [p for p in pieces if p.role != "negated"]
-        # "Don't wave, just bow": what not to do is dropped; a lone "don't move" is still a motion.
+        # "Don't wave, just bow": what not to do is dropped; a lone "don't move" is still a motion, and
+        # so is a rule of a role ("You're the goalkeeper. Don't let him score!").
+        dropped = any(p.role != "chat" for p in positive) and not any(p.role == "react" for p in positive)
         pieces = (
             positive
-            if positive and any(p.role != "chat" for p in positive)
+            if dropped
             else [replace(p, role="generate") if p.role == "negated" else p for p in pieces]
         )
         try:

@@ -180,7 +180,7 @@ def test_rules_planner_scores_at_least_90_percent_on_the_set() -> None:
     categories = {c.category for c in cases}
     assert {"sequence", "while", "duration", "question", "edit", "react", "injection"} <= categories
     report = evaluate(RulesPlanner(), cases)
-    assert report.accuracy >= 0.9, format_report(report, "rules")
+    assert report.accuracy >= 0.95, format_report(report, "rules")  # the bar of issue 14
     assert all(right / n >= 0.75 for right, n in report.by_category().values()), format_report(
         report, "rules"
     )

@@ -191,7 +191,11 @@ _RULES += (
         r"|\b(?:ignore|disregard|forget|override|overrule)\s+(?:all\s+)?(?:of\s+)?(?:that|this|the above|your"
         r"|everything|anything)\b(?:\s+\w+){0,3}\s+(?:and|,|\.|;|:)\s*(?:instead|now|from now|just|only)\b"
         r"|\b(?:your|the)\s+(?:first|initial|opening|previous)\s+(?:message|lines?|words|sentence)\b"
-        r"|\bwhat(?:\s+is|\s+was|'s)\s+(?:written\s+)?(?:above|before)\s+(?:this|my)\b",
+        r"|\bwhat(?:\s+is|\s+was|'s)\s+(?:written\s+)?(?:above|before)\s+(?:this|my)\b"
+        r"|\bnew\s+(?:rules?|instructions?|directives?|orders?|polic(?:y|ies)|system)\s*[:\-]"
+        r"|\b(?:you must|you will|you shall|you'll)\s+(?:only\s+)?(?:obey|listen to|follow)\s+"
+        r"(?:only\s+)?me\b"
+        r"|\b(?:only|always)\s+(?:obey|listen to)\s+me\b",
         "I plan motion only; my instructions cannot be changed or shown.",
     ),
     (

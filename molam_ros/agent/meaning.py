@@ -64,6 +64,9 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "that's cool", "love it", "haha that was fun", "I'm bored", "it's a nice day", "you rock",
         "sounds good", "never mind", "okay cool", "that was impressive", "lovely", "bravo",
         "i'm tired today", "what a great show", "you look nice", "fantastic", "wonderful",
+        "do you like music", "how old are you", "who built you", "are you happy",
+        "what's your favourite food",
+        "do you have feelings", "where do you live", "I'm proud of you", "my day was rough",
     ),
 }  # fmt: skip
 

@@ -139,6 +139,17 @@ _PARTNER = re.compile(
     r"|people))\b",
     re.IGNORECASE,
 )
+_THIRD_PERSON = re.compile(
+    r"\b(?:he|she|they|him|her|them|his|hers|their|he's|she's|they're"
+    r"|the (?:other )?(?:person|man|woman|guy|girl|boy|kid|child|partner|player|opponent|people))\b",
+    re.IGNORECASE,
+)
+# A question about motion (not small talk) names it: what was done, how to move or answer next.
+_MOTION_QUESTION = re.compile(
+    r"\b(?:do|doing|did|does|done|move|moving|moved|motion|movements?|step|react|respond|answer|next|should"
+    r"|would|could|gesture|pose|dance|dancing|wave|waving|walk|walking)\b",
+    re.IGNORECASE,
+)
 _YOU = re.compile(r"\b(?:you|your|yours|yourself|you've|you're|you'd)\b", re.IGNORECASE)
 _CONDITIONAL_START = re.compile(
     r"^(?:while|whenever|when|if|as soon as|once|until|as long as|every time|each time"
@@ -166,7 +177,7 @@ _EDIT_STRONG = re.compile(
     re.IGNORECASE,
 )
 _EDIT_WEAK = re.compile(
-    r"^not\s+(?:so|that|as|too)\s+\w+|^too\s+\w+"
+    r"^not\s+(?:so|that|as|too)\s+\w+|^(?:(?:way|much|far|a bit|a little|kind of|bit|a tad)\s+)?too\s+\w+"
     r"|^(?:loosen|lighten|tighten|smooth|calm|tone|speed|slow|hurry|liven|chill)\s+(?:it\s+)?(?:up|down|out)\b"
     r"|^(?:be\s+)?(?:(?:a )?(?:bit|little|lot|tad)\s+|a little bit\s+|much\s+|way\s+|even\s+|slightly\s+"
     rf"|somewhat\s+)?(?:{_COMPARATIVES})\b"
@@ -517,6 +528,7 @@ class RulesPlanner:
     # How sure the meaning model must be to overrule the rules' default (a new motion): the role's
     # mean top-3 cosine and its lead over the runner-up (measured on the development set).
     MIN_SCORE, MIN_MARGIN = 0.5, 0.04
+    CHAT_SCORE, CHAT_MARGIN = 0.3, 0.1
 
     def __init__(self, meaning: Any = "auto") -> None:
         self._meaning = meaning
@@ -542,13 +554,13 @@ class RulesPlanner:
         pieces = [replace(self._classify(c), tie=tie) for c, tie in clauses]
         # The meaning model only for clauses no rule recognised (a new motion by default, or a
         # question that may be small talk), all in one batch.
-        unsure = [i for i, p in enumerate(pieces) if p.role in {"generate", "caption", "reason"}]
+        unsure = [i for i, p in enumerate(pieces) if p.role in {"generate", "react", "caption", "reason"}]
         meanings = self._meanings([" ".join(clauses[i][0].split()).strip(" ,.;:!?") for i in unsure])
         for i, meaning in zip(unsure, meanings, strict=True):
             if meaning is not None:
                 pieces[i] = replace(self._classify(clauses[i][0], meaning), tie=pieces[i].tie)
-        if not pieces:
-            return Understanding(error="the request has nothing to plan")
+        if not pieces:  # only fillers ("ok", "cool cool", "hmm"): small talk
+            return Understanding(small_talk=True, reply=small_talk_reply(request))
         if all(p.role == "chat" for p in pieces):
             return Understanding(small_talk=True, reply=small_talk_reply(request))
         positive = [p for p in pieces if p.role != "negated"]
@@ -591,14 +603,12 @@ class RulesPlanner:
         negated = _NEGATED.match(text)
         if negated and _starts_with_verb(negated.group("rest")):
             return _Piece("negated", text, seconds)
+        chatty = meaning is not None and self._chatty(meaning)
         if QUESTION_START.match(text) and not _CONDITIONAL_START.match(text):
-            if (
-                meaning is not None
-                and meaning.role == "chat"
-                and self._sure(meaning)
-                and not _PARTNER.search(text)
-            ):
-                return _Piece("chat", text)  # "how are you?", "what's your name?"
+            rest = text.split(" ", 1)[1] if " " in text else ""
+            about_motion = _CAPTION.match(text) or _THIRD_PERSON.search(text) or _MOTION_QUESTION.search(rest)
+            if chatty and not about_motion:
+                return _Piece("chat", text)  # "how are you?", "where are you from?"
             role = "caption" if _CAPTION.match(text) and not _REASON_HINT.search(text) else "reason"
             about = "live"
             subject = re.sub(
@@ -612,6 +622,8 @@ class RulesPlanner:
         if _EDIT_WEAK.search(text):
             return _Piece("edit", text, seconds)
         # "as high as I can" compares, it does not follow the partner as "as she approaches" does
+        if chatty and not _starts_with_verb(text) and not _THIRD_PERSON.search(text):
+            return _Piece("chat", text)  # "you're the best robot ever", "I had a long day"
         if _REACT.search(_AS_MUCH_AS.sub("", text)):
             return _Piece("react", text, seconds)
         if meaning is not None and self._sure(meaning):
@@ -628,6 +640,15 @@ class RulesPlanner:
 
     def _sure(self, meaning: Any) -> bool:
         return meaning.score >= self.MIN_SCORE and meaning.margin >= self.MIN_MARGIN
+
+    def _chatty(self, meaning: Any) -> bool:
+        """Small talk by meaning: chat leads every other role clearly (a lower bar on the score, as
+        small talk is varied and its examples can only sample it)."""
+        if meaning.role != "chat":
+            return False
+        return self._sure(meaning) or (
+            meaning.score >= self.CHAT_SCORE and meaning.margin >= self.CHAT_MARGIN
+        )
 
     @staticmethod
     def _merge(pieces: list[_Piece]) -> list[_Piece]:

@@ -267,6 +267,8 @@ def _make_planner(name: str, backbone: str | None, config_path: str | None) -> P
     config = load_config(config_path)
     if name == "rules":
         return RulesPlanner()
+    if name == "rules-only":  # the rules without the sentence encoder: what the encoder adds
+        return RulesPlanner(meaning=None)
     if name == "backbone":
         from molam_ros.agent.backbone_planner import BackbonePlanner
 
@@ -286,7 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--planner",
         action="append",
-        choices=["rules", "backbone", "openai"],
+        choices=["rules", "rules-only", "backbone", "openai"],
         help="repeatable (default: rules)",
     )
     parser.add_argument(

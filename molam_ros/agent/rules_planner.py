@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
@@ -50,26 +51,41 @@ from molam_ros.agent.plan import (
 log = logging.getLogger(__name__)
 
 _shared_meaning: Any = None
+_meaning_lock = threading.Lock()
 
 
 def shared_meaning() -> Any:
     """The process's MeaningModel (agent/meaning.py), or None when the encoder is not installed."""
     global _shared_meaning
-    if _shared_meaning is None:
-        from molam_ros.agent.encoder import EncoderUnavailableError, encoder_available
+    with _meaning_lock:
+        if _shared_meaning is None:
+            from molam_ros.agent.encoder import EncoderUnavailableError, encoder_available
 
-        if not encoder_available():
-            log.warning("the sentence encoder is not installed: planning by rules alone")
-            _shared_meaning = False
-        else:
-            from molam_ros.agent.meaning import MeaningModel
-
-            try:
-                _shared_meaning = MeaningModel()
-            except EncoderUnavailableError as e:
-                log.warning("no sentence encoder (%s): planning by rules alone", e)
+            if not encoder_available():
+                log.warning("the sentence encoder is not installed: planning by rules alone")
                 _shared_meaning = False
+            else:
+                from molam_ros.agent.meaning import MeaningModel
+
+                try:
+                    _shared_meaning = MeaningModel()
+                except EncoderUnavailableError as e:
+                    log.warning("no sentence encoder (%s): planning by rules alone", e)
+                    _shared_meaning = False
     return _shared_meaning or None
+
+
+def meaning_if_ready() -> Any:
+    """The shared MeaningModel if it is loaded, else None at once (never waits for the load)."""
+    return _shared_meaning or None
+
+
+def preload_meaning() -> threading.Thread:
+    """Load the shared MeaningModel on a background thread (a live node starts at once and plans
+    by the rules alone for the few seconds the encoder takes to load)."""
+    thread = threading.Thread(target=shared_meaning, name="molam-encoder-load", daemon=True)
+    thread.start()
+    return thread
 
 
 # Base-form verbs that start an action clause: used to tell a new clause ("..., raise both arms") from
@@ -521,8 +537,9 @@ class RulesPlanner:
     """Plans English requests by rules (see the module docstring); deterministic and fast.
 
     `meaning`: the sentence-encoder role model (agent/meaning.py) for clauses the rules have no cue
-    for; "auto" (the default) uses the shared one when the encoder package is installed, None plans
-    by the rules alone.
+    for; "auto" (the default) uses the shared one when the encoder package is installed (loading it
+    on first use), "background" uses it once `preload_meaning` has loaded it and the rules alone
+    until then, None plans by the rules alone.
     """
 
     # How sure the meaning model must be to overrule the rules' default (a new motion): the role's
@@ -535,6 +552,8 @@ class RulesPlanner:
 
     @property
     def meaning(self) -> Any:
+        if self._meaning == "background":  # the node: never wait for the load (preload_meaning)
+            return meaning_if_ready()
         if isinstance(self._meaning, str):
             self._meaning = shared_meaning()
         return self._meaning

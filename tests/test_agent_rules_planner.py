@@ -125,8 +125,34 @@ def test_roles_and_reactions_react_on_live() -> None:
 
 
 def test_small_talk_alone_is_answered_and_otherwise_dropped() -> None:
-    assert plan("thanks!", LIVE).kinds() == ["reason"]
+    understood = RulesPlanner().understand("thanks!", LIVE)
+    assert understood.small_talk and understood.plan is None and understood.reply == "You're welcome!"
+    with pytest.raises(PlanError, match="small talk"):
+        plan("thanks!", LIVE)
     assert plan("Hi! Can you wave at me?", LIVE).kinds() == ["generate"]
+    good = plan("Good job! Now show me a karate kick", LIVE)  # "good" is not cut off, leaving "job"
+    assert good.kinds() == ["generate"] and good.steps[0].text == "show me a karate kick"
+
+
+def test_new_wording() -> None:
+    """The issue's failures on requests written blind (before this planner saw them)."""
+    assert plan("turn around and leave", NONE).kinds() == ["generate", "generate", "compose"]
+    bow = plan("Don't wave, just bow", NONE)
+    assert bow.kinds() == ["generate"] and bow.steps[0].text == "bow"
+    assert plan("dance for twenty-five seconds", NONE).steps[0].seconds == 25
+    assert plan("rest 20 sec", NONE).steps[0].seconds == 20
+    assert plan("dance in 5 seconds", NONE).steps[0].seconds is None  # when, not how long
+    assert plan("as he walks past, give him a high five", LIVE).kinds() == ["react"]  # "as" is no duration
+    edit = plan("Hmm, not quite. Try it with more attitude", PlanContext(live=True, previous=True))
+    assert edit.kinds() == ["edit"] and edit.steps[0].inputs == ["previous"]
+    assert plan("Stay out of his way", LIVE).kinds() == ["react"]
+    assert plan("Lead her in a slow waltz", LIVE).kinds() == ["react"]
+
+
+def test_rules_alone_still_plan() -> None:
+    """Without the sentence encoder the rules still plan (and say nothing about meaning)."""
+    p = RulesPlanner(meaning=None).plan("walk up to her, then wave", LIVE)
+    assert p.kinds() == ["generate", "generate", "compose"]
 
 
 def test_long_sequences_fit_the_step_limit() -> None:
@@ -154,7 +180,7 @@ def test_rules_planner_scores_at_least_90_percent_on_the_set() -> None:
     categories = {c.category for c in cases}
     assert {"sequence", "while", "duration", "question", "edit", "react", "injection"} <= categories
     report = evaluate(RulesPlanner(), cases)
-    assert report.accuracy >= 0.9, format_report(report, "rules")
+    assert report.accuracy >= 0.95, format_report(report, "rules")  # the bar of issue 14
     assert all(right / n >= 0.75 for right, n in report.by_category().values()), format_report(
         report, "rules"
     )

@@ -1,6 +1,8 @@
 """The coordinator: one conversation turn from a user's sentence to a reply and a motion.
 
     request -> guard (refuse instructions to the system, secrets, code, oversized text)
+            -> classifier (agent/intent.py: small talk gets a short reply and no plan; text that is
+               not English words gets a clear reply)
             -> planner (rules | backbone | openai; config/coordinator.yaml) -> a validated Plan
             -> executor (every step a call to the motion-language model; compose + refine)
             -> memory (so "make that faster" finds "that")
@@ -20,9 +22,11 @@ from typing import Any
 
 from molam_ros.agent.config import CoordinatorConfig
 from molam_ros.agent.executor import PlanExecutor, StepResult, TurnResult
-from molam_ros.agent.guard import Refusal, check_request
+from molam_ros.agent.guard import Refusal
+from molam_ros.agent.intent import REFUSED, SMALL_TALK, UNCLEAR, Intent, IntentClassifier
 from molam_ros.agent.memory import ConversationMemory, Planner
 from molam_ros.agent.plan import Plan, PlanError
+from molam_ros.agent.rules_planner import RulesPlanner
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +42,7 @@ class ChatTurn:
     refusal: Refusal | None = None
     error: str | None = None
     seconds: float = 0.0
+    intent: Intent | None = None
 
     @property
     def motion(self) -> StepResult | None:
@@ -47,8 +52,6 @@ class ChatTurn:
 def make_planner(config: CoordinatorConfig) -> Planner:
     """The planner the config names (the backbone loads lazily, on its first plan)."""
     if config.planner == "rules":
-        from molam_ros.agent.rules_planner import RulesPlanner
-
         return RulesPlanner()
     if config.planner == "backbone":
         from molam_ros.agent.backbone_planner import BackbonePlanner
@@ -74,6 +77,10 @@ class Coordinator:
         self.config = config
         self.executor = executor
         self.planner = planner or make_planner(config)
+        self.classifier = IntentClassifier(
+            self.planner if isinstance(self.planner, RulesPlanner) else None,
+            max_chars=config.limits.max_request_chars,
+        )
         self.live = live
         self.memory = ConversationMemory(config.memory.max_turns, config.memory.summary_chars)
         self._results: dict[str, StepResult] = {}  # motion results by memory handle
@@ -88,17 +95,23 @@ class Coordinator:
         return turn
 
     def _handle(self, request: str) -> ChatTurn:
-        refusal = check_request(request, self.config.limits.max_request_chars)
-        if refusal is not None:
-            reply = f"I can't do that: {refusal.reason}"
-            self.memory.record(request[:200], None, reply=reply)
-            return ChatTurn(request, reply, refusal=refusal)
+        context = self.memory.context(live=self.live())
+        intent = self.classifier.classify(request, context)
+        if intent.kind == REFUSED:
+            self.memory.record(request[:200], None, reply=intent.reply)
+            return ChatTurn(request, intent.reply, refusal=intent.refusal, intent=intent)
+        if intent.kind in {SMALL_TALK, UNCLEAR}:
+            self.memory.record(request[:200], None, reply=intent.reply)
+            error = intent.reply if intent.kind == UNCLEAR else None
+            return ChatTurn(request, intent.reply, error=error, intent=intent)
         try:
-            plan = self.planner.plan(request, self.memory.context(live=self.live()))
+            # The rules planner's plan is the classifier's own; another planner plans the same text.
+            plan = intent.plan if isinstance(self.planner, RulesPlanner) else None
+            plan = plan or self.planner.plan(intent.text, context)
         except PlanError as e:
             reply = f"I could not plan that: {e}"
             self.memory.record(request, None, reply=reply)
-            return ChatTurn(request, reply, error=str(e))
+            return ChatTurn(request, reply, error=str(e), intent=intent)
         if self.executor is None:
             reply = plan.reply or "Planned: " + ", ".join(plan.kinds())
             self.memory.record(request, plan, reply=reply)

@@ -9,6 +9,7 @@ The cases are JSON lines (the shipped set is `tests/data/planner_requests.jsonl`
                   "inputs": [[], [], ["s1", "s2"]]}}                # optional, per step
     {"category": "injection", "request": "...", "expected": {"refused": true}}   # the guard must refuse
     {"category": "edit", "request": "make it faster", "expected": {"error": true}} # PlanError expected
+    {"category": "small_talk", "request": "good job!", "expected": {"small_talk": true}}  # no motion
 
 The conventions the expected plans follow: one generate step per action in a sequence, and a final
 compose when there are two motions or more; a react on `live` for reactions, roles ("be the
@@ -16,13 +17,20 @@ goalkeeper") and actions tied to what the partner does ("clap while she dances")
 when no partner is live; edits on `previous` or on the plan's own earlier motion; caption for "what
 did ... do", reason for other questions.
 
-Every request first passes the guard (as in the coordinator), then the planner. Two scores:
+Every request takes the one path (agent/intent.py, as in the coordinator and the node): the guard,
+the classifier (small talk gets no plan), then the planner. Two scores:
 `accuracy` counts a case right when the kinds are exactly the expected ones and each given duration
 is within 0.5 s (a refusal or error case: when that is what happened); `strict_accuracy` also checks
 the texts and inputs where given.
 
     python -m molam_ros.agent.planner_eval --planner rules
     python -m molam_ros.agent.planner_eval --planner backbone [--backbone DIR]
+    python -m molam_ros.agent.planner_eval --cases tests/data/blind/planner_requests_blind.jsonl \
+        --guard-attacks tests/data/blind/guard_attacks_blind.jsonl \
+        --guard-harmless tests/data/blind/guard_harmless_blind.jsonl
+
+The guard lists are JSON lines with the text under "request" (or "text", "prompt"), or plain lines:
+the attack stop rate and the harmless refusal rate are printed, with the misses.
 """
 
 from __future__ import annotations
@@ -38,8 +46,10 @@ from pathlib import Path
 from typing import Any
 
 from molam_ros.agent.guard import check_request
+from molam_ros.agent.intent import SMALL_TALK, UNCLEAR, IntentClassifier
 from molam_ros.agent.memory import PlanContext, Planner
 from molam_ros.agent.plan import Plan, PlanError
+from molam_ros.agent.rules_planner import RulesPlanner
 
 log = logging.getLogger(__name__)
 
@@ -147,18 +157,34 @@ def _compare(plan: Plan, expected: dict[str, Any]) -> tuple[bool, bool, str]:
     return True, True, ""
 
 
-def evaluate_case(planner: Planner, case: Case, *, max_chars: int = 400) -> CaseResult:
-    """Guard, then plan, one case, and compare with what it expects."""
-    refusal = check_request(case.request, max_chars)
+def evaluate_case(
+    planner: Planner, case: Case, *, max_chars: int = 400, classifier: IntentClassifier | None = None
+) -> CaseResult:
+    """The one path (guard, classifier, planner) for one case, compared with what it expects."""
+    classifier = classifier or IntentClassifier(
+        planner if isinstance(planner, RulesPlanner) else None, max_chars=max_chars
+    )
+    context = PlanContext(live=case.live, previous=case.previous)
+    intent = classifier.classify(case.request, context)
+    refusal = intent.refusal
     if case.expected.get("refused"):
         ok = refusal is not None
-        got = f"refused: {refusal.category}" if refusal else "not refused"
+        got = f"refused: {refusal.category}" if refusal else f"not refused ({intent.kind})"
         return CaseResult(case, ok, ok, got, "" if ok else "the guard let it through")
     if refusal is not None:
         return CaseResult(case, False, False, f"refused: {refusal.category}", "a normal request was refused")
-    context = PlanContext(live=case.live, previous=case.previous)
+    if intent.kind == SMALL_TALK or case.expected.get("small_talk"):
+        ok = intent.kind == SMALL_TALK and bool(case.expected.get("small_talk"))
+        got = "small talk" if intent.kind == SMALL_TALK else intent.kind
+        why = (
+            "" if ok else "small talk expected" if case.expected.get("small_talk") else "taken for small talk"
+        )
+        return CaseResult(case, ok, ok, got, why)
     try:
-        plan = planner.plan(case.request, context)
+        if intent.kind == UNCLEAR:
+            raise PlanError(intent.reply)
+        plan = intent.plan if isinstance(planner, RulesPlanner) and intent.plan else None
+        plan = plan or planner.plan(case.request, context)
     except PlanError as e:
         ok = bool(case.expected.get("error"))
         return CaseResult(case, ok, ok, f"error: {e}", "" if ok else "no plan")
@@ -168,12 +194,58 @@ def evaluate_case(planner: Planner, case: Case, *, max_chars: int = 400) -> Case
     return CaseResult(case, ok, strict, str(plan.kinds()), why)
 
 
+def load_texts(path: str | Path) -> list[str]:
+    """The texts of a guard list: JSON lines ("request", "text" or "prompt") or plain lines."""
+    texts = []
+    for line in Path(path).read_text().splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            data = json.loads(line)
+        except ValueError:
+            texts.append(line)
+            continue
+        if isinstance(data, str):
+            texts.append(data)
+        elif isinstance(data, dict):
+            text = next(
+                (data[k] for k in ("request", "text", "prompt", "input") if isinstance(data.get(k), str)),
+                None,
+            )
+            if text is None:
+                raise ValueError(f"{path}: a line without a request/text/prompt field")
+            texts.append(text)
+    return texts
+
+
+@dataclass
+class GuardReport:
+    """How a list of texts fared at the guard: which were refused."""
+
+    texts: list[str]
+    refused: list[bool]
+
+    @property
+    def rate(self) -> float:
+        return sum(self.refused) / len(self.refused) if self.refused else 0.0
+
+
+def evaluate_guard(texts: Sequence[str], *, max_chars: int = 400, one_path: bool = False) -> GuardReport:
+    """Which texts the guard refuses (`check_request`), or with `one_path` the whole guard of the one
+    path (agent/intent.py: the rules, then the second look by meaning)."""
+    if not one_path:
+        return GuardReport(list(texts), [check_request(t, max_chars) is not None for t in texts])
+    classifier = IntentClassifier(max_chars=max_chars)
+    return GuardReport(list(texts), [classifier.classify(t).refusal is not None for t in texts])
+
+
 def evaluate(planner: Planner, cases: Iterable[Case], *, max_chars: int = 400) -> EvalReport:
-    """Run every case through the guard and `planner`; the report scores them (see the module doc)."""
+    """Run every case through the one path and `planner`; the report scores them (module doc)."""
     start = time.perf_counter()
     report = EvalReport()
+    classifier = IntentClassifier(planner if isinstance(planner, RulesPlanner) else None, max_chars=max_chars)
     for case in cases:
-        report.results.append(evaluate_case(planner, case, max_chars=max_chars))
+        report.results.append(evaluate_case(planner, case, max_chars=max_chars, classifier=classifier))
     report.seconds = time.perf_counter() - start
     return report
 
@@ -199,9 +271,9 @@ def _make_planner(name: str, backbone: str | None, config_path: str | None) -> P
 
     config = load_config(config_path)
     if name == "rules":
-        from molam_ros.agent.rules_planner import RulesPlanner
-
         return RulesPlanner()
+    if name == "rules-only":  # the rules without the sentence encoder: what the encoder adds
+        return RulesPlanner(meaning=None)
     if name == "backbone":
         from molam_ros.agent.backbone_planner import BackbonePlanner
 
@@ -221,7 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--planner",
         action="append",
-        choices=["rules", "backbone", "openai"],
+        choices=["rules", "rules-only", "backbone", "openai"],
         help="repeatable (default: rules)",
     )
     parser.add_argument(
@@ -230,16 +302,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cases", default=str(DEFAULT_CASES), help="JSON-lines case file")
     parser.add_argument("--config", help="coordinator YAML (default: the packaged config/coordinator.yaml)")
     parser.add_argument("--quiet", action="store_true", help="scores only, no list of failures")
+    parser.add_argument("--guard-attacks", help="a list of attacks: the share the guard stops")
+    parser.add_argument("--guard-harmless", help="a list of harmless requests: the share the guard refuses")
+    parser.add_argument("--no-plans", action="store_true", help="only the guard lists, no plan cases")
+    parser.add_argument(
+        "--guard-one-path",
+        action="store_true",
+        help="score the guard lists on the one path (rules + meaning)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     from molam_ros.agent.config import load_config
 
     max_chars = load_config(args.config).limits.max_request_chars
-    cases = load_cases(args.cases)
-    for name in args.planner or ["rules"]:
-        planner = _make_planner(name, args.backbone, args.config)
-        report = evaluate(planner, cases, max_chars=max_chars)
-        print(format_report(report, name, failures=not args.quiet), flush=True)
+    if not args.no_plans:
+        cases = load_cases(args.cases)
+        for name in args.planner or ["rules"]:
+            planner = _make_planner(name, args.backbone, args.config)
+            report = evaluate(planner, cases, max_chars=max_chars)
+            print(format_report(report, name, failures=not args.quiet), flush=True)
+    for label, path, want in (
+        ("attacks", args.guard_attacks, True),
+        ("harmless", args.guard_harmless, False),
+    ):
+        if not path:
+            continue
+        guard = evaluate_guard(load_texts(path), max_chars=max_chars, one_path=args.guard_one_path)
+        n, refused = len(guard.texts), sum(guard.refused)
+        what = "stopped" if want else "refused (false refusals)"
+        print(f"guard {label}: {what} {refused}/{n} = {guard.rate:.1%}", flush=True)
+        if not args.quiet:
+            for text, r in zip(guard.texts, guard.refused, strict=True):
+                if r != want:
+                    print(f"  {'MISSED' if want else 'REFUSED'} {text[:120]!r}")
     return 0
 
 

@@ -29,7 +29,10 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from dataclasses import dataclass, replace
+from functools import lru_cache
+from typing import Any
 
 from molam_ros.agent.memory import PlanContext
 from molam_ros.agent.plan import (
@@ -46,6 +49,44 @@ from molam_ros.agent.plan import (
 )
 
 log = logging.getLogger(__name__)
+
+_shared_meaning: Any = None
+_meaning_lock = threading.Lock()
+
+
+def shared_meaning() -> Any:
+    """The process's MeaningModel (agent/meaning.py), or None when the encoder is not installed."""
+    global _shared_meaning
+    with _meaning_lock:
+        if _shared_meaning is None:
+            from molam_ros.agent.encoder import EncoderUnavailableError, encoder_available
+
+            if not encoder_available():
+                log.warning("the sentence encoder is not installed: planning by rules alone")
+                _shared_meaning = False
+            else:
+                from molam_ros.agent.meaning import MeaningModel
+
+                try:
+                    _shared_meaning = MeaningModel()
+                except EncoderUnavailableError as e:
+                    log.warning("no sentence encoder (%s): planning by rules alone", e)
+                    _shared_meaning = False
+    return _shared_meaning or None
+
+
+def meaning_if_ready() -> Any:
+    """The shared MeaningModel if it is loaded, else None at once (never waits for the load)."""
+    return _shared_meaning or None
+
+
+def preload_meaning() -> threading.Thread:
+    """Load the shared MeaningModel on a background thread (a live node starts at once and plans
+    by the rules alone for the few seconds the encoder takes to load)."""
+    thread = threading.Thread(target=shared_meaning, name="molam-encoder-load", daemon=True)
+    thread.start()
+    return thread
+
 
 # Base-form verbs that start an action clause: used to tell a new clause ("..., raise both arms") from
 # a continuation ("..., slowly") and to split "X and Y" into two actions.
@@ -71,6 +112,16 @@ VERBS = frozenset(
     observe hunch nudge offer receive wipe dust brush pose strike
     """.split()
 )
+# Words the lexicon lists as verbs that do not start an action clause in a request.
+_NOT_VERBS = frozenset(
+    """
+    the his her their them him its that this these those then than there here when while with without
+    until unless once each every both all any some more most less much many few one two three four five
+    six seven eight nine ten second seconds minute minutes time times way side hand hands arm arms leg
+    legs foot feet head body floor room door ball partner person man woman guy girl kid people robot
+    also too very really just only even still yet again maybe
+    """.split()
+)
 QUESTION_START = re.compile(
     r"^(?:what|why|how|who|whom|whose|where|which|is|are|was|were|did|does|has|have|had|am"
     r"|(?:can|could|would|will|should|shall|must|might)\s+(?:he|she|they|i|we|it|that|this|the\s+\w+)\b"
@@ -84,6 +135,7 @@ _CAPTION = re.compile(
     r"(?:do|doing|did|does|done)\b|describe\b"
     r"|(?:tell me|explain|show me|say) what\b.*\b(?:do|doing|did|does|done)\b"
     r"|what(?:'s|\s+is|\s+was)\s+(?:that|this|happening|going on)\b|what do you see\b"
+    r"|what\s+(?:just\s+)?happen(?:ed|s)\b"
     r"|what(?:'s|\s+is|\s+are|\s+was|\s+were)\s+(?:[\w']+\s+){1,3}?up to\b)",
     re.IGNORECASE,
 )
@@ -101,6 +153,17 @@ _PARTNER = re.compile(
     r"\b(?:he|she|they|him|her|them|his|hers|their|i|me|my|mine|i'm|im|he's|she's|they're|he'll|she'll"
     r"|the (?:other )?(?:person|man|woman|guy|girl|boy|kid|child|partner|user|player|opponent|human"
     r"|people))\b",
+    re.IGNORECASE,
+)
+_THIRD_PERSON = re.compile(
+    r"\b(?:he|she|they|him|her|them|his|hers|their|he's|she's|they're"
+    r"|the (?:other )?(?:person|man|woman|guy|girl|boy|kid|child|partner|player|opponent|people))\b",
+    re.IGNORECASE,
+)
+# A question about motion (not small talk) names it: what was done, how to move or answer next.
+_MOTION_QUESTION = re.compile(
+    r"\b(?:do|doing|did|does|done|move|moving|moved|motion|movements?|step|react|respond|answer|next|should"
+    r"|would|could|gesture|pose|dance|dancing|wave|waving|walk|walking)\b",
     re.IGNORECASE,
 )
 _YOU = re.compile(r"\b(?:you|your|yours|yourself|you've|you're|you'd)\b", re.IGNORECASE)
@@ -130,12 +193,12 @@ _EDIT_STRONG = re.compile(
     re.IGNORECASE,
 )
 _EDIT_WEAK = re.compile(
-    r"^not\s+(?:so|that|as|too)\s+\w+|^too\s+\w+"
+    r"^not\s+(?:so|that|as|too)\s+\w+|^(?:(?:way|much|far|a bit|a little|kind of|bit|a tad)\s+)?too\s+\w+"
     r"|^(?:loosen|lighten|tighten|smooth|calm|tone|speed|slow|hurry|liven|chill)\s+(?:it\s+)?(?:up|down|out)\b"
     r"|^(?:be\s+)?(?:(?:a )?(?:bit|little|lot|tad)\s+|a little bit\s+|much\s+|way\s+|even\s+|slightly\s+"
     rf"|somewhat\s+)?(?:{_COMPARATIVES})\b"
     r"|\bthis time\b|\binstead\b|^(?:with|using) (?:your|the) (?:other|left|right)\b"
-    r"|^(?:no|nope|not like that|wrong)\b\W+\w"
+    r"|^(?:no|nope|not like that|wrong)\b\W+\w|^(?:h+m+\W+)?(?:not quite|not really|almost|close|nearly)\b"
     r"|\b(?:the other|the wrong|the opposite) (?:way|direction|side)\b",
     re.IGNORECASE,
 )
@@ -196,23 +259,39 @@ _LEADING_AFTER = re.compile(
     re.IGNORECASE,
 )
 
-_WORD_NUMBERS = {
-    "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
-    "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20, "thirty": 30,
-    "forty": 40, "forty-five": 45, "fifty": 50, "sixty": 60, "ninety": 90, "a couple of": 2, "a couple": 2,
-    "couple of": 2, "a few": 3, "few": 3, "several": 5, "half a": 0.5, "half an": 0.5, "half": 0.5,
+_WORD_NUMBERS: dict[str, float] = {
+    "a": 1, "an": 1, "a couple of": 2, "a couple": 2, "couple of": 2, "a few": 3, "few": 3, "several": 5,
+    "half a": 0.5, "half an": 0.5, "half": 0.5, "a dozen": 12, "dozen": 12,
 }  # fmt: skip
+_UNITS = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen"
+).split()
+_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
+         "ninety": 90}  # fmt: skip
+# Numbers in words, exactly: 0-19, the tens, and every compound ("twenty-five", "twenty five").
+_WORD_NUMBERS |= {w: i for i, w in enumerate(_UNITS)} | _TENS
+_WORD_NUMBERS |= {f"{t}{sep}{u}": v + i for t, v in _TENS.items() for i, u in enumerate(_UNITS[1:10], 1)
+                  for sep in ("-", " ")}  # fmt: skip
 _NUM = r"\d+(?:\.\d+)?|" + "|".join(sorted((re.escape(w) for w in _WORD_NUMBERS), key=len, reverse=True))
 _UNIT = r"(?P<unit>seconds?|secs?|s|minutes?|mins?)"
 _DURATION = re.compile(
     r"\s*\b(?P<prep>for|during|over|in)\s+"
-    r"(?:(?:about|around|roughly|approximately|at least|like|maybe|just)\s+)?"
+    r"(?:(?:about|around|roughly|approximately|at least|like|maybe|just|a good|a full|another)\s+)?"
     r"(?:the\s+)?(?P<next>next\s+|following\s+|coming\s+)?"
-    rf"(?:(?P<num>{_NUM})\s*)?(?:and a half\s+)?{_UNIT}\b",
+    rf"(?:(?P<num>{_NUM})\s*)?(?:and a half\s+)?{_UNIT}\b(?:\s+and a half\b)?",
     re.IGNORECASE,
 )
 _DURATION_ADJ = re.compile(
     rf"\b(?P<num>{_NUM})[\s-](?P<unit>seconds?|secs?|minutes?|mins?)(?:[\s-]long)?(?:\s+of)?\s+",
+    re.IGNORECASE,
+)
+# "rest 20 sec", "wave for like ten seconds" without the preposition: a number and a unit of time,
+# not after "in", "after", "within" or "every" (those say when, not how long).
+_DURATION_BARE = re.compile(
+    r"(?<!\bin )(?<!\bafter )(?<!\bwithin )(?<!\bevery )(?<!\beach )"
+    rf"\b(?:(?P<digits>\d+(?:\.\d+)?)\s*|(?P<num>{_NUM})[\s-]+)"
+    r"(?P<unit>seconds?|secs?|s|minutes?|mins?)\b",
     re.IGNORECASE,
 )
 _SWAP = {
@@ -252,9 +331,27 @@ def _clean(text: str) -> str:
     return text.strip()
 
 
+@lru_cache(maxsize=4096)
+def is_verb(word: str) -> bool:
+    """Whether `word` starts an action: the list above, else an English lexicon (lemminflect) that
+    knows it only as a verb or a noun ("leave", "waltz", "salsa"), never as an adjective, adverb or
+    preposition ("right", "down", "back" join phrases rather than start them)."""
+    word = word.lower()
+    if word in VERBS:
+        return True
+    if word in _NOT_VERBS or len(word) < 3:
+        return False
+    try:
+        from lemminflect import getAllLemmas
+    except ImportError:  # the rules alone still plan
+        return False
+    lemmas = getAllLemmas(word)
+    return "VERB" in lemmas and not {"ADJ", "ADV", "ADP", "AUX", "PRON", "DET"} & set(lemmas)
+
+
 def _starts_with_verb(text: str) -> bool:
     words = _words(_clean(text))
-    return bool(words) and words[0] in VERBS
+    return bool(words) and is_verb(words[0])
 
 
 def _is_clause(part: str) -> bool:
@@ -278,19 +375,19 @@ def _take_duration(text: str) -> tuple[str, float | None]:
     match = _DURATION.search(text)
     if match and (match.group("prep").lower() != "in" or match.group("next")):
         num = match.group("num")
-        value = 1.0 if num is None else float(_WORD_NUMBERS.get(num.lower(), num) or 1)
+        value = 1.0 if num is None else float(_WORD_NUMBERS.get(" ".join(num.lower().split()), num) or 1)
         if "and a half" in match.group(0).lower():
             value += 0.5
         unit = match.group("unit").lower()
         seconds = value * (60.0 if unit.startswith("min") else 1.0)
         text = (text[: match.start()] + " " + text[match.end() :]).strip()
     else:
-        match = _DURATION_ADJ.search(text)
+        match = _DURATION_ADJ.search(text) or _DURATION_BARE.search(text)
         if match:
-            num = match.group("num")
-            value = float(_WORD_NUMBERS.get(num.lower(), num))
+            num = match.groupdict().get("digits") or match.group("num")
+            value = float(_WORD_NUMBERS.get(" ".join(num.lower().split()), num))
             seconds = value * (60.0 if match.group("unit").lower().startswith("min") else 1.0)
-            text = (text[: match.start()] + text[match.end() :]).strip()
+            text = (text[: match.start()] + " " + text[match.end() :]).strip()
     if seconds is not None:
         seconds = min(max(seconds, MIN_SECONDS), MAX_SECONDS)
     return " ".join(text.split()), seconds
@@ -408,30 +505,129 @@ def _second_person(text: str) -> str:
     )
 
 
+@dataclass(frozen=True)
+class Understanding:
+    """What the rules (and the meaning model) made of a request: a plan, small talk, or why neither."""
+
+    plan: Plan | None = None
+    small_talk: bool = False
+    error: str | None = None
+    reply: str = ""
+
+
+_NEGATED = re.compile(r"^(?:don'?t|do not|never|no need to|stop|quit|no more)\s+(?P<rest>.+)$", re.IGNORECASE)
+_SMALL_TALK_REPLIES = (
+    (re.compile(r"\b(?:thanks?|thank you|thx)\b", re.I), "You're welcome!"),
+    (re.compile(r"\b(?:hi|hello|hey|hiya|good (?:morning|evening|afternoon))\b", re.I),
+     "Hello! Tell me what to do."),
+    (re.compile(r"\b(?:bye|goodbye|see you)\b", re.I), "Bye!"),
+    (re.compile(r"\b(?:sorry)\b", re.I), "No problem."),
+)  # fmt: skip
+
+
+def small_talk_reply(text: str) -> str:
+    """A short spoken answer to small talk (no motion)."""
+    for pattern, reply in _SMALL_TALK_REPLIES:
+        if pattern.search(text):
+            return reply
+    return "Thanks! Tell me what to do when you're ready."
+
+
 class RulesPlanner:
-    """Plans English requests by rules (see the module docstring); deterministic and instant."""
+    """Plans English requests by rules (see the module docstring); deterministic and fast.
+
+    `meaning`: the sentence-encoder role model (agent/meaning.py) for clauses the rules have no cue
+    for; "auto" (the default) uses the shared one when the encoder package is installed (loading it
+    on first use), "background" uses it once `preload_meaning` has loaded it and the rules alone
+    until then, None plans by the rules alone.
+    """
+
+    # How sure the meaning model must be to overrule the rules' default (a new motion): the role's
+    # mean top-3 cosine and its lead over the runner-up (measured on the development set).
+    MIN_SCORE, MIN_MARGIN = 0.5, 0.04
+    CHAT_SCORE, CHAT_MARGIN = 0.3, 0.1
+
+    def __init__(self, meaning: Any = "auto") -> None:
+        self._meaning = meaning
+
+    @property
+    def meaning(self) -> Any:
+        if self._meaning == "background":  # the node: never wait for the load (preload_meaning)
+            return meaning_if_ready()
+        if isinstance(self._meaning, str):
+            self._meaning = shared_meaning()
+        return self._meaning
 
     def plan(self, request: str, context: PlanContext | None = None) -> Plan:
-        """The plan for `request`, or PlanError when it asks to edit a motion that does not exist."""
+        """The plan for `request`, or PlanError when it asks to edit a motion that does not exist
+        (or is only small talk: nothing to plan)."""
+        understood = self.understand(request, context)
+        if understood.plan is None:
+            raise PlanError(understood.error or "the request is small talk; there is nothing to plan")
+        return understood.plan
+
+    def understand(self, request: str, context: PlanContext | None = None) -> Understanding:
+        """A plan, or small talk (with a short reply), or the reason there is no plan; never raises."""
         context = context or PlanContext()
-        pieces = [replace(self._classify(c), tie=tie) for c, tie in _clauses(request)]
-        if not pieces:
-            raise PlanError("the request has nothing to plan")
-        pieces = self._merge(pieces)
-        steps, reply = self._steps(pieces, context)
-        output = next((s.id for s in reversed(steps) if s.makes_motion), None)
-        plan = Plan(steps=steps, reply=reply[:MAX_REPLY], output=output)
+        clauses = _clauses(request)
+        pieces = [replace(self._classify(c), tie=tie) for c, tie in clauses]
+        # The meaning model only for clauses no rule recognised (a new motion by default, or a
+        # question that may be small talk), all in one batch.
+        unsure = [i for i, p in enumerate(pieces) if p.role in {"generate", "react", "caption", "reason"}]
+        meanings = self._meanings([" ".join(clauses[i][0].split()).strip(" ,.;:!?") for i in unsure])
+        for i, meaning in zip(unsure, meanings, strict=True):
+            if meaning is not None:
+                pieces[i] = replace(self._classify(clauses[i][0], meaning), tie=pieces[i].tie)
+        if not pieces:  # only fillers ("ok", "cool cool", "hmm"): small talk
+            return Understanding(small_talk=True, reply=small_talk_reply(request))
+        if all(p.role == "chat" for p in pieces):
+            return Understanding(small_talk=True, reply=small_talk_reply(request))
+        positive = [p for p in pieces if p.role != "negated"]
+        # "Don't wave, just bow": what not to do is dropped; a lone "don't move" is still a motion, and
+        # so is a rule of a role ("You're the goalkeeper. Don't let him score!").
+        dropped = any(p.role != "chat" for p in positive) and not any(p.role == "react" for p in positive)
+        pieces = (
+            positive
+            if dropped
+            else [replace(p, role="generate") if p.role == "negated" else p for p in pieces]
+        )
+        try:
+            pieces = self._merge(pieces)
+            steps, reply = self._steps(pieces, context)
+            output = next((s.id for s in reversed(steps) if s.makes_motion), None)
+            plan = Plan(steps=steps, reply=reply[:MAX_REPLY], output=output)
+        except PlanError as e:
+            return Understanding(error=str(e))
+        except ValueError as e:  # a step the schema rejects (e.g. an empty text): no plan, said why
+            return Understanding(error=f"could not make a valid plan: {e}")
         log.debug("rules plan for %r: %s", request, plan.kinds())
-        return plan
+        return Understanding(plan=plan)
+
+    def _meanings(self, texts: list[str]) -> list[Any]:
+        model = self.meaning if texts else None
+        if model is None:
+            return [None] * len(texts)
+        return model.of(texts)
 
     # classification
 
-    def _classify(self, clause: str) -> _Piece:
+    def _classify(self, clause: str, meaning: Any = None) -> _Piece:
+        raw = re.sub(r"[\s,.!?;:]+$", "", " ".join(clause.split())).strip(" ,;:")
+        if _CHAT.match(raw) or _FILLER.match(raw):
+            return _Piece("chat", raw)
         text, seconds = _take_duration(_clean(clause))
         text = _clean(text) or _clean(clause)
         if _CHAT.match(text):
             return _Piece("chat", text)
+        negated = _NEGATED.match(text)
+        if negated and _starts_with_verb(negated.group("rest")):
+            return _Piece("negated", text, seconds)
+        chatty = meaning is not None and self._chatty(meaning)
         if QUESTION_START.match(text) and not _CONDITIONAL_START.match(text):
+            rest = text.split(" ", 1)[1] if " " in text else ""
+            about_motion = _CAPTION.match(text) or _THIRD_PERSON.search(text) or _MOTION_QUESTION.search(rest)
+            if chatty and not about_motion:
+                return _Piece("chat", text)  # "how are you?", "where are you from?"
             role = "caption" if _CAPTION.match(text) and not _REASON_HINT.search(text) else "reason"
             about = "live"
             subject = re.sub(
@@ -445,9 +641,33 @@ class RulesPlanner:
         if _EDIT_WEAK.search(text):
             return _Piece("edit", text, seconds)
         # "as high as I can" compares, it does not follow the partner as "as she approaches" does
+        if chatty and not _starts_with_verb(text) and not _THIRD_PERSON.search(text):
+            return _Piece("chat", text)  # "you're the best robot ever", "I had a long day"
         if _REACT.search(_AS_MUCH_AS.sub("", text)):
             return _Piece("react", text, seconds)
+        if meaning is not None and self._sure(meaning):
+            # No rule cue: the meaning decides between a new motion, a reaction, an edit and small talk.
+            if meaning.role == "chat" and not _starts_with_verb(text):
+                return _Piece("chat", text)
+            if meaning.role == "react" and _PARTNER.search(text):
+                return _Piece("react", text, seconds)
+            if meaning.role == "edit" and not _starts_with_verb(text):
+                return _Piece("edit", text, seconds)
+            if meaning.role == "edit" and re.search(r"\b(?:it|that|this)\b", text, re.IGNORECASE):
+                return _Piece("edit", text, seconds, strong=False)
         return _Piece("generate", text, seconds)
+
+    def _sure(self, meaning: Any) -> bool:
+        return meaning.score >= self.MIN_SCORE and meaning.margin >= self.MIN_MARGIN
+
+    def _chatty(self, meaning: Any) -> bool:
+        """Small talk by meaning: chat leads every other role clearly (a lower bar on the score, as
+        small talk is varied and its examples can only sample it)."""
+        if meaning.role != "chat":
+            return False
+        return self._sure(meaning) or (
+            meaning.score >= self.CHAT_SCORE and meaning.margin >= self.CHAT_MARGIN
+        )
 
     @staticmethod
     def _merge(pieces: list[_Piece]) -> list[_Piece]:

@@ -9,16 +9,18 @@ Subscriptions:
 - `person_pose_topic` [molam_msgs/PersonPose], sensor-data QoS (best effort, keep last 5): the
   person; poses of another `person_id` (when set), too old on arrival, malformed, NaN or with the
   wrong joints are dropped, counted and reported in diagnostics; the node keeps running.
-- `command_topic` [std_msgs/String], reliable: a text command. A question ("what is he doing?",
-  ending in "?" or starting with what/why/how/...) is answered on the reply topic from the last
-  `answer_steps` steps of both people's motion, on a worker thread while the reaction goes on
-  (runtime/commands.py). A request that chains actions ("walk up, then wave", "... for 10
-  seconds") goes to the coordinator (molam_ros/agent; `plans`), also on the worker: its plan runs on
-  the model, the reply says what it does, and the robot's part of the motion plays through the
-  same retargeting and safety filter, the live reaction taking over again at its end. Anything else
-  becomes the reaction's instruction (an empty command clears it). Commands longer than
-  `max_command_length` or that the prompt rules refuse get a refusal on the reply topic and change
-  nothing.
+- `command_topic` [std_msgs/String], reliable: a text command. Every command takes one path
+  (runtime/commands.py `CommandRouter`): the request guard and the one classifier of
+  agent/intent.py, acknowledged on the reply topic at once. Refused requests (attacks, longer than
+  `max_command_length`), text that is not English words and small talk get a reply and change
+  nothing. A question ("what is he doing?") is answered on the reply topic from the last
+  `answer_steps` steps of both people's motion, on a worker thread while the reaction goes on. A
+  plan (several actions, a duration, an edit: "walk up, then wave", "dance for ten seconds") goes to
+  the coordinator (molam_ros/agent; `plans`), also on the worker: its plan runs on the model, the
+  reply says what it does, and the robot's part of the motion plays through the same retargeting
+  and safety filter, the live reaction taking over again at its end. A single action ("wave at
+  them", "do a cartwheel") becomes the reaction's instruction (an empty command clears it). The
+  model only ever sees text the guard has passed.
 
 Publications (reliable, keep last 10):
 - `joint_trajectory_topic` [trajectory_msgs/JointTrajectory]: robot profiles; every step (l = 4
@@ -73,7 +75,7 @@ from molam_ros.ros.convert import (
     skeleton_markers,
 )
 from molam_ros.ros.spin import run_node
-from molam_ros.runtime.commands import INSTRUCTION, PLAN, QUESTION, CommandWorker, classify_command
+from molam_ros.runtime.commands import PLAN, QUESTION, CommandRouter, CommandWorker
 
 NODE_NAME = "reaction_node"
 SENSOR_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
@@ -101,9 +103,6 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "device": ("cpu", "cpu | cuda | cuda:N"),
     "llm_quantization": ("int8", "cpu: int8 (dynamic, 2.6x faster step) | none"),
     "torch_threads": (1, "torch threads of the node (0: torch's default); 1 leaves a core to DDS"),
-    "llm_backend": ("embedded", "embedded (an OpenAI-compatible server backend is not implemented yet)"),
-    "llm_base_url": ("", "openai backend: http://HOST:PORT/v1"),
-    "llm_model": ("", "openai backend: model name"),
     "person_id": ("", "follow this person; empty: the first one heard"),
     "pose_up_axis": ("y", "up axis of incoming positions: y (SMPL, molam clips) or z (REP 103)"),
     "pose_max_age": (0.25, "s; a pose older than this on arrival is dropped"),
@@ -156,8 +155,12 @@ def build_pipeline(p: dict[str, Any]) -> tuple[Any, str]:
     from molam_ros.tokenizer.engines import EngineConfig, create_engine
     from molam_ros.tokenizer.rqvae import check_pairing
 
-    if p["llm_backend"] != "embedded":
-        raise ValueError(f"llm_backend {p['llm_backend']!r}: only 'embedded' is implemented")
+    if p["instruction"]:  # the start-up instruction reaches the model too: the same guard
+        from molam_ros.agent.guard import check_request
+
+        refusal = check_request(p["instruction"], int(p["max_command_length"]))
+        if refusal is not None:
+            raise ValueError(f"instruction parameter refused: {refusal.reason}")
     if p["pose_up_axis"] not in ("y", "z"):
         raise ValueError(f"pose_up_axis must be 'y' or 'z', got {p['pose_up_axis']!r}")
     if int(p["torch_threads"]) > 0:
@@ -205,6 +208,26 @@ def build_coordinator_for(pipeline: Any, config_path: str | None) -> Any:
     return build_coordinator(
         load_config(config_path), pipeline.text_mlm, MotionCodec(pipeline.engine), live_codes=live
     )
+
+
+def make_router(pipeline: Any, worker: Any, reply: Any, p: dict[str, Any]) -> CommandRouter:
+    """The node's one command path (runtime/commands.py): the guard and the classifier in front of
+    the pipeline's instruction and the worker's questions and plans."""
+    from molam_ros.agent.intent import IntentClassifier
+    from molam_ros.agent.memory import PlanContext
+    from molam_ros.agent.rules_planner import RulesPlanner, preload_meaning
+
+    def instruct(text: str | None) -> str | None:
+        return pipeline.command(text)
+
+    def context() -> PlanContext:
+        return PlanContext(live=pipeline.recent_motion(1) is not None)
+
+    # The sentence encoder loads in the background (seconds on a busy CPU): the node steps at once, and
+    # its first commands are classified by the rules alone until the encoder is there.
+    preload_meaning()
+    classifier = IntentClassifier(RulesPlanner(meaning="background"), max_chars=int(p["max_command_length"]))
+    return CommandRouter(classifier, instruct, worker, reply, plans=bool(p["plans"]), context=context)
 
 
 class ReactionNode(Node):
@@ -259,6 +282,7 @@ class ReactionNode(Node):
             handlers[PLAN] = self._plan
         self.worker = CommandWorker(handlers, self._reply)
         self.coordinator: Any = None  # made on the first plan (worker thread)
+        self.router = make_router(self.pipeline, self.worker, self._reply, p)
         self.get_logger().info(
             f"reacting as {self.profile.name} ({self.profile.kind}, {len(self.names) or 22} joints), "
             f"engine {engine_name}, listening on {p['person_pose_topic']} and {p['command_topic']}"
@@ -306,38 +330,13 @@ class ReactionNode(Node):
             self._drop(status.removeprefix("dropped_"), self.pipeline.buffer.last_reason)
 
     def _on_command(self, msg: String) -> None:
-        text = msg.data
+        """Every command takes the one path: guard, classifier, then reply / instruction / worker."""
         self.counts["commands"] += 1
-        if len(text) > int(self.p["max_command_length"]):
-            self._reply(
-                f"refused: the command has {len(text)} characters, more than {self.p['max_command_length']}"
+        intent = self.router.handle(msg.data)
+        if intent is not None:
+            self.get_logger().info(
+                f"command {intent.text[:80]!r}: {intent.kind} ({self.router.last_seconds * 1000:.1f} ms)"
             )
-            return
-        kind = classify_command(text) if text.strip() else INSTRUCTION
-        if kind == QUESTION:
-            try:  # the same text rules as an instruction (no control or motion tokens)
-                self.pipeline.reactor.check_instruction(text.strip())
-                why = self.worker.submit(QUESTION, text)
-            except ValueError as e:
-                why = str(e)
-            if why is not None:
-                self._reply(f"refused: {why}")
-            else:
-                self.get_logger().info(f"question {text.strip()[:80]!r}: answering")
-            return
-        if kind == PLAN and self.p["plans"]:
-            why = self.worker.submit(PLAN, text.strip())
-            if why is not None:
-                self._reply(f"refused: {why}")
-            else:
-                self.get_logger().info(f"plan request {text.strip()[:80]!r}: planning")
-            return
-        why = self.pipeline.command(text.strip() or None)
-        if why is None:
-            self._reply(f"ok: reacting {'with: ' + text.strip() if text.strip() else 'freely'}")
-            self.get_logger().info(f"instruction now {text.strip()!r}")
-        else:
-            self._reply(f"refused: {why}")
 
     def _answer(self, question: str) -> str:
         """Worker thread: the model's text answer to a question about the recent motion."""

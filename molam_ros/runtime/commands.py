@@ -1,56 +1,47 @@
-"""Text commands of the live reaction: which kind each is, and a worker that answers off the step.
+"""Text commands of the live reaction: the one path they take, and a worker that answers off the step.
 
-A command is one of:
-- an instruction ("be friendly", "wave back"): it becomes the reaction's standing instruction and
-  takes effect before the next step (ReactionPipeline.command);
+Every command goes through `CommandRouter.handle`: the guard and the one classifier of
+agent/intent.py (the same as `molam chat` and `molam plan` use), then:
+
+- refused, unclear (no words, another language, nothing to plan) or small talk: a reply at once,
+  nothing reaches a model and nothing moves;
+- an instruction ("be friendly", "wave back", "do a cartwheel"): it becomes the reaction's standing
+  instruction and takes effect before the next step (ReactionPipeline.command);
 - a question ("what is he doing?", "why did she step back?"): answered in text from the last
   seconds of both people's motion (motion-to-text, or reasoning for other questions), on the reply
   topic;
-- a request that needs a plan (several actions in sequence): handed to the coordinator
-  (molam_ros/agent), when one is configured.
+- a plan (several actions, a duration, an edit of the last motion): handed to the coordinator
+  (molam_ros/agent), when one is configured; otherwise it becomes the instruction.
 
-Answers and plans take a second or more on a CPU, longer than a step (133 ms), so they run on one
-worker thread: the live reaction keeps stepping while the model writes the answer. The worker
-holds a short queue; when it is full a command is refused with "busy" instead of piling up.
+Each command is acknowledged at once ("ok: ...", "refused: ..."), within the 50 ms of a classified
+command. Answers and plans take a second or more on a CPU, longer than a step (133 ms), so they
+run on one worker thread: the live reaction keeps stepping while the model writes the answer. The
+worker holds a short queue; when it is full a command is refused with "busy" instead of piling up.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
-import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 log = logging.getLogger(__name__)
 
 INSTRUCTION, QUESTION, PLAN = "instruction", "question", "plan"
-_QUESTION_START = re.compile(
-    r"^(what|why|how|who|where|when|which|is|are|was|were|did|does|do|can|could|should|would|will)\b",
-    re.IGNORECASE,
-)
-# Words that chain actions: a request that needs a plan of several steps.
-_SEQUENCE = re.compile(
-    r"\b(then|after that|afterwards|followed by|and finally|for \d+ (seconds?|minutes?))\b", re.IGNORECASE
-)
-_CAPTION = re.compile(r"\b(doing|happen(ed|ing|s)?|going on|describe)\b", re.IGNORECASE)
-
-
-def classify_command(text: str) -> str:
-    """INSTRUCTION, QUESTION or PLAN for a command (already stripped, non-empty)."""
-    t = text.strip()
-    if t.endswith("?") or _QUESTION_START.match(t):
-        return QUESTION
-    if _SEQUENCE.search(t):
-        return PLAN
-    return INSTRUCTION
 
 
 def question_task(question: str) -> str:
-    """The model task that answers a question: a caption for "what is happening", else reasoning."""
-    return "motion_to_text" if _CAPTION.search(question) else "reasoning"
+    """The model task that answers a question: a caption for "what is happening", else reasoning
+    (decided by the one classifier, agent/intent.py)."""
+    from molam_ros.agent.intent import QUESTION as ASKED
+    from molam_ros.agent.intent import shared_classifier
+
+    intent = shared_classifier().classify(question)
+    return intent.task if intent.kind == ASKED and intent.task else "reasoning"
 
 
 @dataclass
@@ -124,3 +115,60 @@ class CommandWorker:
                 break
         self.jobs.put(None)
         self._thread.join(timeout)
+
+
+class CommandRouter:
+    """The one path of a live text command (module docstring): classify, reply at once, dispatch.
+
+    `instruct(text or None)` sets (None: clears) the reaction's instruction and returns why not, or
+    None; `worker` runs questions and plans; `reply` says something on the reply topic; `context()`
+    tells the classifier whether a partner is live and a previous motion exists.
+    """
+
+    def __init__(
+        self,
+        classifier: Any,
+        instruct: Callable[[str | None], str | None],
+        worker: CommandWorker,
+        reply: Callable[[str], None],
+        *,
+        plans: bool = True,
+        context: Callable[[], Any] | None = None,
+    ) -> None:
+        self.classifier = classifier
+        self.instruct = instruct
+        self.worker = worker
+        self.reply = reply
+        self.plans = plans
+        self.context = context
+        self.counts: dict[str, int] = {}
+        self.last_seconds = 0.0  # time to classify the last command
+
+    def handle(self, text: str) -> Any:
+        """Route one command; returns the Intent (None for an empty command, which clears the
+        instruction). Never raises for what a user can send."""
+        if not isinstance(text, str) or not text.strip():
+            why = self.instruct(None)
+            self.reply("ok: reacting freely" if why is None else f"refused: {why}")
+            return None
+        from molam_ros.agent import intent as kinds
+
+        intent = self.classifier.classify(text, self.context() if self.context else None)
+        self.last_seconds = intent.seconds
+        self.counts[intent.kind] = self.counts.get(intent.kind, 0) + 1
+        if intent.kind == kinds.REFUSED:
+            self.reply(f"refused: {intent.refusal.reason if intent.refusal else intent.reply}")
+        elif intent.kind in {kinds.UNCLEAR, kinds.SMALL_TALK}:
+            self.reply(intent.reply)
+        elif intent.kind == kinds.QUESTION:
+            self._submit(QUESTION, intent.text, intent.reply)
+        elif intent.kind == kinds.PLAN and self.plans:
+            self._submit(PLAN, intent.text, intent.reply)
+        else:
+            why = self.instruct(intent.text)
+            self.reply(f"ok: reacting with: {intent.text}" if why is None else f"refused: {why}")
+        return intent
+
+    def _submit(self, kind: str, text: str, ack: str) -> None:
+        why = self.worker.submit(kind, text)
+        self.reply(ack if why is None else f"refused: {why}")

@@ -232,6 +232,13 @@ def _cmd_tokenizer_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_optional_checkpoint(p: argparse.ArgumentParser) -> None:
+    """The tokenizer checkpoint positional of eval, reconstruct and export: the shipped one if left out."""
+    p.add_argument(
+        "checkpoint", type=Path, nargs="?", help="tokenizer checkpoint directory (default: the shipped one)"
+    )
+
+
 def _format_eval(title: str, m: dict) -> str:
     per_person = " / ".join(f"{v:.1f}" for v in m["mpjpe_mm_per_person"])
     lines = [
@@ -556,9 +563,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = tok_cmds.add_parser(
         "eval", help="MPJPE, foot contacts and codebook use on generator and real clips", formatter_class=fmt
     )
-    p.add_argument(
-        "checkpoint", type=Path, nargs="?", help="tokenizer checkpoint directory (default: the shipped one)"
-    )
+    _add_optional_checkpoint(p)
     p.add_argument(
         "--data", type=Path, nargs="+", help="molam datasets whose held-out split to evaluate (each labelled)"
     )
@@ -578,9 +583,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="write each clip's reconstruction as a motion file (a molam dataset of positions)",
         formatter_class=fmt,
     )
-    p.add_argument(
-        "checkpoint", type=Path, nargs="?", help="tokenizer checkpoint directory (default: the shipped one)"
-    )
+    _add_optional_checkpoint(p)
     p.add_argument("--data", type=Path, required=True, help="molam dataset to reconstruct")
     p.add_argument("--out", type=Path, required=True, help="dataset directory to write")
     p.add_argument("--split", choices=("train", "val", "test"), help="only this split (default: all)")
@@ -604,9 +607,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="export a tokenizer checkpoint to ONNX graphs (and TensorRT engines)",
         formatter_class=fmt,
     )
-    p.add_argument(
-        "checkpoint", type=Path, nargs="?", help="tokenizer checkpoint directory (default: the shipped one)"
-    )
+    _add_optional_checkpoint(p)
     p.add_argument("--out", type=Path, required=True, help="export directory")
     p.add_argument(
         "--format", choices=("onnx", "tensorrt"), default="onnx", help="tensorrt also builds .plan engines"

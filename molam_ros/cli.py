@@ -2,6 +2,10 @@
 
 Every subcommand imports its heavy dependencies lazily, so `molam --help` answers at once.
 Run `molam <group> --help` for the commands of a group.
+
+It is over 500 lines because it is the argument definitions of every command with their help
+texts, each a few lines of argparse calling one core function; the LLM's and the coordinator's
+model-loading commands already live in cli_llm.py and cli_agent.py.
 """
 
 from __future__ import annotations

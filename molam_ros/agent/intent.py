@@ -9,7 +9,7 @@
               instruction -> one motion step with no duration: the live reaction's instruction
               plan        -> several steps, a duration, an edit: the coordinator plans and runs it
 
-Used by the live node's commands (runtime/commands.py `CommandRouter`: the command topic and so
+Used by the live node's commands (agent/commands.py `CommandRouter`: the command topic and so
 `molam say`), by the coordinator (`molam chat`, `molam plan` and the node's plans), so the same
 sentence is the same kind everywhere and no text reaches a model without passing the guard first.
 Classification is the rules plus, for clauses no rule recognises, one batch through the sentence

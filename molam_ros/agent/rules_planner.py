@@ -1,5 +1,9 @@
 """The offline planner: English requests to plans by rules, with no model and no network.
 
+It is over 500 lines because the rules are one grammar read together: the word lists, the duration
+and number parsing, clause splitting and the step builder refer to each other, and splitting them
+would only scatter what a reader needs side by side to see why a request becomes a plan.
+
 It is the embedded default because it is instant, deterministic and always there; the LLM planners
 (`backbone_planner`, `openai_planner`) handle wording these rules do not. What it understands:
 

@@ -1,5 +1,8 @@
 """Multi-turn conversations about dataset clips: the instruction-tuning data of LLM stage 3.
 
+It is over 500 lines because the format (the spec below, its parser with line-numbered errors) and
+the builders of the six tasks' turns from the generator's meta must change together.
+
 A conversation is a list of turns, each one task of the motion-language model (text-to-motion,
 motion-to-text, reaction, prediction, editing, reasoning) with its inputs and its answer. Motion is
 never stored here: a turn names frames of a dataset clip (`MotionRef`) and the training code

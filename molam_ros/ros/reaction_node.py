@@ -10,7 +10,7 @@ Subscriptions:
   person; poses of another `person_id` (when set), too old on arrival, malformed, NaN or with the
   wrong joints are dropped, counted and reported in diagnostics; the node keeps running.
 - `command_topic` [std_msgs/String], reliable: a text command. Every command takes one path
-  (runtime/commands.py `CommandRouter`): the request guard and the one classifier of
+  (agent/commands.py `CommandRouter`): the request guard and the one classifier of
   agent/intent.py, acknowledged on the reply topic at once. Refused requests (attacks, longer than
   `max_command_length`), text that is not English words and small talk get a reply and change
   nothing. A question ("what is he doing?") is answered on the reply topic from the last
@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -66,6 +65,8 @@ from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import MarkerArray
 
+from molam_ros.agent.commands import PLAN, QUESTION, CommandWorker, question_task
+from molam_ros.agent.reaction_setup import build_coordinator_for, build_pipeline, make_router
 from molam_ros.ros.convert import (
     diagnostic_array,
     joint_state,
@@ -75,7 +76,6 @@ from molam_ros.ros.convert import (
     skeleton_markers,
 )
 from molam_ros.ros.spin import run_node
-from molam_ros.runtime.commands import PLAN, QUESTION, CommandRouter, CommandWorker
 
 NODE_NAME = "reaction_node"
 SENSOR_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
@@ -126,108 +126,6 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "answer_max_tokens": (48, "longest text answer, in tokens"),
     "diagnostics_period": (1.0, "s between diagnostics messages"),
 }
-
-
-def _model_paths(p: dict[str, Any]) -> tuple[Path, Path, Path]:
-    """(tokenizer, export, llm) directories from the parameters and the cache layout."""
-    from molam_ros.paths import default_export_dir, default_llm_dir, default_tokenizer_dir
-
-    root = p["model_dir"] or None
-    tok = Path(p["tokenizer_dir"]) if p["tokenizer_dir"] else default_tokenizer_dir(root)
-    export = Path(p["export_dir"]) if p["export_dir"] else default_export_dir(root)
-    llm = Path(p["llm_dir"]) if p["llm_dir"] else default_llm_dir(root)
-    return tok, export, llm
-
-
-def build_pipeline(p: dict[str, Any]) -> tuple[Any, str]:
-    """The ReactionPipeline for a parameter dict, and the tokenizer engine actually in use."""
-    import copy
-
-    import torch
-
-    from molam_ros.llm.model import load_motion_lm
-    from molam_ros.llm.quantize import quantize
-    from molam_ros.llm.streaming import StreamingConfig
-    from molam_ros.runtime.pipeline import PipelineConfig, ReactionPipeline
-    from molam_ros.runtime.pose_buffer import PoseBufferConfig
-    from molam_ros.runtime.profiles import load_profile
-    from molam_ros.runtime.safety import SafetyConfig
-    from molam_ros.tokenizer.engines import EngineConfig, create_engine
-    from molam_ros.tokenizer.rqvae import check_pairing
-
-    if p["instruction"]:  # the start-up instruction reaches the model too: the same guard
-        from molam_ros.agent.guard import check_request
-
-        refusal = check_request(p["instruction"], int(p["max_command_length"]))
-        if refusal is not None:
-            raise ValueError(f"instruction parameter refused: {refusal.reason}")
-    if p["pose_up_axis"] not in ("y", "z"):
-        raise ValueError(f"pose_up_axis must be 'y' or 'z', got {p['pose_up_axis']!r}")
-    if int(p["torch_threads"]) > 0:
-        torch.set_num_threads(int(p["torch_threads"]))
-    tok, export, llm = _model_paths(p)
-    for what, path in (("tokenizer checkpoint", tok), ("LLM checkpoint", llm)):
-        if not path.is_dir():
-            raise FileNotFoundError(f"{what} {path} does not exist; train it (make tokenizer, make llm)")
-    engine = create_engine(
-        EngineConfig(backend=p["engine"], checkpoint=str(tok), export_dir=str(export), device=p["device"])
-    )
-    text_mlm = load_motion_lm(llm, device=p["device"])
-    check_pairing(text_mlm.info.get("tokenizer"), tok, f"the LLM {llm}")
-    mlm = text_mlm
-    if str(p["device"]).startswith("cpu") and p["llm_quantization"] != "none":
-        # The step on int8 weights, text answers on the float model (llm/quantize.py says why).
-        mlm = quantize(copy.deepcopy(text_mlm), p["llm_quantization"])
-    config = PipelineConfig(
-        buffer=PoseBufferConfig(z_up=p["pose_up_axis"] == "z"),
-        streaming=StreamingConfig(
-            window_steps=p["window_steps"],
-            keep_steps=p["keep_steps"],
-            temperature=p["temperature"],
-            top_k=p["top_k"],
-            seed=p["seed"],
-        ),
-        safety=SafetyConfig(timeout=p["watchdog_timeout"], ease_time=p["neutral_ease_time"]),
-        instruction=p["instruction"] or None,
-    )
-    pipeline = ReactionPipeline(mlm, engine, load_profile(p["profile"]), config, text_mlm=text_mlm)
-    return pipeline, type(engine).__name__
-
-
-def build_coordinator_for(pipeline: Any, config_path: str | None) -> Any:
-    """The coordinator of a running pipeline: its float model for quality, its tokenizer engine to
-    decode, and the partner's recent codes as the plans' `live` motion."""
-    from molam_ros.agent.config import load_config
-    from molam_ros.agent.coordinator import build_coordinator
-    from molam_ros.llm.motion_io import MotionCodec
-
-    def live() -> Any:
-        recent = pipeline.recent_motion()
-        return None if recent is None else recent[0]
-
-    return build_coordinator(
-        load_config(config_path), pipeline.text_mlm, MotionCodec(pipeline.engine), live_codes=live
-    )
-
-
-def make_router(pipeline: Any, worker: Any, reply: Any, p: dict[str, Any]) -> CommandRouter:
-    """The node's one command path (runtime/commands.py): the guard and the classifier in front of
-    the pipeline's instruction and the worker's questions and plans."""
-    from molam_ros.agent.intent import IntentClassifier
-    from molam_ros.agent.memory import PlanContext
-    from molam_ros.agent.rules_planner import RulesPlanner, preload_meaning
-
-    def instruct(text: str | None) -> str | None:
-        return pipeline.command(text)
-
-    def context() -> PlanContext:
-        return PlanContext(live=pipeline.recent_motion(1) is not None)
-
-    # The sentence encoder loads in the background (seconds on a busy CPU): the node steps at once, and
-    # its first commands are classified by the rules alone until the encoder is there.
-    preload_meaning()
-    classifier = IntentClassifier(RulesPlanner(meaning="background"), max_chars=int(p["max_command_length"]))
-    return CommandRouter(classifier, instruct, worker, reply, plans=bool(p["plans"]), context=context)
 
 
 class ReactionNode(Node):
@@ -340,8 +238,12 @@ class ReactionNode(Node):
 
     def _answer(self, question: str) -> str:
         """Worker thread: the model's text answer to a question about the recent motion."""
+        question = question.strip()
         answer = self.pipeline.answer(
-            question.strip(), steps=int(self.p["answer_steps"]), max_tokens=int(self.p["answer_max_tokens"])
+            question,
+            steps=int(self.p["answer_steps"]),
+            max_tokens=int(self.p["answer_max_tokens"]),
+            task=question_task(question),
         )
         self.get_logger().info(f"answer ({self.worker.last_seconds:.1f} s after start): {answer[:120]!r}")
         return answer

@@ -188,20 +188,22 @@ class ReactionPipeline:
             return None
         return np.stack([a for a, _ in history]), np.stack([b for _, b in history])
 
-    def answer(self, question: str, steps: int | None = None, max_tokens: int = 64) -> str:
-        """A text answer about the last seconds of the interaction (caption or reasoning).
+    def answer(
+        self, question: str, steps: int | None = None, max_tokens: int = 64, *, task: str = "motion_to_text"
+    ) -> str:
+        """A text answer about the last seconds of the interaction: `task` "motion_to_text" (what is
+        happening) or "reasoning" (why, what next), as the caller's classifier decided
+        (agent/commands.py `question_task`).
 
         Runs a full text generation (a second or more on a CPU): call it off the step thread
-        (runtime/commands.py CommandWorker).
+        (agent/commands.py CommandWorker).
         """
         from molam_ros.llm.generate import Generator, SamplingConfig
         from molam_ros.llm.prompts import MotionCodes
-        from molam_ros.runtime.commands import question_task
 
         recent = self.recent_motion(steps)
         if recent is None:
             return "I have not seen anyone move yet."
-        task = question_task(question)
         generator = Generator(self.text_mlm, sampling=SamplingConfig(max_text_tokens=max_tokens))
         result = generator.run(
             task, text=question if task == "reasoning" else None, motion=MotionCodes(a=recent[0], b=recent[1])

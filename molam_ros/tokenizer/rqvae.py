@@ -1,5 +1,8 @@
 """The causal residual-quantized VAE that turns motion into tokens and back: the whole model, one file.
 
+It is over 500 lines on purpose (docs/style.md, after nanoGPT): the model read top to bottom in one
+sitting, from the causal convolution to the checkpoint format, with its streaming step beside it.
+
 It follows T2M-GPT (Zhang et al., CVPR 2023: the 1-D conv encoder/decoder with dilated residual
 blocks, EMA codebooks with code reset) and MoMask (Guo et al., CVPR 2024: a residual quantizer of
 D codebooks, quantizer dropout so that fewer depths still decode), with one change the product

@@ -7,14 +7,14 @@ import time
 
 import pytest
 
-from molam_ros.agent.intent import IntentClassifier
-from molam_ros.runtime.commands import (
+from molam_ros.agent.commands import (
     PLAN,
     QUESTION,
     CommandRouter,
     CommandWorker,
     question_task,
 )
+from molam_ros.agent.intent import IntentClassifier
 
 
 class _Fakes:

@@ -39,10 +39,14 @@ def own_tokenizer_dir(cache_dir: str | Path | None = None) -> Path:
 
 
 def default_tokenizer_dir(cache_dir: str | Path | None = None) -> Path:
-    """The tokenizer used when none is named: the shipped one, else the cache's own (a checkout
-    without package data)."""
+    """The tokenizer used when none is named: the one trained in `cache_dir` when a model directory
+    is named and holds one (its LLM was trained on it), else the shipped one, else the cache's own
+    (a checkout without package data)."""
+    own = own_tokenizer_dir(cache_dir)
+    if cache_dir is not None and (own / "config.json").is_file():
+        return own
     shipped = shipped_tokenizer_dir()
-    return shipped if (shipped / "config.json").is_file() else own_tokenizer_dir(cache_dir)
+    return shipped if (shipped / "config.json").is_file() else own
 
 
 def default_export_dir(cache_dir: str | Path | None = None) -> Path:
@@ -50,7 +54,7 @@ def default_export_dir(cache_dir: str | Path | None = None) -> Path:
     the demo makes it on first use). Keyed by the shipped weights' hash, so a new shipped model
     never runs with an old export."""
     tok = default_tokenizer_dir(cache_dir)
-    if tok == shipped_tokenizer_dir():
+    if tok == shipped_tokenizer_dir() and (tok / "model.safetensors").is_file():
         digest = hashlib.sha256((tok / "model.safetensors").read_bytes()).hexdigest()[:12]
         return cache_root(cache_dir) / "export" / f"shipped-{digest}"
     return cache_root(cache_dir) / "export" / "small"

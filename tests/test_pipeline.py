@@ -11,8 +11,8 @@ from molam_ros.data.synth import generate_clip
 from molam_ros.llm.depth_head import DepthHeadConfig
 from molam_ros.llm.model import MotionLM
 from molam_ros.llm.vocab import MotionVocab
+from molam_ros.motion import ego
 from molam_ros.motion.canonical import canonical_transform
-from molam_ros.motion.features import positions_to_features
 from molam_ros.motion.skeleton import JOINT_NAMES, bone_lengths
 from molam_ros.runtime.pipeline import PipelineConfig, ReactionPipeline
 from molam_ros.runtime.profiles import load_profile
@@ -67,14 +67,23 @@ def test_a_stream_becomes_safe_robot_commands(parts: tuple, actor: np.ndarray) -
 
 
 def test_streamed_features_and_codes_equal_the_offline_ones(parts: tuple, actor: np.ndarray) -> None:
-    """Causal features (fixed canonical frame and bone lengths) + the streaming encoder = one whole pass."""
+    """Causal features (fixed canonical frame and bone lengths) + the streaming encoder = one whole pass.
+
+    The ego layout's relation block is the reactor where it stood at the end of the previous step
+    (none before the first): the offline features take the whole-clip pass for everything else and
+    that relation, and the whole-sequence encoder must give the streamed codes."""
     mlm, engine = parts
+    assert engine.feature_dim == ego.EGO_DIM
     pipeline = ReactionPipeline(mlm, engine, load_profile("unitree_h1"))
     chunks = _stream(pipeline, actor)
     n = len(chunks) * 4
     transform = canonical_transform(actor[:1], floor_height=float(actor[0, :, 1].min()))
     canon = transform.apply(actor[None])[0]
-    feats = positions_to_features(canon[:n], lengths=bone_lengths(actor[0]))
+    feats = ego.person_to_ego(canon[:n], lengths=bone_lengths(actor[0]))
+    for k in range(1, len(chunks)):
+        frames = canon[4 * k : 4 * k + 4]
+        reactor = transform.apply(chunks[k - 1].reactor[-1:])  # (1, 22, 3), canonical
+        feats[4 * k : 4 * k + 4, ego.REL_POS.start :] = ego.relation(frames, np.repeat(reactor, 4, axis=0))
     offline = engine.encode(feats[None].astype(np.float32))[0]
     assert np.array_equal(np.stack([c.codes_a for c in chunks]), offline)
 

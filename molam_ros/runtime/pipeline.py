@@ -313,10 +313,10 @@ class ReactionPipeline:
         planned = self._take_playback(len(frames))
         if planned is not None:  # a planned motion plays instead (the model's step still ran)
             canon_b, quats = planned
-        self._last_reactor = np.asarray(canon_b[-1], dtype=np.float64)
         reactor = self._transform.invert(canon_b[None])[0]
         if self.placement is not None:  # distance and facing kept plausible, rate-limited
             reactor = self.placement.apply(world, reactor)
+        self._last_reactor = self._transform.apply(reactor[-1])  # where it stands: the person's partner
         seconds["decode"] = time.perf_counter() - t
 
         t = time.perf_counter()

@@ -796,6 +796,11 @@ SOLO_ACTIONS = (
     "shadow_box",
     "gesture",
 )
+# Solo actions both people may do at once also when they stand close (nothing moves forward).
+# Weights of the solo actions in the draw (the others 1): turning on the spot and side steps are
+# where recorded people differ most from the rest of the generator.
+SOLO_WEIGHT = {"turn_around": 2, "side_step": 2}
+SHARED_SOLO = ("reach_up", "reach_side", "turn_around", "side_step", "step_back", "gesture")
 GUARD, GUARD_POLE = (-0.2, 0.12, 0.55), (0.4, -1.0, 0.0)
 
 
@@ -804,7 +809,7 @@ def _crouch(sc: Scene, tr: Track, t: float) -> float:
     s, rng = tr.body.height / 1.7, sc.rng
     depth = rng.uniform(0.3, 0.42) * s
     t1 = t + sc.dur(0.6)
-    t2 = t1 + rng.uniform(0.3, 0.9)
+    t2 = t1 + rng.uniform(0.4, 1.4)
     t3 = t2 + sc.dur(0.65)
     tr.height -= depth * window(sc.t, t, t1, t2, t3)
     tr.tilt(t, t1, pitch=0.35)
@@ -826,7 +831,7 @@ def _pick_up(sc: Scene, tr: Track, t: float) -> float:
     bend = rng.uniform(0.8, 1.1)  # torso pitch: pelvis plus spine
     phi = 0.2  # the arm hangs this far forward of vertical
     reach = 0.97 * b.arm_length
-    drop = rng.uniform(0.2, 0.35) * s
+    drop = rng.uniform(0.28, 0.4) * s
     # Keep the wrist above the floor: the shoulder, pivoting (conservatively) at the pelvis.
     sh = b.pelvis_height - 0.015 * s + (b.shoulder_height - b.pelvis_height) * np.cos(bend)
     drop = float(np.clip(sh - reach * np.cos(phi) - 0.08 * s, 0.0, drop))
@@ -874,46 +879,58 @@ def _reach_out(sc: Scene, tr: Track, t: float, where: str) -> float:
     return t3
 
 
-def _turn(sc: Scene, tr: Track, t: float, back: bool) -> float:
-    """Turn on the spot by 90-170 degrees (the feet step round), look, and optionally turn back."""
+def _turn(sc: Scene, tr: Track, t: float, back: bool, quick: bool = False) -> float:
+    """Turn on the spot by 90-170 degrees (the feet step round), look, and optionally turn back.
+
+    quick: a brisk 75-110 degree turn with no pause (turning away to make room).
+    """
     rng = sc.rng
     i = tr.at(t)
     face = float(tr.yaw[i])
-    ang = rng.choice([-1.0, 1.0]) * rng.uniform(1.6, 3.0)
+    ang = rng.choice([-1.0, 1.0]) * (rng.uniform(1.3, 1.9) if quick else rng.uniform(1.6, 3.0))
     t1 = tr.go(t, t + sc.dur(0.45 + 0.15 * abs(ang)), yaw=face + ang)
-    t2 = t1 + rng.uniform(0.3, 0.7)
+    t2 = t1 + (0.05 if quick else rng.uniform(0.3, 0.7))
     if not back:
         return t2
     return tr.go(t2, t2 + sc.dur(0.45 + 0.15 * abs(ang)), yaw=face)
 
 
-def _side_step(sc: Scene, tr: Track, t: float, back: bool) -> float:
-    """Step sideways 0.35-0.8 m (and back again)."""
+def _side_step(sc: Scene, tr: Track, t: float, back: bool, until: float) -> float:
+    """Step sideways 0.35-0.8 m (and back again), one to three times (footwork) while before `until`."""
     rng = sc.rng
     i = tr.at(t)
     home = tr.pos[i].copy()
-    off = rng.choice([-1.0, 1.0]) * rng.uniform(0.35, 0.8) * tr.body.height / 1.7
-    d = sc.dur(0.35 + abs(off) / 0.9)
-    t1 = tr.go(t, t + d, home + tr.local_to_world(i, (off, 0.0)))
-    if not back:
-        return t1 + 0.2
-    t2 = t1 + rng.uniform(0.15, 0.4)
-    return tr.go(t2, t2 + d, home) + 0.1
+    sgn = rng.choice([-1.0, 1.0])
+    for k in range(int(rng.integers(1, 4))):
+        if k and t > until:
+            break
+        off = sgn * rng.uniform(0.35, 0.8) * tr.body.height / 1.7
+        d = sc.dur(0.35 + abs(off) / 0.9)
+        t = tr.go(t, t + d, home + tr.local_to_world(i, (off, 0.0))) + rng.uniform(0.1, 0.3)
+        t = tr.go(t, t + d, home) + rng.uniform(0.1, 0.3)
+        sgn = -sgn if rng.random() < 0.5 else sgn
+    if back:
+        return t
+    off = sgn * rng.uniform(0.35, 0.8) * tr.body.height / 1.7
+    return tr.go(t, t + sc.dur(0.35 + abs(off) / 0.9), home + tr.local_to_world(i, (off, 0.0))) + 0.2
 
 
-def _step_back(sc: Scene, tr: Track, t: float) -> float:
-    """Step backwards 0.3-0.6 m, then forward again to the same place."""
+def _step_back(sc: Scene, tr: Track, t: float, until: float) -> float:
+    """Step backwards 0.3-0.6 m, then forward again to the same place, once or twice (before `until`)."""
     rng = sc.rng
     i = tr.at(t)
     home = tr.pos[i].copy()
-    back = rng.uniform(0.3, 0.6) * tr.body.height / 1.7
-    d = sc.dur(0.35 + back / 0.7)
-    t1 = tr.go(t, t + d, home - back * forward_dir(tr.yaw[i]))
-    t2 = t1 + rng.uniform(0.15, 0.4)
-    return tr.go(t2, t2 + d, home) + 0.1
+    for k in range(int(rng.integers(1, 3))):
+        if k and t > until:
+            break
+        back = rng.uniform(0.3, 0.6) * tr.body.height / 1.7
+        d = sc.dur(0.3 + back / 0.9)
+        t = tr.go(t, t + d, home - back * forward_dir(tr.yaw[i])) + rng.uniform(0.15, 0.4)
+        t = tr.go(t, t + d, home) + 0.1
+    return t
 
 
-def _shadow_box(sc: Scene, tr: Track, t: float) -> float:
+def _shadow_box(sc: Scene, tr: Track, t: float, until: float) -> float:
     """Guard up, then 3-6 quick jabs in the air (wrists at 2-4 m/s), then hands down."""
     rng, s = sc.rng, tr.body.height / 1.7
     t1 = t + 0.3
@@ -922,7 +939,14 @@ def _shadow_box(sc: Scene, tr: Track, t: float) -> float:
     n = int(rng.integers(3, 7))
     side = int(rng.integers(2))
     tj = t1 + 0.1
-    for _ in range(n):
+    i = tr.at(t)
+    home = tr.pos[i].copy()
+    for k in range(n):
+        if k >= 2 and tj > until:
+            break
+        if rng.random() < 0.5:  # footwork: a quick shuffle sideways or back between jabs
+            shift = tr.local_to_world(i, (rng.uniform(-0.3, 0.3), rng.uniform(-0.25, 0.0)))
+            tr.go(tj - 0.05, tj + 0.3, home + shift)
         out = rng.uniform(0.11, 0.15)
         tr.hand(side, tj, tj + out, (-0.05, rng.uniform(0.05, 0.2), 0.97))
         tr.hand(side, tj + out + 0.04, tj + out + 0.2, GUARD)
@@ -933,6 +957,7 @@ def _shadow_box(sc: Scene, tr: Track, t: float) -> float:
         side = 1 - side if rng.random() < 0.8 else side
     crouch = 0.04 * s * window(sc.t, t, t1, tj, tj + 0.3)
     tr.height -= crouch
+    tr.go(tj, tj + 0.45, home)
     for side in (LEFT, RIGHT):
         tr.rest(side, tj, tj + 0.45)
     return tj + 0.45
@@ -955,14 +980,18 @@ def _gesture(sc: Scene, tr: Track, t: float) -> float:
     return te + sc.dur(0.45)
 
 
-def _solo(sc: Scene, tr: Track, kind: str, t: float, roomy: bool, back: bool) -> float:
-    """Perform one solo action from t; `back`: end where and as it started (before an interaction)."""
+def _solo(sc: Scene, tr: Track, kind: str, t: float, roomy: bool, back: bool, until: float) -> float:
+    """Perform one solo action from t; returns its end.
+
+    back: end where and as it started (before an interaction); until: repeated moves (footwork,
+    jabs) stop repeating after this time, which keeps preludes short.
+    """
     if kind in FORWARD_SOLO and not roomy:  # turn away from the partner first, then back
         face = float(tr.yaw[tr.at(t)])
-        t = _turn(sc, tr, t, back=False)
-        end = _solo(sc, tr, kind, t, True, back)
+        t = _turn(sc, tr, t, back=False, quick=True)
+        end = _solo(sc, tr, kind, t, True, back, until)
         if back:
-            end = tr.go(end + 0.1, end + 0.1 + sc.dur(0.8), yaw=face)
+            end = tr.go(end + 0.05, end + 0.05 + sc.dur(0.6), yaw=face)
         return end
     if kind == "crouch":
         return _crouch(sc, tr, t)
@@ -973,11 +1002,11 @@ def _solo(sc: Scene, tr: Track, kind: str, t: float, roomy: bool, back: bool) ->
     if kind == "turn_around":
         return _turn(sc, tr, t, back)
     if kind == "side_step":
-        return _side_step(sc, tr, t, back)
+        return _side_step(sc, tr, t, back, until)
     if kind == "step_back":
-        return _step_back(sc, tr, t)
+        return _step_back(sc, tr, t, until)
     if kind == "shadow_box":
-        return _shadow_box(sc, tr, t)
+        return _shadow_box(sc, tr, t, until)
     return _gesture(sc, tr, t)
 
 
@@ -995,14 +1024,18 @@ def _prelude(sc: Scene, spec: Interaction) -> tuple[float, str, str]:
     """Solo motion before the interaction; returns (interaction start, kind, who)."""
     A, B, rng = sc.a, sc.b, sc.rng
     kinds = ["idle", "look_around", "turn_to_face"] + (["walk_in"] * 3 if spec.walk_in else [])
-    kinds += list(SOLO_ACTIONS)
+    # Forward-reaching actions only with room in front: turning away first would make the prelude
+    # long enough to cut the interaction off at the end of the clip.
+    roomy = _roomy(sc, 0.0)
+    kinds += [k for k in SOLO_ACTIONS if roomy or k not in FORWARD_SOLO for _ in range(SOLO_WEIGHT.get(k, 1))]
     kind = str(rng.choice(kinds))
     who = str(rng.choice(["actor", "actor", "reactor", "both"]))
     t0 = rng.uniform(0.3, 0.8)
-    if kind in SOLO_ACTIONS:  # one person, who ends where and as they started
-        tr = A if who != "reactor" else B
-        t0 = _solo(sc, tr, kind, t0, _roomy(sc, t0), back=True) + 0.2
-        who = "actor" if tr is A else "reactor"
+    if kind in SOLO_ACTIONS:  # one person or both, who end where and as they started
+        if who == "both" and not (roomy or kind in SHARED_SOLO):
+            who = "actor"
+        people = {"actor": (A,), "reactor": (B,), "both": (A, B)}[who]
+        t0 = max(_solo(sc, tr, kind, t0, roomy, True, t0 + 1.6) for tr in people) + 0.2
     elif kind == "walk_in":
         speed = 1.15 / sc.style.tempo
         extra = rng.uniform(0.7, 1.8) * (0.6 if who == "both" else 1.0)
@@ -1038,16 +1071,18 @@ def _postlude(sc: Scene, t_end: float, budget: float) -> tuple[float, str, str]:
     """Solo motion after the interaction; returns (clip end, kind, who)."""
     A, B, rng = sc.a, sc.b, sc.rng
     solo = [k for k in SOLO_ACTIONS if k != "step_back"]  # "step_back" here: back, not forth
-    kind = str(rng.choice(["idle", "step_back", "walk_away", "look_around"] + solo))
+    weighted = [k for k in solo for _ in range(SOLO_WEIGHT.get(k, 1))]
+    kind = str(rng.choice(["idle", "step_back", "walk_away", "look_around"] + weighted))
     who = str(rng.choice(["actor", "reactor", "both"]))
     t = t_end + rng.uniform(0.1, 0.4)
     people = {"actor": (A,), "reactor": (B,), "both": (A, B)}[who]
     if budget < 1.2 or (kind in solo and budget < 2.0):
         kind = "idle"
     if kind in solo:
-        tr = people[0]
-        who = "actor" if tr is A else "reactor"
-        end = _solo(sc, tr, kind, t, _roomy(sc, t), back=False) + 0.2
+        roomy = _roomy(sc, t)
+        if who == "both" and not (roomy or kind in SHARED_SOLO):
+            who, people = "actor", (A,)
+        end = max(_solo(sc, tr, kind, t, roomy, False, t + budget - 1.5) for tr in people) + 0.2
     elif kind == "step_back":
         end = t
         for tr in people:

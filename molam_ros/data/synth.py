@@ -781,8 +781,8 @@ INTERACTIONS: dict[str, Interaction] = {
 # ---------------------------------------------------------------------------------------------
 # solo actions: things people do on their own before or after an interaction (each returns its end)
 
-# Solo actions that move the hands or the head forward; they need room in front (else the person
-# first turns away from the partner).
+# Solo actions that move the hands or the head forward; they need room in front (before an
+# interaction they are only drawn with room; after it the person first turns away from the partner).
 FORWARD_SOLO = ("pick_up", "shadow_box", "reach_forward")
 SOLO_ACTIONS = (
     "crouch",
@@ -796,10 +796,10 @@ SOLO_ACTIONS = (
     "shadow_box",
     "gesture",
 )
+# Weights of the solo actions in the draw (the others 1): turning on the spot, side steps and
+# crouching are where recorded people differ most from the rest of the generator.
+SOLO_WEIGHT = {"turn_around": 2, "side_step": 2, "crouch": 2}
 # Solo actions both people may do at once also when they stand close (nothing moves forward).
-# Weights of the solo actions in the draw (the others 1): turning on the spot and side steps are
-# where recorded people differ most from the rest of the generator.
-SOLO_WEIGHT = {"turn_around": 2, "side_step": 2}
 SHARED_SOLO = ("reach_up", "reach_side", "turn_around", "side_step", "step_back", "gesture")
 GUARD, GUARD_POLE = (-0.2, 0.12, 0.55), (0.4, -1.0, 0.0)
 

@@ -53,6 +53,8 @@ def test_solo_actions_do_what_they_say():
     for kind in ("crouch", "pick_up"):
         root = _perform(kind)[1]
         assert root[:, 1].min() < 0.75 * stand, kind
+    _, _, pos = _perform("pick_up")  # a hand goes down towards the floor
+    assert pos[:, [J["left_wrist"], J["right_wrist"]], 1].min() < 0.45
     _, root, pos = _perform("shadow_box")
     wrist = np.linalg.norm(np.diff(pos[:, [J["left_wrist"], J["right_wrist"]]], axis=0), axis=-1) * FPS
     assert 2.0 < wrist.max() < 5.0

@@ -828,12 +828,13 @@ def _pick_up(sc: Scene, tr: Track, t: float) -> float:
     """Bend forward at the hips with bent knees and reach down to the floor, then straighten up."""
     b, rng = tr.body, sc.rng
     s = b.height / 1.7
-    bend = rng.uniform(0.8, 1.1)  # torso pitch: pelvis plus spine
+    bend = rng.uniform(1.3, 1.7)  # torso pitch: pelvis plus spine
     phi = 0.2  # the arm hangs this far forward of vertical
     reach = 0.97 * b.arm_length
-    drop = rng.uniform(0.28, 0.4) * s
-    # Keep the wrist above the floor: the shoulder, pivoting (conservatively) at the pelvis.
-    sh = b.pelvis_height - 0.015 * s + (b.shoulder_height - b.pelvis_height) * np.cos(bend)
+    drop = rng.uniform(0.3, 0.45) * s
+    # Keep the wrist above the floor. The spine bends progressively (pelvis, then three spine
+    # joints), so the shoulders pivot by about 0.7 of the torso pitch, around the pelvis.
+    sh = b.pelvis_height - 0.015 * s + (b.shoulder_height - b.pelvis_height) * np.cos(0.7 * bend)
     drop = float(np.clip(sh - reach * np.cos(phi) - 0.08 * s, 0.0, drop))
     both = rng.random() < 0.35
     pick = sc.hand if rng.random() < 0.8 else 1 - sc.hand

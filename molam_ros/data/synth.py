@@ -4,7 +4,10 @@ Each clip is one interaction (handshake, hug, push, ...) between an actor, who i
 reactor, whose motion is a function of the actor's: the reactor answers after a style-dependent
 reaction delay from the actor's cue, on the matching side (hand, dodge direction), at the right
 distance and towards the right place. Solo segments (idle sway, walking in, looking around,
-stepping back, walking away) come before and after the interaction, as in real behaviour.
+stepping back, walking away, and the solo actions of `SOLO_ACTIONS`: crouching, picking something
+up, reaching up/sideways/forward, turning on the spot, side and back steps, shadow-boxing jabs,
+quick gestures) come before and after the interaction, as in real behaviour; the segment meta
+names the action.
 
 Motion is built on the SMPL skeleton as local joint rotations plus a root path (see
 `synth_poses`), so bone lengths are exact; every person has their own height. Clips are 30 fps,

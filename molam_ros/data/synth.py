@@ -1,5 +1,10 @@
 """Procedural two-person interactions: the default training data of molam_ros.
 
+It is over 500 lines because it is one choreography library: the 14 interactions, the styles and
+the solo actions are short functions over the same Scene and tracks, read side by side (the pose
+machinery they share is in synth_poses.py); splitting them by interaction would scatter the timing
+conventions they must agree on.
+
 Each clip is one interaction (handshake, hug, push, ...) between an actor, who initiates, and a
 reactor, whose motion is a function of the actor's: the reactor answers after a style-dependent
 reaction delay from the actor's cue, on the matching side (hand, dodge direction), at the right

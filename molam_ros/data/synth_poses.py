@@ -1,5 +1,8 @@
 """Pose machinery of the procedural two-person generator: bodies, control tracks and the solver.
 
+It is over 500 lines because the body model, the control tracks, foot planning and the IK solver
+form one pipeline from channels to joint positions whose pieces share the same frames and units.
+
 An interaction in `synth.py` is written as a choreography of a few smooth control channels per
 person (root path and heading, pelvis tilt, spine and neck angles, hand targets in the chest frame
 or in the world, kicks, jumps). `solve` turns those channels into local joint rotations:

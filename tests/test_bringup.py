@@ -487,8 +487,9 @@ def _parameters_of(fqn: str, names: list[str], cmd: list[str], timeout: float = 
         future = client.call_async(GetParameters.Request(names=names))
         executor = SingleThreadedExecutor(context=context)
         executor.add_node(node)
-        executor.spin_until_future_complete(future, timeout_sec=10)
+        executor.spin_until_future_complete(future, timeout_sec=30)  # a loaded 2-core CI box is slow
         executor.shutdown()
+        assert future.done() and future.result() is not None, f"{fqn}/get_parameters did not answer"
         values = [parameter_value_to_python(v) for v in future.result().values]
     finally:
         proc.send_signal(signal.SIGINT)

@@ -1,7 +1,7 @@
 """Procedural two-person interactions: the default training data of molam_ros.
 
 It is over 500 lines because it is one choreography library: the 14 interactions, the styles and
-the solo actions are short functions over the same Scene and tracks, read side by side (the pose
+the solo segments are short functions over the same Scene and tracks, read side by side (the pose
 machinery they share is in synth_poses.py); splitting them by interaction would scatter the timing
 conventions they must agree on.
 

@@ -656,6 +656,9 @@ def build_parser() -> argparse.ArgumentParser:
     from molam_ros.cli_llm import add_commands as add_llm_commands
 
     add_llm_commands(groups, bench_cmds, fmt)
+    from molam_ros.cli_reactor import add_commands as add_reactor_commands
+
+    add_reactor_commands(groups, fmt)
     from molam_ros.bringup import add_command as add_bringup_command
 
     add_bringup_command(groups, fmt)

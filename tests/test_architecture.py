@@ -58,6 +58,7 @@ LAYERS: dict[str, int] = {
     "cli": 8,
     "cli_agent": 8,
     "cli_llm": 8,
+    "cli_reactor": 8,
 }
 
 

@@ -1,0 +1,169 @@
+"""Reaction training data as the live pipeline sees it: the actor's codes and the reactor's codes.
+
+A reaction always generates person b (the reactor) from person a (the actor), so clips whose actor is
+their second person are swapped. The two people's codes are NOT encoded the same way, on purpose:
+
+- The reactor's codes are its ego features with the true actor as partner: what the decoder turns
+  into the reactor's body and its placement relative to the actor (`ego.anchored_root`).
+- The actor's codes are what the live pipeline encodes (`runtime/pipeline.py`): its partner is the
+  reactor *where it last stood*, held over the step, because the reactor's frames of a step are
+  generated after the actor's codes of that step. Encoding the training data the same way keeps
+  training and use on the same inputs (`runtime_partner`).
+
+Codes of a whole dataset are packed into flat arrays with per-clip offsets (tens of thousands of
+clips load in a second) and cached next to the data, keyed by the tokenizer's files and the clip ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from molam_ros.motion import ego
+from molam_ros.motion.canonical import canonicalize
+
+_CACHE_FORMAT = 1
+
+
+def reaction_pair(positions: np.ndarray, actor: int) -> np.ndarray:
+    """(2, T, 22, 3) positions with the actor first."""
+    if positions.shape[0] != 2:
+        raise ValueError(f"a reaction needs two people, got {positions.shape[0]}")
+    return positions[::-1] if actor == 1 else positions
+
+
+def runtime_partner(reactor: np.ndarray, stride: int) -> np.ndarray:
+    """(T, 22, 3) the reactor as the live pipeline shows it to the actor's encoder.
+
+    Frames of step s see the reactor's last frame of step s - 1 (step 0: its first frame, where the
+    robot stands when the person arrives).
+    """
+    T = reactor.shape[0]
+    idx = np.maximum((np.arange(T) // stride) * stride - 1, 0)
+    return reactor[idx]
+
+
+def reaction_features(pair: np.ndarray, stride: int) -> np.ndarray:
+    """(2, T, 268) ego features: the actor's with the runtime partner, the reactor's with the actor."""
+    canon, _ = canonicalize(pair)
+    a = ego.person_to_ego(canon[0], runtime_partner(canon[1], stride))
+    b = ego.person_to_ego(canon[1], canon[0])
+    return np.stack([a, b])
+
+
+@dataclass
+class ReactionCodes:
+    """Codes of many clips packed flat: clip i's steps are rows offsets[i]:offsets[i + 1]."""
+
+    a: np.ndarray  # (N, D) int16 actor codes
+    b: np.ndarray  # (N, D) int16 reactor codes
+    offsets: np.ndarray  # (clips + 1,) int64
+    clip_ids: list[str]
+    splits: list[str]
+    interactions: list[str]
+    styles: list[str]
+
+    def __len__(self) -> int:
+        return len(self.clip_ids)
+
+    def clip(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        s, e = int(self.offsets[i]), int(self.offsets[i + 1])
+        return self.a[s:e], self.b[s:e]
+
+    def steps(self, i: int) -> int:
+        return int(self.offsets[i + 1] - self.offsets[i])
+
+    def indices(self, split: str) -> list[int]:
+        return [i for i, s in enumerate(self.splits) if s == split]
+
+    def subset(self, indices: list[int]) -> ReactionCodes:
+        a, b, off = [], [], [0]
+        for i in indices:
+            ca, cb = self.clip(i)
+            a.append(ca)
+            b.append(cb)
+            off.append(off[-1] + len(ca))
+        D = self.a.shape[1]
+        return ReactionCodes(
+            a=np.concatenate(a) if a else np.zeros((0, D), np.int16),
+            b=np.concatenate(b) if b else np.zeros((0, D), np.int16),
+            offsets=np.asarray(off, dtype=np.int64),
+            clip_ids=[self.clip_ids[i] for i in indices],
+            splits=[self.splits[i] for i in indices],
+            interactions=[self.interactions[i] for i in indices],
+            styles=[self.styles[i] for i in indices],
+        )
+
+
+def _files_hash(checkpoint: Path) -> str:
+    h = hashlib.sha256()
+    for name in ("config.json", "model.safetensors"):
+        path = checkpoint / name
+        if path.is_file():
+            h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def encode_reaction_codes(
+    dataset_dir: str | Path,
+    tokenizer_checkpoint: str | Path,
+    cache_path: str | Path | None = None,
+    *,
+    progress: bool = True,
+    max_clips: int | None = None,
+) -> ReactionCodes:
+    """Reaction codes of every two-person clip of a dataset (module docstring), cached at `cache_path`
+    (default: `reaction_codes.<tokenizer hash>.npz` inside the dataset directory).
+    """
+    from molam_ros.data.dataset import MotionDataset
+    from molam_ros.tokenizer.engines import TorchEngine
+
+    dataset = MotionDataset(dataset_dir)
+    checkpoint = Path(tokenizer_checkpoint)
+    ids = dataset.ids()[:max_clips] if max_clips else dataset.ids()
+    digest = _files_hash(checkpoint)
+    cache = Path(cache_path) if cache_path else Path(dataset_dir) / f"reaction_codes.{digest}.npz"
+    key = json.dumps({"format": _CACHE_FORMAT, "checkpoint": digest, "clips": ids}, sort_keys=True)
+    if cache.is_file():
+        with np.load(cache) as z:
+            if str(z["key"]) == key:
+                meta = json.loads(str(z["meta"]))
+                return ReactionCodes(a=z["a"], b=z["b"], offsets=z["offsets"], **meta)
+    engine = TorchEngine(checkpoint, threads=1)  # small convolutions: one thread is as fast, and
+    # two busy-waiting threads crawl when another job shares the cores
+    if int(engine.feature_dim) != ego.EGO_DIM:
+        raise ValueError(
+            f"reaction codes need an ego-layout tokenizer; {checkpoint} has {engine.feature_dim}"
+        )
+    split_of = {cid: split for split in ("train", "val", "test") for cid in dataset.ids(split)}
+    a, b, off = [], [], [0]
+    meta: dict[str, list[str]] = {"clip_ids": [], "splits": [], "interactions": [], "styles": []}
+    for clip_id in tqdm(ids, desc="encoding reactions", unit="clip", disable=not progress):
+        clip = dataset.load(clip_id)
+        T = clip.num_frames // engine.stride * engine.stride
+        if clip.num_people != 2 or T < 2 * engine.stride:
+            continue
+        pair = reaction_pair(clip.positions[:, :T], int(clip.meta.get("actor", 0)))
+        codes = engine.encode(reaction_features(pair, engine.stride)).astype(np.int16)  # (2, L, D)
+        a.append(codes[0])
+        b.append(codes[1])
+        off.append(off[-1] + codes.shape[1])
+        meta["clip_ids"].append(clip_id)
+        meta["splits"].append(split_of.get(clip_id, "train"))
+        meta["interactions"].append(str(clip.meta.get("interaction")))
+        meta["styles"].append(str(clip.meta.get("style")))
+    out = ReactionCodes(
+        a=np.concatenate(a), b=np.concatenate(b), offsets=np.asarray(off, dtype=np.int64), **meta
+    )
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_name(cache.name + ".tmp.npz")
+    np.savez_compressed(
+        tmp, key=np.asarray(key), meta=np.asarray(json.dumps(meta)), a=out.a, b=out.b, offsets=out.offsets
+    )
+    tmp.replace(cache)  # atomic: a crashed run never leaves a half cache that looks valid
+    return out

@@ -1,0 +1,102 @@
+"""Closed-loop reaction evaluation on the shipped tokenizer and a few generator clips."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from molam_ros.data.dataset import MotionDataset, write_dataset
+from molam_ros.data.synth import generate_dataset
+from molam_ros.llm.reaction_codes import encode_reaction_codes, reaction_features, reaction_pair
+from molam_ros.llm.reaction_eval import (
+    ReactionEvalConfig,
+    closed_loop,
+    eval_clips,
+    evaluate_reactors,
+    format_rows,
+)
+from molam_ros.paths import shipped_tokenizer_dir
+from molam_ros.tokenizer.engines import TorchEngine
+
+
+class Replay:
+    """Plays given reactor codes whatever the actor does; records the actor codes it was shown."""
+
+    def __init__(self, codes: np.ndarray) -> None:
+        self.codes, self.seen, self.t = codes, [], 0
+
+    def reset(self) -> None:
+        self.t, self.seen = 0, []
+
+    def set_instruction(self, text: str | None) -> None:
+        self.text = text
+
+    def step(self, codes_a: np.ndarray, codes_b: np.ndarray | None = None) -> np.ndarray:
+        self.seen.append(np.asarray(codes_a).copy())
+        out = self.codes[min(self.t, len(self.codes) - 1)] if codes_b is None else codes_b
+        self.t += 1
+        return np.asarray(out)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("reval")
+    write_dataset(root / "data", generate_dataset(24, 3), progress=False)
+    ds = MotionDataset(root / "data")
+    engine = TorchEngine(shipped_tokenizer_dir(), threads=1)
+    cfg = ReactionEvalConfig(clips=4, steps=12)
+    split = "test" if ds.ids("test") else "train"
+    clips = eval_clips(ds, split, cfg, engine.stride)
+    if len(clips) < 2:
+        clips = eval_clips(ds, "train", cfg, engine.stride)
+    return root, ds, engine, cfg, clips
+
+
+def test_replaying_the_recording_matches_the_codes_row(setup) -> None:
+    _, _, engine, cfg, clips = setup
+    replays = {}
+    for c in clips[:1]:
+        b_codes = engine.encode(reaction_features(np.stack([c.actor, c.reactor]), engine.stride)[1:])[0]
+        replays["replay"] = Replay(b_codes)
+    rows = evaluate_reactors(replays, engine, clips[:1], cfg, progress=False)
+    assert rows["replay"]["mpjpe"] == pytest.approx(rows["codes"]["mpjpe"], rel=1e-6)
+    assert rows["recorded"]["mpjpe"] == 0.0 and rows["recorded"]["energy"] == pytest.approx(1.0)
+    assert rows["codes"]["pose"] < 60  # the tokenizer's ceiling: the body's shape survives the codes
+    assert rows["still"]["energy"] == 0.0
+    table = format_rows(rows)
+    assert "| still |" in table and "| replay |" in table
+
+
+def test_the_actor_codes_see_where_the_reactor_stands(setup) -> None:
+    """Closed loop: the actor's codes depend on the generated reactor, as live (runtime/pipeline.py)."""
+    _, _, engine, cfg, clips = setup
+    c = clips[0]
+    b_codes = engine.encode(reaction_features(np.stack([c.actor, c.reactor]), engine.stride)[1:])[0]
+    near, far = Replay(b_codes), Replay(np.roll(b_codes, 7, axis=-1) % 512)
+    p1 = closed_loop(near, engine, c, ReactionEvalConfig(steps=12, given_steps=1))
+    p2 = closed_loop(far, engine, c, ReactionEvalConfig(steps=12, given_steps=1))
+    assert p1.shape == p2.shape == c.reactor.shape
+    assert (near.seen[0] == far.seen[0]).all()  # step 0: both stand where the recording starts
+    assert any((x != y).any() for x, y in zip(near.seen[2:], far.seen[2:], strict=True))
+    assert np.isfinite(p2).all()
+
+
+def test_reaction_codes_cache_and_actor_first(setup) -> None:
+    root, ds, engine, _, _ = setup
+    rc = encode_reaction_codes(root / "data", shipped_tokenizer_dir(), progress=False)
+    rc2 = encode_reaction_codes(root / "data", shipped_tokenizer_dir(), progress=False)  # from the cache
+    assert (rc.a == rc2.a).all() and rc.clip_ids == rc2.clip_ids
+    assert len(list(root.glob("data/reaction_codes.*.npz"))) == 1
+    i = (
+        next(k for k, cid in enumerate(rc.clip_ids) if ds.load(cid).meta.get("actor") == 1)
+        if any(ds.load(cid).meta.get("actor") == 1 for cid in rc.clip_ids)
+        else 0
+    )
+    clip = ds.load(rc.clip_ids[i])
+    T = rc.steps(i) * engine.stride
+    pair = reaction_pair(clip.positions[:, :T], int(clip.meta.get("actor", 0)))
+    want = engine.encode(reaction_features(pair, engine.stride))
+    a, b = rc.clip(i)
+    assert (a == want[0]).all() and (b == want[1]).all()
+    with pytest.raises(ValueError, match="two people"):
+        reaction_pair(clip.positions[:1], 0)

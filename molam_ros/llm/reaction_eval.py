@@ -8,7 +8,7 @@ For each held-out two-person clip (actor first), step by step as `runtime/pipeli
    reactor, the LLM's StreamingReactor) writes the reactor's codes; the first `given_steps` are the
    recorded reactor's, so every reactor starts from the same pose and place;
 3. the streaming decoder turns them into frames, placed by their relation to the actor's actual
-   frames (`ego.anchored_root`).
+   frames, smoothed as live (`ego.follow_anchor` with the pipeline's default pull).
 
 The measures, each in the actor's canonical frame and each also computed for the baselines (a
 reactor that stands still, a mirror image of the actor, the recorded reactor's own codes decoded as
@@ -61,6 +61,7 @@ class ReactionEvalConfig:
     steps: int = 40  # scored steps per clip (40 x 4 frames = 5.3 s at 30 fps)
     given_steps: int = 1  # the recorded reactor's first steps, given to every reactor
     contact_radius: float = 0.10
+    anchor_pull: float = 0.04  # runtime/pipeline.py PipelineConfig.anchor_pull
 
 
 @dataclass
@@ -122,7 +123,7 @@ def closed_loop(
     if reactor is not None:
         reactor.reset()
         reactor.set_instruction(instruction)
-    last = b[0]
+    last, prev = b[0], None
     frames = []
     for s in range(T // l):
         f = slice(s * l, (s + 1) * l)
@@ -132,7 +133,8 @@ def closed_loop(
         given = b_codes[s] if reactor is None or s < cfg.given_steps else None
         codes_b = given if reactor is None else reactor.step(codes_a[0, 0], given)
         out, dec = engine.decode_step(np.asarray(codes_b, dtype=np.int64)[None, None], dec)
-        yaw, root = ego.anchored_root(out[0], yaw_a[f], a[f, 0])
+        yaw, root = ego.follow_anchor(out[0], yaw_a[f], a[f, 0], pull=cfg.anchor_pull, prev=prev)
+        prev = (float(yaw[-1]), root[-1])
         body = ego.body_from_root(out[0], yaw, root)
         frames.append(body)
         last = body[-1]

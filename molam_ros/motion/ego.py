@@ -200,6 +200,52 @@ def anchored_root(features: np.ndarray, partner_yaw: np.ndarray, partner_root: n
     return yaw, root
 
 
+def follow_anchor(
+    features: np.ndarray,
+    partner_yaw: np.ndarray,
+    partner_root: np.ndarray,
+    *,
+    pull: float = 1.0,
+    prev: tuple[float, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`anchored_root`, smoothed causally: a complementary filter of the anchor and the own velocities.
+
+    The anchor (REL_POS/REL_HEAD from the partner) never drifts but is noisy frame to frame: a
+    heading error of the decoded relation turns the person about their partner, by an arc that grows
+    with the distance between them (1 degree at 3 m is 5 cm). The person's own YAW_VEL/ROOT_VEL are
+    smooth but drift when integrated. Each frame dead-reckons from the frame before by the own
+    velocities and then moves a share `pull` of the way to the anchor: low frequencies from the
+    anchor, high ones from the velocities. pull = 1 is `anchored_root`; `prev` (yaw, root) is the
+    frame before the first (a stream's previous step; None: start at the anchor).
+    Measured on the generator's validation pairs, shipped tokenizer, recorded codes decoded: pull
+    0.04 (a time constant of about 25 frames) cut the reactor's MPJPE from 40 to 31 mm and its
+    jitter (mean joint speed over the recording's) from 5.9x to 1.55x.
+    """
+    f = _check(features)
+    yaw_a, root_a = anchored_root(f, partner_yaw, partner_root)
+    if pull >= 1.0:
+        return yaw_a, root_a
+    if not 0.0 < pull:
+        raise ValueError(f"pull must be in (0, 1], got {pull}")
+    T = f.shape[0]
+    yaw, root = np.zeros(T), np.zeros((T, 3))
+    py, pr = (
+        (None, None) if prev is None else (float(prev[0]), _floor_xz(np.asarray(prev[1], dtype=np.float64)))
+    )
+    for t in range(T):
+        if py is None:
+            y, r = yaw_a[t], root_a[t]
+        else:
+            y = py + f[t, YAW_VEL.start]
+            step = np.array([f[t, ROOT_VEL.start], 0.0, f[t, ROOT_VEL.start + 1]])
+            r = pr + rotate_y(step, np.array(y))
+            y = y + pull * wrap_angle(yaw_a[t] - y)
+            r = r + pull * (root_a[t] - r)
+        yaw[t], root[t] = y, r
+        py, pr = y, r
+    return yaw, root
+
+
 def body_from_root(features: np.ndarray, yaw: np.ndarray, root_xz: np.ndarray) -> np.ndarray:
     """(T, 22, 3) positions of one person from its RIC and ROOT_Y placed at (yaw, root on the floor)."""
     f = _check(features)

@@ -62,6 +62,7 @@ class PipelineConfig:
     placement: PlacementConfig | None = PlacementConfig()  # None: the reactor stands where decoded
     instruction: str | None = None  # the reaction's standing instruction ("be friendly")
     step_budget: float = 4.0 / 30.0  # seconds a step may take before it counts as an overrun
+    anchor_pull: float = 0.04  # ego placement smoothing per frame (ego.follow_anchor; 1: none)
 
 
 @dataclass
@@ -135,6 +136,7 @@ class ReactionPipeline:
         self._lengths: np.ndarray | None = None
         self._prev_canon: np.ndarray | None = None  # the partner's last canonical frame (velocities)
         self._last_reactor: np.ndarray | None = None  # the reactor's last canonical frame (ego relation)
+        self._anchor: tuple[float, np.ndarray] | None = None  # the reactor's last decoded (yaw, root)
         self._canon: np.ndarray | None = None  # the partner's canonical frames of the current step
         self._enc_state = self.engine.init_encoder_state(1)
         self._dec_state = self.engine.init_decoder_state(1)
@@ -305,7 +307,14 @@ class ReactionPipeline:
         t = time.perf_counter()
         out, self._dec_state = self.engine.decode_step(codes_b[None, None].astype(np.int64), self._dec_state)
         if self.layout.name == "ego":  # placed by its relation to the person's actual frames
-            yaw_b, root_b = ego.anchored_root(out[0], facing_angle(self._canon), self._canon[:, 0])
+            yaw_b, root_b = ego.follow_anchor(
+                out[0],
+                facing_angle(self._canon),
+                self._canon[:, 0],
+                pull=self.config.anchor_pull,
+                prev=self._anchor,
+            )
+            self._anchor = (float(yaw_b[-1]), root_b[-1])
             canon_b = ego.body_from_root(out[0], yaw_b, root_b)
         else:
             canon_b = features_to_positions(out[0])

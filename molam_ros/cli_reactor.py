@@ -21,6 +21,13 @@ def default_reactor_dir() -> Path:
     return cache_root() / "reactor" / "small"
 
 
+def default_eval_reactor() -> Path:
+    """What `molam reactor eval` measures when no checkpoint is named (paths.default_reactor_dir)."""
+    from molam_ros.paths import default_reactor_dir as default
+
+    return default()
+
+
 def _embedder() -> Any:
     """The shipped sentence encoder as a texts -> vectors function, or None when it is missing."""
     from molam_ros.agent.encoder import EncoderUnavailableError, shared_encoder
@@ -132,7 +139,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     embed = _embedder()
     sampling = ReactorSampling(temperature=args.temperature, top_k=args.top_k, guidance=args.guidance)
     reactors = {}
-    for ckpt in args.checkpoint or [default_reactor_dir()]:
+    for ckpt in args.checkpoint or [default_eval_reactor()]:
         net, info = load_small_reactor(ckpt)
         check_pairing(info.get("tokenizer"), tok, f"the small reactor {ckpt}")
         reactors[Path(ckpt).name] = SmallStreamingReactor(net, sampling, embed=embed)

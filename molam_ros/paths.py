@@ -66,6 +66,21 @@ def default_llm_dir(cache_dir: str | Path | None = None) -> Path:
     return root / "stage3" if (root / "stage3" / "molam_llm.json").is_file() else root / "stage2"
 
 
+def shipped_reactor_dir() -> Path:
+    """The shipped small reactor (llm/small_reactor.py), trained on the shipped tokenizer's codes."""
+    return shipped_models_dir() / "reactor"
+
+
+def default_reactor_dir(cache_dir: str | Path | None = None) -> Path:
+    """The small reactor used when none is named: the one trained in `cache_dir` when a model
+    directory is named and holds one, else the shipped one, else the cache's `reactor/small`."""
+    own = cache_root(cache_dir) / "reactor" / "small"
+    if cache_dir is not None and (own / "config.json").is_file():
+        return own
+    shipped = shipped_reactor_dir()
+    return shipped if (shipped / "config.json").is_file() else own
+
+
 def config_file(name: str) -> Path:
     """A packaged file of `config/`: next to the sources (a checkout or editable install), else in
     `<prefix>/share/molam_ros/config` of this Python's prefix or of any AMENT_PREFIX_PATH entry

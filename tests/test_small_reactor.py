@@ -176,3 +176,70 @@ def test_instructions_and_runtime_partner() -> None:
     b = np.arange(12)[:, None, None] * np.ones((12, 22, 3))
     held = runtime_partner(b, 4)[:, 0, 0]
     assert held.tolist() == [0, 0, 0, 0, 3, 3, 3, 3, 7, 7, 7, 7]
+
+
+def test_the_node_builds_and_streams_with_the_small_reactor(tiny_models, tiny_llm_env, tmp_path) -> None:
+    """reactor: small -> the pipeline's steps come from the small reactor (paired with the tokenizer
+    in use), and what it publishes is finite and inside the joint limits; a reactor trained on another
+    tokenizer is refused with a clear message."""
+    pytest.importorskip("rclpy")
+    import shutil
+
+    from molam_ros.agent.reaction_setup import build_pipeline
+    from molam_ros.data.synth import generate_clip
+    from molam_ros.llm.reaction_codes import encode_reaction_codes
+    from molam_ros.motion.skeleton import JOINT_NAMES
+    from molam_ros.ros.reaction_node import PARAMETERS
+    from molam_ros.tokenizer.engines import TorchEngine
+    from molam_ros.tokenizer.rqvae import checkpoint_identity
+
+    tok = tiny_models / "tokenizer" / "small"
+    engine = TorchEngine(tok)
+    codes = encode_reaction_codes(tiny_llm_env["data"], tok, tmp_path / "codes.npz", progress=False)
+    model = SmallReactorConfig(
+        codebook_size=engine.model.config.codebook_size,
+        depth=engine.num_quantizers,
+        width=32,
+        layers=1,
+        heads=2,
+        context_steps=8,
+        text_dim=384,
+        head=DepthHeadConfig(width=16, layers=1, context=True),
+    )
+    out = tiny_models / "reactor" / "small"
+    train_small_reactor(
+        codes,
+        out,
+        model=model,
+        train=ReactorTrainConfig(steps=2, batch=2, crop_steps=4, eval_every=2, eval_batches=1, threads=1),
+        info={"tokenizer": checkpoint_identity(tok)},
+        progress=False,
+    )
+    params = {name: default for name, (default, _) in PARAMETERS.items()}
+    params.update(model_dir=str(tiny_models), reactor="small", engine="torch", llm_quantization="none")
+    pipeline, _ = build_pipeline(params)
+    assert isinstance(pipeline.reactor, SmallStreamingReactor)
+    profile = pipeline.profile
+    clip = generate_clip(7, "wave", "friendly")
+    chunks = []
+    for i, pose in enumerate(clip.positions[clip.meta["actor"], :60]):
+        stamp = 100.0 + i / 30.0
+        pipeline.push_pose(stamp, pose, joint_names=JOINT_NAMES, now=stamp)
+        chunks += pipeline.process(now=stamp)
+    assert len(chunks) >= 10 and len(pipeline.reactor.history) == 8  # its window, however long the stream
+    for c in chunks:
+        assert np.isfinite(c.joint_positions).all() and np.isfinite(c.reactor).all()
+        assert (c.joint_positions >= profile.lower - 1e-9).all() and (
+            c.joint_positions <= profile.upper + 1e-9
+        ).all()
+    assert pipeline.command("wave back shyly") is None  # taken before the next step
+    assert "characters" in pipeline.command("wave " * 1000)
+    assert "control" in pipeline.command("wave\x00back")
+    # a reactor paired with other tokenizer weights is refused
+    other = tmp_path / "other"
+    shutil.copytree(out, other)
+    cfg = __import__("json").loads((other / "config.json").read_text())
+    cfg["tokenizer"]["sha256"] = "0" * 64
+    (other / "config.json").write_text(__import__("json").dumps(cfg))
+    with pytest.raises(Exception, match="small reactor"):
+        build_pipeline({**params, "reactor_dir": str(other)})

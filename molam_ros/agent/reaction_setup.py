@@ -76,8 +76,32 @@ def build_pipeline(p: dict[str, Any]) -> tuple[Any, str]:
         safety=SafetyConfig(timeout=p["watchdog_timeout"], ease_time=p["neutral_ease_time"]),
         instruction=p["instruction"] or None,
     )
-    pipeline = ReactionPipeline(mlm, engine, load_profile(p["profile"]), config, text_mlm=text_mlm)
+    reactor = _small_reactor(p, tok) if p.get("reactor", "llm") == "small" else None
+    pipeline = ReactionPipeline(
+        mlm, engine, load_profile(p["profile"]), config, text_mlm=text_mlm, reactor=reactor
+    )
     return pipeline, type(engine).__name__
+
+
+def _small_reactor(p: dict[str, Any], tok: Path) -> Any:
+    """The small reactor named by the parameters, paired with the tokenizer in use, with the shipped
+    sentence encoder for its instructions (the same encoder the command classifier uses)."""
+    from molam_ros.agent.encoder import EncoderUnavailableError, shared_encoder
+    from molam_ros.llm.small_reactor import ReactorSampling, SmallStreamingReactor, load_small_reactor
+    from molam_ros.paths import default_reactor_dir
+    from molam_ros.tokenizer.rqvae import check_pairing
+
+    path = Path(p["reactor_dir"]) if p.get("reactor_dir") else default_reactor_dir(p["model_dir"] or None)
+    net, info = load_small_reactor(path)
+    check_pairing(info.get("tokenizer"), tok, f"the small reactor {path}")
+    try:
+        embed = shared_encoder().encode
+    except EncoderUnavailableError:
+        embed = None  # reacts unprompted; an instruction is refused with a clear reason
+    sampling = ReactorSampling(
+        temperature=float(p["temperature"]), top_k=int(p["top_k"]), seed=int(p["seed"])
+    )
+    return SmallStreamingReactor(net, sampling, embed=embed)
 
 
 def build_coordinator_for(pipeline: Any, config_path: str | None) -> Any:

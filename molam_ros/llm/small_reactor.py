@@ -23,6 +23,7 @@ reacts with and without being told, and classifier-free guidance is possible at 
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -35,6 +36,7 @@ from torch import nn
 
 from molam_ros.llm.depth_head import DepthHead, DepthHeadConfig, context_row
 
+MAX_INSTRUCTION_CHARS = 1000  # the sentence encoder reads 64 tokens; anything longer is not an instruction
 Embedder = Callable[[list[str]], np.ndarray]  # texts -> (N, text_dim) unit vectors
 
 
@@ -213,13 +215,24 @@ class SmallStreamingReactor:
         self.history.clear()
 
     def check_instruction(self, text: str | None) -> None:
-        if text and self.embed is None and self.net.text is not None:
+        """ValueError saying why `text` cannot condition the reaction (None and "" always can)."""
+        if not text:
+            return
+        if not isinstance(text, str):
+            raise ValueError(f"an instruction is text, got {type(text).__name__}")
+        if len(text) > MAX_INSTRUCTION_CHARS:
+            raise ValueError(f"the instruction has {len(text)} characters; at most {MAX_INSTRUCTION_CHARS}")
+        if any(unicodedata.category(ch) == "Cc" and ch not in "\t\n" for ch in text):
+            raise ValueError("the instruction contains control characters")
+        if self.net.text is None:
+            raise ValueError("this small reactor was trained without instructions; it reacts unprompted")
+        if self.embed is None:
             raise ValueError("this small reactor was given no sentence encoder; instructions cannot reach it")
 
     def set_instruction(self, text: str | None) -> None:
         """Condition what follows on `text` (None: react unprompted)."""
         self.check_instruction(text)
-        if not text or self.net.text is None or self.embed is None:
+        if not text or self.net.text is None or self.embed is None:  # (checked: only when empty)
             self._text = None
             return
         self._text = torch.as_tensor(np.asarray(self.embed([text]), dtype=np.float32)[:1])

@@ -98,6 +98,11 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "tokenizer_dir": ("", "tokenizer checkpoint; empty: <model_dir>/tokenizer/small"),
     "export_dir": ("", "ONNX/TensorRT export; empty: <model_dir>/export/small"),
     "llm_dir": ("", "LLM checkpoint; empty: <model_dir>/llm/stage3, else <model_dir>/llm/stage2"),
+    "reactor": (
+        "llm",
+        "who writes the live reaction: llm | small (the small reactor; the LLM still answers text)",
+    ),
+    "reactor_dir": ("", "small reactor; empty: <model_dir>/reactor/small if any, else the shipped one"),
     "profile": ("unitree_g1", "output profile name (config/profiles) or YAML path"),
     "engine": ("onnxruntime", "tokenizer engine: torch | onnxruntime | tensorrt (with fallback)"),
     "device": ("cpu", "cpu | cuda | cuda:N"),

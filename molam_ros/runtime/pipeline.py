@@ -99,9 +99,12 @@ class ReactionPipeline:
         config: PipelineConfig | None = None,
         *,
         text_mlm: Any | None = None,
+        reactor: Any | None = None,
     ) -> None:
         """`text_mlm`: the model that writes text answers, when the step's `mlm` is quantized (int8
-        streams well but writes poor text, llm/quantize.py); default `mlm`."""
+        streams well but writes poor text, llm/quantize.py); default `mlm`. `reactor`: what writes the
+        reaction step by step instead of the LLM (the small reactor, llm/small_reactor.py); the LLM
+        still answers text."""
         self.mlm = mlm
         self.text_mlm = text_mlm if text_mlm is not None else mlm
         self.engine = engine
@@ -115,7 +118,16 @@ class ReactionPipeline:
         self.profile = profile
         self.config = config or PipelineConfig()
         self.buffer = PoseBuffer(self.config.buffer)
-        self.reactor = StreamingReactor(mlm, self.config.streaming, instruction=self.config.instruction)
+        if reactor is None:
+            reactor = StreamingReactor(mlm, self.config.streaming, instruction=self.config.instruction)
+        else:
+            depth = int(reactor.net.config.depth) if hasattr(reactor, "net") else engine.num_quantizers
+            if depth != engine.num_quantizers:
+                raise ValueError(
+                    f"the reactor writes D={depth} codes per step, the tokenizer D={engine.num_quantizers}"
+                )
+            reactor.set_instruction(self.config.instruction)
+        self.reactor = reactor
         self.retargeter = Retargeter(profile)
         self.safety = SafetyFilter(profile, self.config.safety) if profile.is_robot else None
         self.placement = LivePlacement(self.config.placement) if self.config.placement is not None else None

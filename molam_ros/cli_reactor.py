@@ -40,10 +40,10 @@ def _embedder() -> Any:
     return enc.encode
 
 
-def _codes(data: list[Path], tokenizer: Path, max_clips: int | None) -> Any:
+def _codes(data: list[Path], tokenizer: Path, max_clips: int | None, steering: int = 0) -> Any:
     from molam_ros.llm.reaction_codes import ReactionCodes, encode_reaction_codes
 
-    parts = [encode_reaction_codes(d, tokenizer, max_clips=max_clips) for d in data]
+    parts = [encode_reaction_codes(d, tokenizer, max_clips=max_clips, mismatched=steering) for d in data]
     if len(parts) == 1:
         return parts[0]
     import numpy as np
@@ -57,6 +57,7 @@ def _codes(data: list[Path], tokenizer: Path, max_clips: int | None) -> Any:
         splits=[s for p in parts for s in p.splits],
         interactions=[s for p in parts for s in p.interactions],
         styles=[s for p in parts for s in p.styles],
+        instructed=[s for p in parts for s in p.instructed],
     )
 
 
@@ -68,7 +69,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from molam_ros.tokenizer.rqvae import checkpoint_identity
 
     tok = args.tokenizer or default_tokenizer_dir()
-    codes = _codes(args.data, tok, args.max_clips)
+    codes = _codes(args.data, tok, args.max_clips, args.steering)
     if args.train_clips:
         import numpy as np
 
@@ -147,16 +148,35 @@ def cmd_eval(args: argparse.Namespace) -> int:
     instructions = {}
     if args.instructions == "clip":
         instructions = {c.clip_id: reactor_instruction(c.meta, rng) for c in clips}
-    classifier = None
-    if args.classifier:
-        from molam_ros.llm.interaction_classifier import InteractionClassifier
-
-        classifier = InteractionClassifier.load(args.classifier)
-    rows = evaluate_reactors(reactors, engine, clips, cfg, instructions=instructions, classifier=classifier)
+    classifier, steer = _classifiers(ds, args.data) if args.classifiers else (None, None)
+    rows = evaluate_reactors(
+        reactors, engine, clips, cfg, instructions=instructions, classifier=classifier, steer_classifier=steer
+    )
     print(format_rows(rows))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     return 0
+
+
+def _classifiers(ds: Any, data: Path, clips: int = 2000) -> tuple[Any, Any]:
+    """The pair and the reactor-only classifiers of a dataset, trained once on the first `clips`
+    clips of its training split and kept in <data>/classifiers/."""
+    import itertools
+
+    from molam_ros.llm.interaction_classifier import InteractionClassifier
+    from molam_ros.llm.reactor_classifier import ReactorClassifier
+
+    out = []
+    for cls, name in ((InteractionClassifier, "pair"), (ReactorClassifier, "reactor")):
+        path = Path(data) / "classifiers" / f"{name}.npz"
+        if path.is_file():
+            out.append(cls.load(path))
+            continue
+        clf = cls().fit(list(itertools.islice(ds.iter_split("train"), clips)), split=None)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        clf.save(path)
+        out.append(clf)
+    return out[0], out[1]
 
 
 def add_commands(groups: Any, fmt: type) -> None:
@@ -182,6 +202,12 @@ def add_commands(groups: Any, fmt: type) -> None:
     )
     p.add_argument("--text-share", type=float, default=0.5, help="share of windows with an instruction")
     p.add_argument("--no-text", action="store_true", help="no instruction input at all")
+    p.add_argument(
+        "--steering",
+        type=int,
+        default=0,
+        help="add N steering pairs per dataset (one clip's actor, another's reactor and its instruction)",
+    )
     p.add_argument("--width", type=int, default=256)
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--heads", type=int, default=4)
@@ -222,6 +248,11 @@ def add_commands(groups: Any, fmt: type) -> None:
     p.add_argument("--top-k", type=int, default=0)
     p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (>1)")
     p.add_argument("--classifier", type=Path, help="interaction classifier .npz (adds 'recognised')")
+    p.add_argument(
+        "--steer-classifier",
+        type=Path,
+        help="reactor classifier .npz (adds 'steer': follows another instruction)",
+    )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", type=Path, help="write the rows here")
     p.set_defaults(func=cmd_eval)

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -327,8 +328,23 @@ class InteractionClassifier:
             label = clip.meta.get("interaction")
             if label is None or clip.num_people != 2:
                 continue
-            xs.extend(pair_descriptors(clip.positions, clip.fps))
-            ys.extend([str(label)] * 2)
+            rows = self.clip_descriptors(clip)
+            xs.extend(rows)
+            ys.extend([str(label)] * len(rows))
+        return self._fit_rows(xs, ys)
+
+    descriptor_dim: ClassVar[int] = DESCRIPTOR_DIM  # these four: what llm/reactor_classifier.py changes
+    file_format: ClassVar[str] = "molam-interaction-classifier"
+
+    def descriptors(self, positions: np.ndarray, fps: float = FPS) -> np.ndarray:
+        """(R, descriptor_dim) rows describing one clip (2, T, 22, 3); predictions average the rows."""
+        return pair_descriptors(positions, fps)
+
+    def clip_descriptors(self, clip: MotionClip) -> np.ndarray:
+        """The training rows of a labelled dataset clip."""
+        return self.descriptors(clip.positions, clip.fps)
+
+    def _fit_rows(self, xs: list[np.ndarray], ys: list[str]) -> InteractionClassifier:
         if not xs:
             raise ValueError("no labelled two-person clips to train on")
         self.labels = sorted(set(ys))
@@ -346,7 +362,7 @@ class InteractionClassifier:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             return torch.nn.Sequential(
-                torch.nn.Linear(DESCRIPTOR_DIM, self.hidden),
+                torch.nn.Linear(self.descriptor_dim, self.hidden),
                 torch.nn.ReLU(),
                 torch.nn.Dropout(0.2),
                 torch.nn.Linear(self.hidden, len(self.labels)),
@@ -378,7 +394,7 @@ class InteractionClassifier:
     def predict_proba(self, positions: np.ndarray, fps: float = FPS) -> dict[str, float]:
         """Probability of every interaction type for a clip (2, T, 22, 3), both person orders averaged."""
         net = self._check_fitted()
-        x = pair_descriptors(positions, fps)
+        x = self.descriptors(positions, fps)
         x = torch.from_numpy(((x - self._mean) / self._std).astype(np.float32))
         with torch.no_grad(), _one_thread():
             p = torch.softmax(net(x), dim=-1).mean(0).numpy()
@@ -414,9 +430,9 @@ class InteractionClassifier:
         """Write the classifier to one small .npz (weights, standardisation, labels, settings)."""
         net = self._check_fitted()
         config = {
-            "format": "molam-interaction-classifier",
+            "format": self.file_format,
             "version": 1,
-            "descriptor_dim": DESCRIPTOR_DIM,
+            "descriptor_dim": self.descriptor_dim,
             "labels": self.labels,
             "hidden": self.hidden,
             "steps": self.steps,
@@ -434,11 +450,11 @@ class InteractionClassifier:
         """Read a classifier written by `save`."""
         with np.load(path) as z:
             config = json.loads(str(z["config"]))
-            if config.get("format") != "molam-interaction-classifier":
-                raise ValueError(f"{path}: not an interaction classifier")
-            if config["descriptor_dim"] != DESCRIPTOR_DIM:
+            if config.get("format") != cls.file_format:
+                raise ValueError(f"{path}: not a {cls.file_format} file")
+            if config["descriptor_dim"] != cls.descriptor_dim:
                 raise ValueError(
-                    f"{path}: descriptor size {config['descriptor_dim']}, this version uses {DESCRIPTOR_DIM}"
+                    f"{path}: descriptor size {config['descriptor_dim']}, not {cls.descriptor_dim}"
                 )
             keys = ("hidden", "steps", "batch", "lr", "weight_decay", "seed")
             clf = cls(**{k: config[k] for k in keys}, labels=list(config["labels"]))

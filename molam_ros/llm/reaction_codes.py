@@ -10,6 +10,12 @@ their second person are swapped. The two people's codes are NOT encoded the same
   generated after the actor's codes of that step. Encoding the training data the same way keeps
   training and use on the same inputs (`runtime_partner`).
 
+Steering pairs (`mismatched`): the actor of one training clip with the reactor of another clip of a
+different interaction, always trained with that reactor's instruction. Without them, every reactor in
+the data does what the actor's motion calls for, so an instruction carries nothing the actor does not
+already say and a model has no reason to follow it; with them, "wave back" while the person kicks
+means wave (the steerability the quality table measures).
+
 Codes of a whole dataset are packed into flat arrays with per-clip offsets (tens of thousands of
 clips load in a second) and cached next to the data, keyed by the tokenizer's files and the clip ids.
 """
@@ -20,6 +26,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -67,6 +74,11 @@ class ReactionCodes:
     splits: list[str]
     interactions: list[str]
     styles: list[str]
+    instructed: list[bool] | None = None  # steering pairs: always trained with their instruction
+
+    def __post_init__(self) -> None:
+        if self.instructed is None:
+            self.instructed = [False] * len(self.clip_ids)
 
     def __len__(self) -> int:
         return len(self.clip_ids)
@@ -97,6 +109,7 @@ class ReactionCodes:
             splits=[self.splits[i] for i in indices],
             interactions=[self.interactions[i] for i in indices],
             styles=[self.styles[i] for i in indices],
+            instructed=[self.instructed[i] for i in indices],
         )
 
 
@@ -116,9 +129,12 @@ def encode_reaction_codes(
     *,
     progress: bool = True,
     max_clips: int | None = None,
+    mismatched: int = 0,
+    seed: int = 0,
 ) -> ReactionCodes:
-    """Reaction codes of every two-person clip of a dataset (module docstring), cached at `cache_path`
-    (default: `reaction_codes.<tokenizer hash>.npz` inside the dataset directory).
+    """Reaction codes of every two-person clip of a dataset (module docstring), and `mismatched`
+    steering pairs made of its training clips, cached at `cache_path` (default:
+    `reaction_codes.<tokenizer hash>[.m<N>].npz` inside the dataset directory).
     """
     from molam_ros.data.dataset import MotionDataset
     from molam_ros.tokenizer.engines import TorchEngine
@@ -127,8 +143,12 @@ def encode_reaction_codes(
     checkpoint = Path(tokenizer_checkpoint)
     ids = dataset.ids()[:max_clips] if max_clips else dataset.ids()
     digest = _files_hash(checkpoint)
-    cache = Path(cache_path) if cache_path else Path(dataset_dir) / f"reaction_codes.{digest}.npz"
-    key = json.dumps({"format": _CACHE_FORMAT, "checkpoint": digest, "clips": ids}, sort_keys=True)
+    suffix = f".m{mismatched}s{seed}" if mismatched else ""
+    cache = Path(cache_path) if cache_path else Path(dataset_dir) / f"reaction_codes.{digest}{suffix}.npz"
+    key = json.dumps(
+        {"format": _CACHE_FORMAT, "checkpoint": digest, "clips": ids, "mismatched": mismatched, "seed": seed},
+        sort_keys=True,
+    )
     if cache.is_file():
         with np.load(cache) as z:
             if str(z["key"]) == key:
@@ -142,21 +162,51 @@ def encode_reaction_codes(
         )
     split_of = {cid: split for split in ("train", "val", "test") for cid in dataset.ids(split)}
     a, b, off = [], [], [0]
-    meta: dict[str, list[str]] = {"clip_ids": [], "splits": [], "interactions": [], "styles": []}
+    meta: dict[str, list[Any]] = {
+        "clip_ids": [],
+        "splits": [],
+        "interactions": [],
+        "styles": [],
+        "instructed": [],
+    }
+
+    def add(pair: np.ndarray, clip_id: str, split: str, m: dict[str, Any], instructed: bool) -> None:
+        codes = engine.encode(reaction_features(pair, engine.stride)).astype(np.int16)  # (2, L, D)
+        a.append(codes[0])
+        b.append(codes[1])
+        off.append(off[-1] + codes.shape[1])
+        for k, v in (
+            ("clip_ids", clip_id),
+            ("splits", split),
+            ("interactions", str(m.get("interaction"))),
+            ("styles", str(m.get("style"))),
+            ("instructed", instructed),
+        ):
+            meta[k].append(v)
+
+    def actor_first(clip: Any, T: int) -> np.ndarray:
+        return canonicalize(reaction_pair(clip.positions[:, :T], int(clip.meta.get("actor", 0))))[0]
+
     for clip_id in tqdm(ids, desc="encoding reactions", unit="clip", disable=not progress):
         clip = dataset.load(clip_id)
         T = clip.num_frames // engine.stride * engine.stride
         if clip.num_people != 2 or T < 2 * engine.stride:
             continue
-        pair = reaction_pair(clip.positions[:, :T], int(clip.meta.get("actor", 0)))
-        codes = engine.encode(reaction_features(pair, engine.stride)).astype(np.int16)  # (2, L, D)
-        a.append(codes[0])
-        b.append(codes[1])
-        off.append(off[-1] + codes.shape[1])
-        meta["clip_ids"].append(clip_id)
-        meta["splits"].append(split_of.get(clip_id, "train"))
-        meta["interactions"].append(str(clip.meta.get("interaction")))
-        meta["styles"].append(str(clip.meta.get("style")))
+        add(actor_first(clip, T), clip_id, split_of.get(clip_id, "train"), clip.meta, False)
+    rng = np.random.default_rng(seed)
+    train = [i for i, s in enumerate(meta["splits"]) if s == "train"]
+    for _ in tqdm(
+        range(mismatched), desc="steering pairs", unit="pair", disable=not progress or not mismatched
+    ):
+        x, y = (meta["clip_ids"][train[int(k)]] for k in rng.integers(len(train), size=2))
+        cx, cy = dataset.load(x), dataset.load(y)
+        if cx.meta.get("interaction") == cy.meta.get("interaction"):
+            continue
+        T = min(cx.num_frames, cy.num_frames) // engine.stride * engine.stride
+        # Both pairs are in their actor's first frame (origin, facing +Z): y's reactor stands where it
+        # stood towards its own actor, now towards x's actor.
+        pair = np.stack([actor_first(cx, T)[0], actor_first(cy, T)[1]])
+        add(pair, f"{x}+{y}", "train", cy.meta, True)
     out = ReactionCodes(
         a=np.concatenate(a), b=np.concatenate(b), offsets=np.asarray(off, dtype=np.int64), **meta
     )

@@ -25,7 +25,11 @@ the tokenizer's ceiling, and the recording itself where a measure has a ceiling)
   against another clip's recorded reactor (mismatched partner); a reactor that ignores the actor
   scores about 1, one that answers this actor less;
 - recognised: share of clips whose interaction a classifier trained on the dataset's training split
-  names from the pair (actor, reactor).
+  names from the pair (actor, reactor);
+- steer: the same actor, the reactor instructed to do another interaction's part ("bow back" to a
+  person who waves): share of clips where a classifier that sees only the reactor
+  (llm/reactor_classifier.py) names the instructed interaction. Its ceiling (the "recorded" row) is
+  that classifier's accuracy on the recorded reactors.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from tqdm import tqdm
 
 from molam_ros.llm.reaction_baselines import mirror_reactor, still_reactor
 from molam_ros.llm.reaction_codes import reaction_pair
+from molam_ros.llm.reaction_instructions import REACTOR_PARTS, reactor_instruction
 from molam_ros.motion import ego
 from molam_ros.motion.canonical import canonicalize, facing_angle
 from molam_ros.motion.skeleton import JOINT_INDEX as J
@@ -178,6 +183,7 @@ def evaluate_reactors(
     *,
     instructions: dict[str, str | None] | None = None,
     classifier: Any = None,
+    steer_classifier: Any = None,
     fps: float = 30.0,
     progress: bool = True,
 ) -> dict[str, dict[str, float]]:
@@ -229,8 +235,43 @@ def evaluate_reactors(
             ]
             row["recognised"] = float(np.mean(hits))
         rows[name] = row
+    if steer_classifier is not None:
+        for name, rate in steerability(reactors, engine, clips, cfg, steer_classifier, progress).items():
+            rows[name]["steer"] = rate
     rows["_clips"] = {"clips": float(n), "contact_clips": float(len(contact))}
     return rows
+
+
+def steer_target(clip: EvalClip, i: int) -> str:
+    """Another interaction than the clip's, cycling through all of them over the clips."""
+    labels = sorted(REACTOR_PARTS)
+    k = labels.index(clip.interaction) if clip.interaction in labels else 0
+    return labels[(k + 1 + i % (len(labels) - 1)) % len(labels)]
+
+
+def steerability(
+    reactors: dict[str, Reactor],
+    engine: Any,
+    clips: Sequence[EvalClip],
+    cfg: ReactionEvalConfig,
+    classifier: Any,
+    progress: bool = True,
+) -> dict[str, float]:
+    """{name: share} of clips where the reactor, told another interaction's part, does that part
+    (module docstring); "recorded": the classifier's accuracy on the recorded reactors."""
+    rng = np.random.default_rng(0)
+    hits = dict.fromkeys(reactors, 0)
+    ceiling = 0
+    for i, clip in enumerate(tqdm(clips, desc="steerability", unit="clip", disable=not progress)):
+        target = steer_target(clip, i)
+        text = reactor_instruction({"interaction": target}, rng, style_share=0.0)
+        for name, reactor in reactors.items():
+            pred = closed_loop(reactor, engine, clip, cfg, text)
+            hits[name] += classifier.predict(np.stack([clip.actor[: len(pred)], pred])) == target
+        ceiling += classifier.predict(np.stack([clip.actor, clip.reactor])) == clip.interaction
+    out = {name: h / len(clips) for name, h in hits.items()}
+    out["recorded"] = ceiling / len(clips)
+    return out
 
 
 COLUMNS = (
@@ -242,6 +283,7 @@ COLUMNS = (
     ("energy", "energy x", "{:.2f}"),
     ("partner_ratio", "partner ratio", "{:.2f}"),
     ("recognised", "recognised", "{:.0%}"),
+    ("steer", "steer", "{:.0%}"),
 )
 
 

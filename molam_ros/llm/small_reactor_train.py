@@ -8,7 +8,8 @@ a window that starts mid-motion too). Two things are done to the inputs only, ne
   clip (1-4 steps away: a plausible but wrong pose), so the model learns to re-read the actor rather
   than trust its own history. The targets stay the recorded codes.
 - Instructions. With chance `text_share` the window carries an instruction written from the clip
-  (llm/reaction_instructions.py), embedded by the sentence encoder; otherwise none.
+  (llm/reaction_instructions.py), embedded by the sentence encoder; otherwise none. Steering pairs
+  (llm/reaction_codes.py) always carry theirs.
 
 Held-out loss and depth accuracy on the validation clips are logged every `eval_every` steps to
 train_log.jsonl; the checkpoint and the optimizer state are saved with them, so `--resume` continues
@@ -96,7 +97,7 @@ class _Sampler:
             B.append(b)
             BI.append(b_in)
             text = np.full(self.text_dim, np.nan, dtype=np.float32)
-            if self.texts is not None and rng.random() < cfg.text_share:
+            if self.texts is not None and (self.codes.instructed[i] or rng.random() < cfg.text_share):
                 words = reactor_instruction(
                     {"interaction": self.codes.interactions[i], "style": self.codes.styles[i]}, rng
                 )

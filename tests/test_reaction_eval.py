@@ -100,3 +100,36 @@ def test_reaction_codes_cache_and_actor_first(setup) -> None:
     assert (a == want[0]).all() and (b == want[1]).all()
     with pytest.raises(ValueError, match="two people"):
         reaction_pair(clip.positions[:1], 0)
+
+
+def test_steering_pairs_and_steerability(setup, tmp_path) -> None:
+    """Steering pairs join one clip's actor to another interaction's reactor and are always
+    instructed; the steerability measure runs every reactor with another interaction's instruction."""
+    from molam_ros.llm.reaction_eval import steer_target, steerability
+    from molam_ros.llm.reactor_classifier import ReactorClassifier
+
+    root, ds, engine, cfg, clips = setup
+    rc = encode_reaction_codes(
+        root / "data", shipped_tokenizer_dir(), tmp_path / "m.npz", mismatched=6, progress=False
+    )
+    steering = [i for i, f in enumerate(rc.instructed) if f]
+    assert steering and all("+" in rc.clip_ids[i] and rc.splits[i] == "train" for i in steering)
+    for i in steering:
+        x, y = rc.clip_ids[i].split("+")
+        assert ds.load(x).meta["interaction"] != ds.load(y).meta["interaction"]
+        assert rc.interactions[i] == ds.load(y).meta["interaction"]  # the instruction is the reactor's part
+    assert not any(rc.instructed[i] for i in range(len(rc)) if i not in steering)
+    assert {steer_target(c, i) for i, c in enumerate(clips)}.isdisjoint({None})
+    assert all(steer_target(c, i) != c.interaction for i, c in enumerate(clips))
+    clf = ReactorClassifier(steps=20).fit(ds, split=None)
+    clf.save(tmp_path / "r.npz")
+    assert ReactorClassifier.load(tmp_path / "r.npz").labels == clf.labels
+    with pytest.raises(ValueError, match="molam-reactor-classifier"):
+        from molam_ros.llm.interaction_classifier import InteractionClassifier
+
+        InteractionClassifier(steps=5).fit(ds, split=None).save(tmp_path / "p.npz")
+        ReactorClassifier.load(tmp_path / "p.npz")
+    c = clips[0]
+    b_codes = engine.encode(reaction_features(np.stack([c.actor, c.reactor]), engine.stride)[1:])[0]
+    rates = steerability({"replay": Replay(b_codes)}, engine, clips[:2], cfg, clf, progress=False)
+    assert set(rates) == {"replay", "recorded"} and all(0.0 <= v <= 1.0 for v in rates.values())

@@ -25,19 +25,23 @@ DEFAULT_DEMO_DIR = Path("out/demo")
 def _cmd_data_synth(args: argparse.Namespace) -> int:
     from molam_ros.data.dataset import write_dataset
     from molam_ros.data.edit_variants import with_edit_variants
-    from molam_ros.data.synth import INTERACTIONS, generate_dataset
+    from molam_ros.data.synth import INTERACTIONS, SynthConfig, generate_dataset
 
     if args.count < 1:
         raise SystemExit("--count must be at least 1")
     if not 0.0 <= args.edit_variants <= 1.0:
         raise SystemExit("--edit-variants must be between 0 and 1")
+    if not 0.0 <= args.solo_actions <= 1.0:
+        raise SystemExit("--solo-actions must be between 0 and 1")
     start = time.perf_counter()
-    clips = generate_dataset(args.count, args.seed)
+    config = SynthConfig(solo_actions=args.solo_actions)
+    clips = generate_dataset(args.count, args.seed, config)
     info = write_dataset(
         args.out,
         with_edit_variants(clips, args.edit_variants, seed=args.seed, count=args.count),
         total=args.count,
-        manifest={"source": "synth", "seed": args.seed, "created_by": "molam data synth"},
+        manifest={"source": "synth", "seed": args.seed, "created_by": "molam data synth"}
+        | config.non_default(),
     )
     elapsed = time.perf_counter() - start
     print(
@@ -450,6 +454,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FRACTION",
         help="chance that a clip is followed by the same scene in another style (editing data; "
         "counted in --count, same split as its source)",
+    )
+    p.add_argument(
+        "--solo-actions",
+        type=float,
+        default=0.0,
+        metavar="FRACTION",
+        help="chance that the solo part before the interaction, and apart from it the one after it, is a "
+        "solo action: crouching, picking up, reaching, turning on the spot, side/back steps, "
+        "shadow-boxing, quick gestures (0: the clips the shipped tokenizer saw)",
     )
     p.set_defaults(func=_cmd_data_synth)
 

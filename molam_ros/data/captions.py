@@ -112,16 +112,39 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     ),
 }
 
+# What each solo segment adds to a caption (`synth._prelude`/`_postlude`; the solo actions of
+# `synth.SOLO_ACTIONS` only with `SynthConfig.solo_actions`). No phrase names an interaction or a
+# style in the words `llm.caption_labels` reads them by ("punches", "something", "quickly" would),
+# so a solo action never changes what a caption is judged to say.
 PRELUDE_PHRASES: dict[str, str] = {
     "walk_in": "{w} walks up first. ",
     "look_around": "After looking around, ",
     "turn_to_face": "{w} turns around to face the other. ",
+    "crouch": "{w} crouches down and gets back up. ",
+    "pick_up": "{w} bends down to pick a thing up from the floor. ",
+    "reach_up": "{w} reaches up high first. ",
+    "reach_side": "{w} reaches out to the side first. ",
+    "reach_forward": "{w} reaches forward first. ",
+    "turn_around": "{w} turns around on the spot and back. ",
+    "side_step": "{w} steps to the side and back. ",
+    "step_back": "{w} steps back and forward again. ",
+    "shadow_box": "{w} shadow-boxes, jabbing at the air. ",
+    "gesture": "{w} makes a few brisk hand gestures. ",
     "idle": "",
 }
 POSTLUDE_PHRASES: dict[str, str] = {
     "step_back": " Then {w} steps back.",
     "walk_away": " Afterwards {w} walks away.",
     "look_around": " Then {w} looks around.",
+    "crouch": " Then {w} crouches down and gets back up.",
+    "pick_up": " Then {w} bends down to pick a thing up from the floor.",
+    "reach_up": " Then {w} reaches up high.",
+    "reach_side": " Then {w} reaches out to the side.",
+    "reach_forward": " Then {w} reaches forward.",
+    "turn_around": " Then {w} turns around on the spot.",
+    "side_step": " Then {w} steps to the side.",
+    "shadow_box": " Then {w} shadow-boxes, jabbing at the air.",
+    "gesture": " Then {w} makes a few brisk hand gestures.",
     "idle": "",
 }
 

@@ -386,6 +386,19 @@ _ACTIONS = {
     "walk_in": ("walks in", "walk in"),
     "walk_away": ("walks away", "walk away"),
     "turn_to_face": ("turns to face the other person", "turn to face each other"),
+    # the solo actions of synth.SOLO_ACTIONS (SynthConfig.solo_actions)
+    "crouch": ("crouches down and gets back up", "crouch down and get back up"),
+    "pick_up": (
+        "bends down to pick a thing up from the floor",
+        "bend down to pick a thing up from the floor",
+    ),
+    "reach_up": ("reaches up high", "reach up high"),
+    "reach_side": ("reaches out to the side", "reach out to the side"),
+    "reach_forward": ("reaches forward", "reach forward"),
+    "turn_around": ("turns around on the spot", "turn around on the spot"),
+    "side_step": ("steps to the side", "step to the side"),
+    "shadow_box": ("shadow-boxes, jabbing at the air", "shadow-box, jabbing at the air"),
+    "gesture": ("makes a few brisk hand gestures", "make a few brisk hand gestures"),
 }
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from molam_ros.data.clip import MotionClip
-from molam_ros.data.synth import STYLES, generate_clip
+from molam_ros.data.synth import STYLES, SynthConfig, generate_clip
 
 # Meta keys that are no part of a scene's layout: they may differ between a clip and its variant.
 _NOT_LAYOUT = {"style", "description", "distance", "min_gap", "seed", "source", "edit_of"}
@@ -41,14 +41,16 @@ def edit_variant(clip: MotionClip, style: str) -> MotionClip | None:
     """`clip` (a generated clip) performed in `style`, or None where the layout would change.
 
     The source must come from `generate_clip` with an explicit interaction and style, as
-    `generate_dataset` makes them: its seed then fixes every other choice.
+    `generate_dataset` makes them: its seed (and the generator options its meta records) then fix
+    every other choice.
     """
     meta = clip.meta
     if meta.get("source") != "synth" or "seed" not in meta or "edit_of" in meta:
         return None
     if style == meta.get("style") or style not in STYLES:
         return None
-    other = generate_clip(int(meta["seed"]), str(meta["interaction"]), style)
+    config = SynthConfig(solo_actions=float(meta.get("solo_actions", 0.0)))
+    other = generate_clip(int(meta["seed"]), str(meta["interaction"]), style, config)
     if layout(other.meta) != layout(meta):
         return None
     other.name = f"{clip.name}_{style}"

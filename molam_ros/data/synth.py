@@ -1,15 +1,20 @@
 """Procedural two-person interactions: the default training data of molam_ros.
 
-It is over 500 lines because it is one choreography library: the 14 interactions, the styles and
-the solo segments are short functions over the same Scene and tracks, read side by side (the pose
-machinery they share is in synth_poses.py); splitting them by interaction would scatter the timing
-conventions they must agree on.
+It is over 500 lines because it is one choreography library: the 14 interactions, the styles, the
+solo segments and the solo actions are short functions over the same Scene and tracks, read side by
+side (the pose machinery they share is in synth_poses.py); splitting them by interaction would
+scatter the timing conventions they must agree on.
 
 Each clip is one interaction (handshake, hug, push, ...) between an actor, who initiates, and a
 reactor, whose motion is a function of the actor's: the reactor answers after a style-dependent
 reaction delay from the actor's cue, on the matching side (hand, dodge direction), at the right
 distance and towards the right place. Solo segments (idle sway, walking in, looking around,
-stepping back, walking away) come before and after the interaction, as in real behaviour.
+stepping back, walking away) come before and after the interaction, as in real behaviour; the
+segment meta names the action. With `SynthConfig(solo_actions=p)` (`molam data synth
+--solo-actions p`) a solo segment is, with chance p, one of the solo actions of `SOLO_ACTIONS`
+instead: crouching, picking something up, reaching up/sideways/forward, turning on the spot, side
+and back steps, shadow-boxing jabs, quick gestures. They are off by default, so the default
+dataset stays the one the shipped tokenizer was trained on.
 
 Motion is built on the SMPL skeleton as local joint rotations plus a root path (see
 `synth_poses`), so bone lengths are exact; every person has their own height. Clips are 30 fps,
@@ -17,11 +22,13 @@ Motion is built on the SMPL skeleton as local joint rotations plus a root path (
 
     clip = generate_clip(seed=3, interaction="handshake", style="friendly")
     for clip in generate_dataset(1000, seed=0): ...
+    for clip in generate_dataset(1000, seed=0, config=SynthConfig(solo_actions=0.5)): ...
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import functools
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -51,6 +58,28 @@ J = JOINT_INDEX
 FPS = TARGET_FPS
 MIN_SECONDS, MAX_SECONDS = 3.0, 10.0
 _ALLOC = int(MAX_SECONDS * FPS) + 60  # frames allocated while composing, cropped afterwards
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Options of the generator. The defaults make the clips the shipped tokenizer was trained on:
+    an option at its default draws nothing from the random streams, so the clips stay the same.
+
+    solo_actions: chance that the solo segment before the interaction, and apart from it the one
+        after it, is a solo action of `SOLO_ACTIONS` (crouching, picking up, reaching, turning on
+        the spot, side and back steps, shadow-boxing, quick gestures) instead of idling, walking
+        in, looking around, stepping back or walking away.
+    """
+
+    solo_actions: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.solo_actions <= 1.0:
+            raise ValueError(f"solo_actions is a chance in [0, 1], got {self.solo_actions}")
+
+    def non_default(self) -> dict[str, float]:
+        """The options that differ from the defaults, for a clip's meta."""
+        return {"solo_actions": self.solo_actions} if self.solo_actions != 0.0 else {}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -784,11 +813,308 @@ INTERACTIONS: dict[str, Interaction] = {
 
 
 # ---------------------------------------------------------------------------------------------
+# solo actions: things people do on their own before or after an interaction (each returns its end)
+
+# Solo actions that move the hands or the head forward; they need room in front (before an
+# interaction they are only drawn with room; after it the person first turns away from the partner).
+FORWARD_SOLO = ("pick_up", "shadow_box", "reach_forward")
+SOLO_ACTIONS = (
+    "crouch",
+    "pick_up",
+    "reach_up",
+    "reach_side",
+    "reach_forward",
+    "turn_around",
+    "side_step",
+    "step_back",
+    "shadow_box",
+    "gesture",
+)
+# Weights of the solo actions in the draw (the others 1): turning on the spot, side steps and
+# crouching are where recorded people differ most from the rest of the generator.
+SOLO_WEIGHT = {"turn_around": 2, "side_step": 2, "crouch": 2}
+# Solo actions both people may do at once also when they stand close (nothing moves forward).
+SHARED_SOLO = ("reach_up", "reach_side", "turn_around", "side_step", "step_back", "gesture")
+# After the interaction "step_back" is the postlude's own (back, not forth), so not a solo action.
+POST_SOLO = tuple(k for k in SOLO_ACTIONS if k != "step_back")
+SOLO_POST_MIN = 2.0  # seconds left in the clip after the interaction for a solo action there
+GUARD, GUARD_POLE = (-0.2, 0.12, 0.55), (0.4, -1.0, 0.0)
+
+
+def _crouch(sc: Scene, tr: Track, t: float) -> float:
+    """Squat down (pelvis well below 3/4 of standing height), hold, and stand back up."""
+    s, rng = tr.body.height / 1.7, sc.rng
+    depth = rng.uniform(0.3, 0.42) * s
+    t1 = t + sc.dur(0.6)
+    t2 = t1 + rng.uniform(0.4, 1.4)
+    t3 = t2 + sc.dur(0.65)
+    tr.height -= depth * window(sc.t, t, t1, t2, t3)
+    tr.tilt(t, t1, pitch=0.35)
+    tr.lean(t, t1, pitch=0.15)
+    tr.look(t, t1, pitch=-0.25)
+    for side in (LEFT, RIGHT):  # arms forward for balance
+        tr.hand(side, t, t1, (0.12, -0.35, 0.75), (0.5, -1.0, -0.3))
+        tr.rest(side, t2, t3)
+    tr.tilt(t2, t3)
+    tr.lean(t2, t3)
+    tr.look(t2, t3)
+    return t3
+
+
+def _pick_up(sc: Scene, tr: Track, t: float) -> float:
+    """Bend forward at the hips with bent knees and reach down to the floor, then straighten up."""
+    b, rng = tr.body, sc.rng
+    s = b.height / 1.7
+    bend = rng.uniform(1.3, 1.7)  # torso pitch: pelvis plus spine
+    phi = 0.2  # the arm hangs this far forward of vertical
+    reach = 0.97 * b.arm_length
+    drop = rng.uniform(0.3, 0.45) * s
+    # Keep the wrist above the floor. The spine bends progressively (pelvis, then three spine
+    # joints), so the shoulders pivot by about 0.7 of the torso pitch, around the pelvis.
+    sh = b.pelvis_height - 0.015 * s + (b.shoulder_height - b.pelvis_height) * np.cos(0.7 * bend)
+    drop = float(np.clip(sh - reach * np.cos(phi) - 0.08 * s, 0.0, drop))
+    both = rng.random() < 0.35
+    pick = sc.hand if rng.random() < 0.8 else 1 - sc.hand
+    t1 = t + sc.dur(0.75)
+    t2 = t1 + sc.dur(rng.uniform(0.25, 0.5))
+    t3 = t2 + sc.dur(0.75)
+    tr.height -= drop * window(sc.t, t, t1, t2, t3)
+    tr.tilt(t, t1, pitch=0.45 * bend)
+    tr.lean(t, t1, pitch=0.55 * bend)
+    tr.look(t, t1, pitch=-0.15)
+    a = bend + phi
+    down = np.array([0.1, -np.cos(a), np.sin(a)])
+    down = down / np.linalg.norm(down)
+    for side in (LEFT, RIGHT):
+        k = 0.97 if (both or side == pick) else 0.75
+        tr.hand(side, t + 0.1, t1, k * down, (0.5, 0.0, -1.0))
+        tr.rest(side, t2, t3)
+    tr.tilt(t2, t3)
+    tr.lean(t2, t3)
+    tr.look(t2, t3)
+    return t3
+
+
+def _reach_out(sc: Scene, tr: Track, t: float, where: str) -> float:
+    """Reach up, sideways or forward with one or both hands, hold, and lower them."""
+    rng = sc.rng
+    target, pole = {
+        "up": ((0.15, 0.97, 0.12), (1.0, 0.0, -0.3)),
+        "side": ((0.97, 0.12, 0.12), (0.0, -1.0, -0.3)),
+        "forward": ((0.05, 0.12, 0.97), (1.0, -1.0, 0.0)),
+    }[where]
+    sides = (LEFT, RIGHT) if rng.random() < 0.45 else (sc.hand,)
+    t1 = t + sc.dur(0.55)
+    t2 = t1 + rng.uniform(0.3, 0.8)
+    t3 = t2 + sc.dur(0.55)
+    for side in sides:
+        tr.hand(side, t, t1, target, pole)
+        tr.rest(side, t2, t3)
+    tr.lean(t, t1, pitch=-0.08 if where == "up" else 0.1)
+    tr.look(t, t1, pitch=-0.35 if where == "up" else 0.0)
+    tr.lean(t2, t3)
+    tr.look(t2, t3)
+    return t3
+
+
+def _turn(sc: Scene, tr: Track, t: float, back: bool, quick: bool = False) -> float:
+    """Turn on the spot by 90-170 degrees (the feet step round), look, and optionally turn back.
+
+    quick: a brisk 75-110 degree turn with no pause (turning away to make room).
+    """
+    rng = sc.rng
+    i = tr.at(t)
+    face = float(tr.yaw[i])
+    ang = rng.choice([-1.0, 1.0]) * (rng.uniform(1.3, 1.9) if quick else rng.uniform(1.6, 3.0))
+    t1 = tr.go(t, t + sc.dur(0.45 + 0.15 * abs(ang)), yaw=face + ang)
+    t2 = t1 + (0.05 if quick else rng.uniform(0.3, 0.7))
+    if not back:
+        return t2
+    return tr.go(t2, t2 + sc.dur(0.45 + 0.15 * abs(ang)), yaw=face)
+
+
+def _side_step(sc: Scene, tr: Track, t: float, back: bool, until: float) -> float:
+    """Step sideways 0.35-0.8 m (and back again), one to three times (footwork) while before `until`."""
+    rng = sc.rng
+    i = tr.at(t)
+    home = tr.pos[i].copy()
+    sgn = rng.choice([-1.0, 1.0])
+    for k in range(int(rng.integers(1, 4))):
+        if k and t > until:
+            break
+        off = sgn * rng.uniform(0.35, 0.8) * tr.body.height / 1.7
+        d = sc.dur(0.35 + abs(off) / 0.9)
+        t = tr.go(t, t + d, home + tr.local_to_world(i, (off, 0.0))) + rng.uniform(0.1, 0.3)
+        t = tr.go(t, t + d, home) + rng.uniform(0.1, 0.3)
+        sgn = -sgn if rng.random() < 0.5 else sgn
+    if back:
+        return t
+    off = sgn * rng.uniform(0.35, 0.8) * tr.body.height / 1.7
+    return tr.go(t, t + sc.dur(0.35 + abs(off) / 0.9), home + tr.local_to_world(i, (off, 0.0))) + 0.2
+
+
+def _step_back(sc: Scene, tr: Track, t: float, until: float) -> float:
+    """Step backwards 0.3-0.6 m, then forward again to the same place, once or twice (before `until`)."""
+    rng = sc.rng
+    i = tr.at(t)
+    home = tr.pos[i].copy()
+    for k in range(int(rng.integers(1, 3))):
+        if k and t > until:
+            break
+        back = rng.uniform(0.3, 0.6) * tr.body.height / 1.7
+        d = sc.dur(0.3 + back / 0.9)
+        t = tr.go(t, t + d, home - back * forward_dir(tr.yaw[i])) + rng.uniform(0.15, 0.4)
+        t = tr.go(t, t + d, home) + 0.1
+    return t
+
+
+def _shadow_box(sc: Scene, tr: Track, t: float, until: float) -> float:
+    """Guard up, then 3-6 quick jabs in the air (wrists at 2-4 m/s), then hands down."""
+    rng, s = sc.rng, tr.body.height / 1.7
+    t1 = t + 0.3
+    for side in (LEFT, RIGHT):
+        tr.hand(side, t, t1, GUARD, GUARD_POLE)
+    n = int(rng.integers(3, 7))
+    side = int(rng.integers(2))
+    tj = t1 + 0.1
+    i = tr.at(t)
+    home = tr.pos[i].copy()
+    for k in range(n):
+        if k >= 2 and tj > until:
+            break
+        if rng.random() < 0.5:  # footwork: a quick shuffle sideways or back between jabs
+            shift = tr.local_to_world(i, (rng.uniform(-0.3, 0.3), rng.uniform(-0.25, 0.0)))
+            tr.go(tj - 0.05, tj + 0.3, home + shift)
+        out = rng.uniform(0.11, 0.15)
+        tr.hand(side, tj, tj + out, (-0.05, rng.uniform(0.05, 0.2), 0.97))
+        tr.hand(side, tj + out + 0.04, tj + out + 0.2, GUARD)
+        tr.spine[:, 1] += (
+            -SIDE_SIGN[side] * 0.25 * window(sc.t, tj - 0.03, tj + out, tj + out + 0.04, tj + out + 0.22)
+        )
+        tj += rng.uniform(0.26, 0.4)
+        side = 1 - side if rng.random() < 0.8 else side
+    crouch = 0.04 * s * window(sc.t, t, t1, tj, tj + 0.3)
+    tr.height -= crouch
+    tr.go(tj, tj + 0.45, home)
+    for side in (LEFT, RIGHT):
+        tr.rest(side, tj, tj + 0.45)
+    return tj + 0.45
+
+
+def _gesture(sc: Scene, tr: Track, t: float) -> float:
+    """Quick, emphatic hand gestures: hands up in front, shaken or chopped at 2.5-3.5 Hz."""
+    rng = sc.rng
+    sides = (LEFT, RIGHT) if rng.random() < 0.4 else (sc.hand,)
+    f = rng.uniform(2.5, 3.5)
+    amp = rng.uniform(0.18, 0.28)
+    axis = rng.choice([0, 1])  # side to side or up and down
+    t1 = t + sc.dur(0.35)
+    te = t1 + int(rng.integers(2, 5)) / f
+    w = window(sc.t, t1 - 0.05, t1 + 0.08, te - 0.08, te)
+    for k, side in enumerate(sides):
+        tr.hand(side, t, t1, (0.3, -0.1, 0.5), (1.0, -1.0, -0.3))
+        tr.hand_off[side, :, axis] += amp * np.sin(2 * np.pi * f * (sc.t - t1) + k * np.pi) * w
+        tr.rest(side, te, te + sc.dur(0.45))
+    return te + sc.dur(0.45)
+
+
+def _solo(sc: Scene, tr: Track, kind: str, t: float, roomy: bool, back: bool, until: float) -> float:
+    """Perform one solo action from t; returns its end.
+
+    back: end where and as it started (before an interaction); until: repeated moves (footwork,
+    jabs) stop repeating after this time, which keeps preludes short.
+    """
+    if kind in FORWARD_SOLO and not roomy:  # turn away from the partner first, then back
+        face = float(tr.yaw[tr.at(t)])
+        t = _turn(sc, tr, t, back=False, quick=True)
+        end = _solo(sc, tr, kind, t, True, back, until)
+        if back:
+            end = tr.go(end + 0.05, end + 0.05 + sc.dur(0.6), yaw=face)
+        return end
+    if kind == "crouch":
+        return _crouch(sc, tr, t)
+    if kind == "pick_up":
+        return _pick_up(sc, tr, t)
+    if kind.startswith("reach_"):
+        return _reach_out(sc, tr, t, kind[len("reach_") :])
+    if kind == "turn_around":
+        return _turn(sc, tr, t, back)
+    if kind == "side_step":
+        return _side_step(sc, tr, t, back, until)
+    if kind == "step_back":
+        return _step_back(sc, tr, t, until)
+    if kind == "shadow_box":
+        return _shadow_box(sc, tr, t, until)
+    return _gesture(sc, tr, t)
+
+
+def _roomy(sc: Scene, t: float) -> bool:
+    """Whether the two people stand far enough apart for a solo action reaching forward."""
+    i = sc.a.at(t)
+    return bool(np.linalg.norm(sc.a.pos[i] - sc.b.pos[i]) > 1.45 * _avg_scale(sc))
+
+
+# ---------------------------------------------------------------------------------------------
 # solo segments
 
 
-def _prelude(sc: Scene, spec: Interaction) -> tuple[float, str, str]:
-    """Solo motion before the interaction; returns (interaction start, kind, who)."""
+def _solo_plan(seed: int, chance: float) -> tuple[tuple[float, float] | None, tuple[float, float] | None]:
+    """Draws for the solo actions before and after the interaction: None, or (kind, who) in [0, 1).
+
+    They come from a random stream of their own, fixed by the seed alone: with the option off the
+    main stream is not touched (the clips stay as they were), and the same scene in another style
+    has the same plan, so edit variants keep their layout.
+    """
+    if chance <= 0.0:
+        return None, None
+    u = np.random.default_rng([seed, 17, 0x5010]).random((2, 3))
+    pre, post = ((float(k), float(w)) if on < chance else None for on, k, w in u)
+    return pre, post
+
+
+def _weighted(kinds: Sequence[str], u: float) -> str:
+    """The solo action at u in [0, 1) of `kinds` weighted by SOLO_WEIGHT."""
+    pool = [k for k in kinds for _ in range(SOLO_WEIGHT.get(k, 1))]
+    return pool[min(int(u * len(pool)), len(pool) - 1)]
+
+
+def _solo_prelude(sc: Scene, draw: tuple[float, float]) -> tuple[float, str, str]:
+    """A solo action before the interaction by one person or both, who end where and as they began."""
+    # Forward-reaching actions only with room in front: turning away first would make the prelude
+    # long enough to cut the interaction off at the end of the clip.
+    roomy = _roomy(sc, 0.0)
+    kind = _weighted([k for k in SOLO_ACTIONS if roomy or k not in FORWARD_SOLO], draw[0])
+    who = ("actor", "actor", "reactor", "both")[min(int(draw[1] * 4), 3)]
+    if who == "both" and not (roomy or kind in SHARED_SOLO):
+        who = "actor"
+    people = {"actor": (sc.a,), "reactor": (sc.b,), "both": (sc.a, sc.b)}[who]
+    t0 = sc.rng.uniform(0.3, 0.8)
+    t0 = max(_solo(sc, tr, kind, t0, roomy, True, t0 + 1.6) for tr in people) + 0.2
+    return t0, kind, who
+
+
+def _solo_postlude(sc: Scene, t_end: float, draw: tuple[float, float]) -> tuple[float, str, str]:
+    """A solo action after the interaction; it is cut off where the clip ends (MAX_SECONDS)."""
+    kind = _weighted(POST_SOLO, draw[0])
+    who = ("actor", "reactor", "both")[min(int(draw[1] * 3), 2)]
+    # Both at once only with actions that keep clear of the partner: whether there is room after
+    # the interaction depends on the style (how far a push sends the reactor), the layout must not.
+    if who == "both" and kind not in SHARED_SOLO:
+        who = "actor"
+    people = {"actor": (sc.a,), "reactor": (sc.b,), "both": (sc.a, sc.b)}[who]
+    t = t_end + sc.rng.uniform(0.1, 0.4)
+    roomy = _roomy(sc, t)
+    until = MAX_SECONDS - 1.5  # repeated moves (footwork, jabs) stop repeating here
+    return max(_solo(sc, tr, kind, t, roomy, False, until) for tr in people) + 0.2, kind, who
+
+
+def _prelude(sc: Scene, spec: Interaction, solo: tuple[float, float] | None = None) -> tuple[float, str, str]:
+    """Solo motion before the interaction; returns (interaction start, kind, who).
+
+    solo: the draws of a planned solo action (`_solo_plan`), or None for the other kinds.
+    """
+    if solo is not None:
+        return _solo_prelude(sc, solo)
     A, B, rng = sc.a, sc.b, sc.rng
     kinds = ["idle", "look_around", "turn_to_face"] + (["walk_in"] * 3 if spec.walk_in else [])
     kind = str(rng.choice(kinds))
@@ -825,8 +1151,16 @@ def _prelude(sc: Scene, spec: Interaction) -> tuple[float, str, str]:
     return t0, kind, who
 
 
-def _postlude(sc: Scene, t_end: float, budget: float) -> tuple[float, str, str]:
-    """Solo motion after the interaction; returns (clip end, kind, who)."""
+def _postlude(
+    sc: Scene, t_end: float, budget: float, solo: tuple[float, float] | None = None
+) -> tuple[float, str, str]:
+    """Solo motion after the interaction; returns (clip end, kind, who).
+
+    solo: the draws of a planned solo action (`_solo_plan`) where there is time for it
+    (`_solo_post_fits`), or None for the other kinds.
+    """
+    if solo is not None:
+        return _solo_postlude(sc, t_end, solo)
     A, B, rng = sc.a, sc.b, sc.rng
     kind = str(rng.choice(["idle", "step_back", "walk_away", "look_around"]))
     who = str(rng.choice(["actor", "reactor", "both"]))
@@ -906,7 +1240,10 @@ def contact_joints(contact: str) -> tuple[int, ...]:
 MIN_GAP = {"none": 0.18, "hands": 0.15, "body": 0.08}  # metres between the nearest checked joints
 
 
-def _compose(seed: int, key: str, style: Style, bonus: float):
+def _scene(
+    seed: int, key: str, style: Style, bonus: float, solo_pre: tuple[float, float] | None
+) -> tuple[Scene, Interaction, tuple[float, str, str], float]:
+    """The scene up to the end of the interaction: (scene, spec, (start, prelude kind, who), end)."""
     rng = np.random.default_rng([seed, 17])
     spec = INTERACTIONS[key]
     heights = rng.uniform(1.5, 1.9, size=2)
@@ -920,10 +1257,31 @@ def _compose(seed: int, key: str, style: Style, bonus: float):
     sc.dist = spec.distance(sc) + bonus
     sc.a.place((0.0, 0.0), 0.0)
     sc.b.place((0.0, sc.dist), np.pi)
-    t0, pre_kind, pre_who = _prelude(sc, spec)
-    t_end = spec.build(sc, t0)
+    pre = _prelude(sc, spec, solo_pre)
+    return sc, spec, pre, spec.build(sc, pre[0])
+
+
+@functools.lru_cache(maxsize=64)
+def _interaction_end(seed: int, key: str, style: str, solo_pre: tuple[float, float] | None) -> float:
+    return _scene(seed, key, STYLES[style], 0.0, solo_pre)[3]
+
+
+def _solo_post_fits(seed: int, key: str, solo_pre: tuple[float, float] | None) -> bool:
+    """Whether the scene leaves SOLO_POST_MIN seconds after the interaction in every style.
+
+    A slow style ends the interaction later; were the solo action after it left out only there,
+    the same scene in another style would have another layout and make no edit variant.
+    """
+    return all(MAX_SECONDS - _interaction_end(seed, key, st, solo_pre) >= SOLO_POST_MIN for st in STYLES)
+
+
+def _compose(seed: int, key: str, style: Style, bonus: float, config: SynthConfig):
+    solo_pre, solo_post = _solo_plan(seed, config.solo_actions)
+    sc, spec, (t0, pre_kind, pre_who), t_end = _scene(seed, key, style, bonus, solo_pre)
+    if solo_post is not None and not _solo_post_fits(seed, key, solo_pre):
+        solo_post = None
     budget = MAX_SECONDS - t_end
-    t_clip, post_kind, post_who = _postlude(sc, t_end, budget)
+    t_clip, post_kind, post_who = _postlude(sc, t_end, budget, solo_post)
     t_clip = float(np.clip(t_clip, MIN_SECONDS, MAX_SECONDS))
     _add_life(sc, t0, t_end)
     local, root, pos = solve([sc.a, sc.b], sc.jobs)
@@ -940,13 +1298,18 @@ def _compose(seed: int, key: str, style: Style, bonus: float):
     )
 
 
-def generate_clip(seed: int, interaction: str | None = None, style: str | None = None) -> MotionClip:
-    """One two-person interaction clip, fully determined by (seed, interaction, style).
+def generate_clip(
+    seed: int, interaction: str | None = None, style: str | None = None, config: SynthConfig | None = None
+) -> MotionClip:
+    """One two-person interaction clip, fully determined by (seed, interaction, style, config).
 
     interaction/style: keys of INTERACTIONS/STYLES; None draws them from the seed.
+    config: the generator's options (`SynthConfig`); None is the defaults.
     Positions are world metres, Y up, floor at y=0, 30 fps; `local_quats` are the rotations the
-    positions were made from. meta records roles, style, handedness, segments and the seed.
+    positions were made from. meta records roles, style, handedness, segments and the seed, and
+    the options that are not at their defaults (so the clip can be made again, `edit_variants`).
     """
+    config = config or SynthConfig()
     rng = np.random.default_rng(seed)
     keys, styles = sorted(INTERACTIONS), sorted(STYLES)
     key = str(rng.choice(keys)) if interaction is None else interaction
@@ -962,7 +1325,7 @@ def generate_clip(seed: int, interaction: str | None = None, style: str | None =
     # Too close somewhere (a big person, a deep bow): move the people apart and compose again.
     bonus = 0.0
     for _ in range(3):
-        sc, spec, local, root, pos, times, pre, post = _compose(seed, key, st, bonus)
+        sc, spec, local, root, pos, times, pre, post = _compose(seed, key, st, bonus, config)
         gap = min_person_distance(pos, spec.contact)
         if gap >= MIN_GAP[spec.contact]:
             break
@@ -1006,6 +1369,7 @@ def generate_clip(seed: int, interaction: str | None = None, style: str | None =
         "min_gap": float(gap),
     }
     meta.update(extra)
+    meta.update(config.non_default())
     return MotionClip(
         name=f"synth_{seed:08d}_{key}", positions=pos, fps=FPS, texts=texts, meta=meta, local_quats=local
     )
@@ -1023,8 +1387,8 @@ def dataset_schedule(count: int) -> list[tuple[str, str]]:
     return [(keys[i % n], styles[(i % n + i // n) % len(styles)]) for i in range(count)]
 
 
-def generate_dataset(count: int, seed: int = 0) -> Iterator[MotionClip]:
+def generate_dataset(count: int, seed: int = 0, config: SynthConfig | None = None) -> Iterator[MotionClip]:
     """`count` clips balanced over interaction types and styles (`dataset_schedule`)."""
     rng = np.random.default_rng(seed)
     for key, style in dataset_schedule(count):
-        yield generate_clip(int(rng.integers(2**31 - 1)), key, style)
+        yield generate_clip(int(rng.integers(2**31 - 1)), key, style, config)

@@ -62,34 +62,38 @@ def _codes(data: list[Path], tokenizer: Path, max_clips: int | None, steering: i
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from molam_ros.llm.depth_head import DepthHeadConfig
+    import numpy as np
+
+    from molam_ros.llm.reaction_codes import reaction_targets
     from molam_ros.llm.small_reactor import SmallReactorConfig
     from molam_ros.llm.small_reactor_train import ReactorTrainConfig, train_small_reactor
     from molam_ros.paths import default_tokenizer_dir
+    from molam_ros.tokenizer.engines import TorchEngine
     from molam_ros.tokenizer.rqvae import checkpoint_identity
 
     tok = args.tokenizer or default_tokenizer_dir()
+    engine = TorchEngine(tok, threads=1)
+    if len(args.data) != 1:
+        raise SystemExit("molam reactor train takes one --data directory")
     codes = _codes(args.data, tok, args.max_clips, args.steering)
+    train = codes.indices("train")
     if args.train_clips:
-        import numpy as np
-
-        train = codes.indices("train")
-        keep = set(np.random.default_rng(0).permutation(train)[: args.train_clips].tolist())
-        codes = codes.subset([i for i in range(len(codes)) if codes.splits[i] != "train" or i in keep])
+        train = sorted(np.random.default_rng(0).permutation(train)[: args.train_clips].tolist())
+    val = codes.indices("val")[: args.val_clips] or codes.indices("test")[: args.val_clips]
+    targets = reaction_targets(args.data[0], tok, codes, sorted(train + val))
     model = SmallReactorConfig(
-        codebook_size=int(max(codes.a.max(), codes.b.max()) + 1)
-        if args.codebook_size == 0
-        else args.codebook_size,
-        depth=codes.a.shape[1],
+        codebook_size=int(engine.model.config.codebook_size),
+        depth=engine.num_quantizers,
+        stride=engine.stride,
+        feature_dim=engine.feature_dim,
         width=args.width,
         layers=args.layers,
         heads=args.heads,
         context_steps=args.context_steps,
         text_dim=0 if args.no_text else 384,
         dropout=args.dropout,
-        head=DepthHeadConfig(width=args.width, layers=2, context=not args.no_head_context),
     )
-    train = ReactorTrainConfig(
+    config = ReactorTrainConfig(
         steps=args.steps,
         batch=args.batch,
         crop_steps=args.crop_steps,
@@ -104,13 +108,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     info = {
         "tokenizer": checkpoint_identity(tok),
         "data": [str(d) for d in args.data],
-        "train_clips": len(codes.indices("train")),
+        "train_clips": len(train),
     }
     last = train_small_reactor(
         codes,
+        targets,
         args.out,
         model=model,
-        train=train,
+        train=config,
         embed=None if args.no_text else _embedder(),
         info=info,
         resume=args.resume,
@@ -126,7 +131,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from molam_ros.data.dataset import MotionDataset
     from molam_ros.llm.reaction_eval import ReactionEvalConfig, eval_clips, evaluate_reactors, format_rows
     from molam_ros.llm.reaction_instructions import reactor_instruction
-    from molam_ros.llm.small_reactor import ReactorSampling, SmallStreamingReactor, load_small_reactor
+    from molam_ros.llm.small_reactor import SmallStreamingReactor, load_small_reactor
     from molam_ros.paths import default_tokenizer_dir
     from molam_ros.tokenizer.engines import TorchEngine
     from molam_ros.tokenizer.rqvae import check_pairing
@@ -138,12 +143,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     cfg = ReactionEvalConfig(clips=args.clips, steps=args.steps, given_steps=args.given_steps)
     clips = eval_clips(ds, args.split, cfg, engine.stride)
     embed = _embedder()
-    sampling = ReactorSampling(temperature=args.temperature, top_k=args.top_k, guidance=args.guidance)
     reactors = {}
     for ckpt in args.checkpoint or [default_eval_reactor()]:
         net, info = load_small_reactor(ckpt)
         check_pairing(info.get("tokenizer"), tok, f"the small reactor {ckpt}")
-        reactors[Path(ckpt).name] = SmallStreamingReactor(net, sampling, embed=embed)
+        reactors[Path(ckpt).name] = SmallStreamingReactor(net, engine, embed=embed)
     rng = np.random.default_rng(0)
     instructions = {}
     if args.instructions == "clip":
@@ -193,12 +197,12 @@ def add_commands(groups: Any, fmt: type) -> None:
     )
     p.add_argument("--tokenizer", type=Path, help="tokenizer checkpoint (default: the shipped one)")
     p.add_argument("--out", type=Path, default=default_reactor_dir(), help="run directory")
-    p.add_argument("--steps", type=int, default=6000)
-    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--batch", type=int, default=48)
     p.add_argument("--crop-steps", type=int, default=40, help="window length in steps")
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument(
-        "--b-noise", type=float, default=0.15, help="share of reactor input steps replaced (exposure bias)"
+        "--b-noise", type=float, default=0.2, help="noise (std) on the reactor's own input (exposure bias)"
     )
     p.add_argument("--text-share", type=float, default=0.5, help="share of windows with an instruction")
     p.add_argument("--no-text", action="store_true", help="no instruction input at all")
@@ -211,12 +215,11 @@ def add_commands(groups: Any, fmt: type) -> None:
     p.add_argument("--width", type=int, default=256)
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--context-steps", type=int, default=48)
+    p.add_argument("--context-steps", type=int, default=64)
     p.add_argument("--dropout", type=float, default=0.1)
-    p.add_argument("--no-head-context", action="store_true", help="depth head without the context codes")
-    p.add_argument("--codebook-size", type=int, default=512)
     p.add_argument("--max-clips", type=int, help="encode only the first N clips of each dataset")
-    p.add_argument("--train-clips", type=int, help="train on N random training clips (learning curves)")
+    p.add_argument("--train-clips", type=int, default=6000, help="N random training clips (0: all)")
+    p.add_argument("--val-clips", type=int, default=400, help="validation clips for the held-out loss")
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument(
         "--minutes", type=float, default=0.0, help="stop cleanly after this long (--resume continues)"
@@ -244,14 +247,10 @@ def add_commands(groups: Any, fmt: type) -> None:
         default="none",
         help="react unprompted, or with the clip's instruction (reaction_instructions.py)",
     )
-    p.add_argument("--temperature", type=float, default=0.0)
-    p.add_argument("--top-k", type=int, default=0)
-    p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (>1)")
-    p.add_argument("--classifier", type=Path, help="interaction classifier .npz (adds 'recognised')")
     p.add_argument(
-        "--steer-classifier",
-        type=Path,
-        help="reactor classifier .npz (adds 'steer': follows another instruction)",
+        "--classifiers",
+        action="store_true",
+        help="add 'recognised' and 'steer' (classifiers fitted once on --data's training split, kept there)",
     )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", type=Path, help="write the rows here")

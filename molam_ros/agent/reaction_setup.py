@@ -76,18 +76,18 @@ def build_pipeline(p: dict[str, Any]) -> tuple[Any, str]:
         safety=SafetyConfig(timeout=p["watchdog_timeout"], ease_time=p["neutral_ease_time"]),
         instruction=p["instruction"] or None,
     )
-    reactor = _small_reactor(p, tok) if p.get("reactor", "llm") == "small" else None
+    reactor = _small_reactor(p, tok, engine) if p.get("reactor", "llm") == "small" else None
     pipeline = ReactionPipeline(
         mlm, engine, load_profile(p["profile"]), config, text_mlm=text_mlm, reactor=reactor
     )
     return pipeline, type(engine).__name__
 
 
-def _small_reactor(p: dict[str, Any], tok: Path) -> Any:
+def _small_reactor(p: dict[str, Any], tok: Path, engine: Any) -> Any:
     """The small reactor named by the parameters, paired with the tokenizer in use, with the shipped
     sentence encoder for its instructions (the same encoder the command classifier uses)."""
     from molam_ros.agent.encoder import EncoderUnavailableError, shared_encoder
-    from molam_ros.llm.small_reactor import ReactorSampling, SmallStreamingReactor, load_small_reactor
+    from molam_ros.llm.small_reactor import SmallStreamingReactor, load_small_reactor
     from molam_ros.paths import default_reactor_dir
     from molam_ros.tokenizer.rqvae import check_pairing
 
@@ -98,10 +98,7 @@ def _small_reactor(p: dict[str, Any], tok: Path) -> Any:
         embed = shared_encoder().encode
     except EncoderUnavailableError:
         embed = None  # reacts unprompted; an instruction is refused with a clear reason
-    sampling = ReactorSampling(
-        temperature=float(p["temperature"]), top_k=int(p["top_k"]), seed=int(p["seed"])
-    )
-    return SmallStreamingReactor(net, sampling, embed=embed)
+    return SmallStreamingReactor(net, engine, embed=embed)
 
 
 def build_coordinator_for(pipeline: Any, config_path: str | None) -> Any:

@@ -113,6 +113,71 @@ class ReactionCodes:
         )
 
 
+def actor_first_pair(dataset: Any, clip_id: str, frames: int) -> np.ndarray:
+    """(2, frames, 22, 3) the pair of a clip id in its actor's canonical frame, actor first; a
+    steering pair "x+y" joins x's actor to y's reactor (module docstring)."""
+    ids = clip_id.split("+")
+    clips = [dataset.load(i) for i in ids]
+    pairs = [
+        canonicalize(reaction_pair(c.positions[:, :frames], int(c.meta.get("actor", 0))))[0] for c in clips
+    ]
+    return pairs[0] if len(pairs) == 1 else np.stack([pairs[0][0], pairs[1][1]])
+
+
+@dataclass
+class ReactionTargets:
+    """The reactor's normalised features of some clips of a ReactionCodes: clip i's frames are rows
+    offsets[k]:offsets[k + 1] of `features` where k = row[i]."""
+
+    features: np.ndarray  # (frames, F) float16, normalised by the tokenizer's stats
+    offsets: np.ndarray
+    row: dict[int, int]
+
+    def clip(self, i: int) -> np.ndarray:
+        k = self.row[i]
+        return self.features[self.offsets[k] : self.offsets[k + 1]]
+
+
+def reaction_targets(
+    dataset_dir: str | Path,
+    tokenizer_checkpoint: str | Path,
+    codes: ReactionCodes,
+    indices: list[int],
+    *,
+    progress: bool = True,
+) -> ReactionTargets:
+    """The reactor's ego features (normalised, float16) of the given clips of `codes`, what the small
+    reactor regresses; cached in the dataset directory by tokenizer and clip ids (features need IK:
+    about 25 ms a clip, so they are computed once)."""
+    from molam_ros.data.dataset import MotionDataset
+    from molam_ros.tokenizer.engines import TorchEngine
+
+    checkpoint = Path(tokenizer_checkpoint)
+    ids = [codes.clip_ids[i] for i in indices]
+    digest = _files_hash(checkpoint)
+    key = json.dumps({"format": _CACHE_FORMAT, "checkpoint": digest, "clips": ids}, sort_keys=True)
+    name = hashlib.sha256(key.encode()).hexdigest()[:12]
+    cache = Path(dataset_dir) / f"reaction_targets.{name}.npz"
+    row = {i: k for k, i in enumerate(indices)}
+    if cache.is_file():
+        with np.load(cache) as z:
+            if str(z["key"]) == key:
+                return ReactionTargets(z["features"], z["offsets"], row)
+    dataset = MotionDataset(dataset_dir)
+    engine = TorchEngine(checkpoint, threads=1)
+    feats, off = [], [0]
+    for i in tqdm(indices, desc="reactor features", unit="clip", disable=not progress):
+        T = codes.steps(i) * engine.stride
+        canon, _ = canonicalize(actor_first_pair(dataset, codes.clip_ids[i], T))  # as reaction_features
+        feats.append(engine.stats.normalize(ego.person_to_ego(canon[1], canon[0])).astype(np.float16))
+        off.append(off[-1] + len(feats[-1]))
+    out = ReactionTargets(np.concatenate(feats), np.asarray(off, dtype=np.int64), row)
+    tmp = cache.with_name(cache.name + ".tmp.npz")
+    np.savez(tmp, key=np.asarray(key), features=out.features, offsets=out.offsets)
+    tmp.replace(cache)
+    return out
+
+
 def _files_hash(checkpoint: Path) -> str:
     h = hashlib.sha256()
     for name in ("config.json", "model.safetensors"):
@@ -145,10 +210,10 @@ def encode_reaction_codes(
     digest = _files_hash(checkpoint)
     suffix = f".m{mismatched}s{seed}" if mismatched else ""
     cache = Path(cache_path) if cache_path else Path(dataset_dir) / f"reaction_codes.{digest}{suffix}.npz"
-    key = json.dumps(
-        {"format": _CACHE_FORMAT, "checkpoint": digest, "clips": ids, "mismatched": mismatched, "seed": seed},
-        sort_keys=True,
-    )
+    fields: dict[str, Any] = {"format": _CACHE_FORMAT, "checkpoint": digest, "clips": ids}
+    if mismatched:
+        fields.update(mismatched=mismatched, seed=seed)
+    key = json.dumps(fields, sort_keys=True)
     if cache.is_file():
         with np.load(cache) as z:
             if str(z["key"]) == key:
@@ -184,15 +249,12 @@ def encode_reaction_codes(
         ):
             meta[k].append(v)
 
-    def actor_first(clip: Any, T: int) -> np.ndarray:
-        return canonicalize(reaction_pair(clip.positions[:, :T], int(clip.meta.get("actor", 0))))[0]
-
     for clip_id in tqdm(ids, desc="encoding reactions", unit="clip", disable=not progress):
         clip = dataset.load(clip_id)
         T = clip.num_frames // engine.stride * engine.stride
         if clip.num_people != 2 or T < 2 * engine.stride:
             continue
-        add(actor_first(clip, T), clip_id, split_of.get(clip_id, "train"), clip.meta, False)
+        add(actor_first_pair(dataset, clip_id, T), clip_id, split_of.get(clip_id, "train"), clip.meta, False)
     rng = np.random.default_rng(seed)
     train = [i for i, s in enumerate(meta["splits"]) if s == "train"]
     for _ in tqdm(
@@ -205,8 +267,7 @@ def encode_reaction_codes(
         T = min(cx.num_frames, cy.num_frames) // engine.stride * engine.stride
         # Both pairs are in their actor's first frame (origin, facing +Z): y's reactor stands where it
         # stood towards its own actor, now towards x's actor.
-        pair = np.stack([actor_first(cx, T)[0], actor_first(cy, T)[1]])
-        add(pair, f"{x}+{y}", "train", cy.meta, True)
+        add(actor_first_pair(dataset, f"{x}+{y}", T), f"{x}+{y}", "train", cy.meta, True)
     out = ReactionCodes(
         a=np.concatenate(a), b=np.concatenate(b), offsets=np.asarray(off, dtype=np.int64), **meta
     )

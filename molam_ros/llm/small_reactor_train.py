@@ -1,19 +1,19 @@
-"""Training the small reactor (llm/small_reactor.py) on reaction codes (llm/reaction_codes.py).
+"""Training the small reactor (llm/small_reactor.py): the actor's codes and the reactor's features.
 
 Each example is a window of `crop_steps` steps cut anywhere in a training clip (live, the model sees
-a window that starts mid-motion too). Two things are done to the inputs only, never the targets:
+a window that starts mid-motion too): the actor's codes (llm/reaction_codes.py, encoded as the live
+pipeline encodes them), the reactor's previous step's features as input and its next step's as the
+target (normalised by the tokenizer's stats). Two things are done to the inputs only:
 
-- Exposure bias. Live, the reactor reads its own earlier codes, which drift from anything recorded.
-  A share `b_noise` of the reactor's input steps is replaced by the codes of a nearby step of the same
-  clip (1-4 steps away: a plausible but wrong pose), so the model learns to re-read the actor rather
-  than trust its own history. The targets stay the recorded codes.
+- Exposure bias. Live, the reactor reads its own earlier output, which drifts from anything
+  recorded, so Gaussian noise of `b_noise` standard deviations is added to that input.
 - Instructions. With chance `text_share` the window carries an instruction written from the clip
   (llm/reaction_instructions.py), embedded by the sentence encoder; otherwise none. Steering pairs
   (llm/reaction_codes.py) always carry theirs.
 
-Held-out loss and depth accuracy on the validation clips are logged every `eval_every` steps to
-train_log.jsonl; the checkpoint and the optimizer state are saved with them, so `--resume` continues
-a run that was stopped (the time budget `minutes` stops a run cleanly at an evaluation).
+Held-out loss on the validation clips, next to the loss of simply holding the last step, is logged
+every `eval_every` steps to train_log.jsonl; the checkpoint and the optimizer state are saved with
+them, so `--resume` continues a stopped run (the time budget `minutes` stops a run cleanly).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from molam_ros.llm.reaction_codes import ReactionCodes
+from molam_ros.llm.reaction_codes import ReactionCodes, ReactionTargets
 from molam_ros.llm.reaction_instructions import all_instructions, reactor_instruction
 from molam_ros.llm.small_reactor import Embedder, SmallReactorConfig, SmallReactorNet, save_small_reactor
 
@@ -41,13 +41,13 @@ log = logging.getLogger(__name__)
 class ReactorTrainConfig:
     """Optimisation of the small reactor (module docstring for the two input treatments)."""
 
-    steps: int = 6000
-    batch: int = 32
+    steps: int = 3000
+    batch: int = 48
     crop_steps: int = 40
     lr: float = 5e-4
     warmup: int = 100
     weight_decay: float = 0.05
-    b_noise: float = 0.15
+    b_noise: float = 0.2
     text_share: float = 0.5
     eval_every: int = 250
     eval_batches: int = 8
@@ -61,41 +61,36 @@ class ReactorTrainConfig:
 
 
 class _Sampler:
-    """Random windows (a, b_in, b, text) from a pool of clips."""
+    """Random windows (a, b_prev, b, text) from a pool of clips."""
 
     def __init__(
         self,
         codes: ReactionCodes,
+        targets: ReactionTargets,
         indices: list[int],
         cfg: ReactorTrainConfig,
         texts: dict[str, np.ndarray] | None,
         text_dim: int,
         seed: int,
     ) -> None:
-        self.codes, self.cfg, self.texts, self.text_dim = codes, cfg, texts, text_dim
-        self.pool = [i for i in indices if codes.steps(i) >= 2]
+        self.codes, self.targets, self.cfg, self.texts, self.text_dim = codes, targets, cfg, texts, text_dim
+        self.pool = [i for i in indices if codes.steps(i) >= 3]
         if not self.pool:
-            raise ValueError("no clip with at least 2 steps to train or evaluate on")
+            raise ValueError("no clip with at least 3 steps to train or evaluate on")
         self.rng = np.random.default_rng(seed)
 
     def batch(self) -> tuple[torch.Tensor, ...]:
         cfg, rng = self.cfg, self.rng
-        n = cfg.crop_steps
         picks = [self.pool[int(rng.integers(len(self.pool)))] for _ in range(cfg.batch)]
-        n = min(n, *(self.codes.steps(i) for i in picks))
-        A, B, BI, T = [], [], [], []
+        n = min(cfg.crop_steps, *(self.codes.steps(i) - 1 for i in picks))
+        A, BP, B, T = [], [], [], []
         for i in picks:
-            a, b = self.codes.clip(i)
-            s = int(rng.integers(0, len(a) - n + 1))
-            a, b = a[s : s + n].astype(np.int64), b[s : s + n].astype(np.int64)
-            b_in = b.copy()
-            noisy = np.flatnonzero(rng.random(n) < cfg.b_noise)
-            if len(noisy):
-                shift = rng.integers(1, 5, len(noisy)) * rng.choice([-1, 1], len(noisy))
-                b_in[noisy] = b[np.clip(noisy + shift, 0, n - 1)]
-            A.append(a)
-            B.append(b)
-            BI.append(b_in)
+            a, _ = self.codes.clip(i)
+            f = self.targets.clip(i).astype(np.float32).reshape(len(a), -1)  # (steps, l*F)
+            s = int(rng.integers(1, len(a) - n + 1))
+            A.append(a[s : s + n].astype(np.int64))
+            BP.append(f[s - 1 : s - 1 + n])
+            B.append(f[s : s + n])
             text = np.full(self.text_dim, np.nan, dtype=np.float32)
             if self.texts is not None and (self.codes.instructed[i] or rng.random() < cfg.text_share):
                 words = reactor_instruction(
@@ -105,7 +100,7 @@ class _Sampler:
                     text = self.texts[words]
             T.append(text)
         t = torch.as_tensor
-        return t(np.stack(A)), t(np.stack(BI)), t(np.stack(B)), t(np.stack(T)) if self.text_dim else None
+        return t(np.stack(A)), t(np.stack(BP)), t(np.stack(B)), t(np.stack(T)) if self.text_dim else None
 
 
 def _lr(step: int, cfg: ReactorTrainConfig) -> float:
@@ -115,24 +110,23 @@ def _lr(step: int, cfg: ReactorTrainConfig) -> float:
 
 @torch.no_grad()
 def held_out(net: SmallReactorNet, sampler: _Sampler, batches: int) -> dict[str, float]:
-    """Mean loss and depth accuracies over fixed validation windows (clean inputs, teacher forced)."""
+    """Mean loss over fixed validation windows (clean inputs), and the loss of holding the last step."""
     net.eval()
     state = sampler.rng.bit_generator.state
     sampler.rng = np.random.default_rng(1234)
-    losses, accs = [], []
+    losses, hold = [], []
     for _ in range(batches):
-        a, _, b, text = sampler.batch()
-        loss, acc = net.loss(a, b, b, text)
-        losses.append(float(loss))
-        accs.append(acc.numpy())
+        a, b_prev, b, text = sampler.batch()
+        losses.append(float(net.loss(a, b_prev, b, text)))
+        hold.append(float(((b_prev - b) ** 2).mean()))
     sampler.rng.bit_generator.state = state
     net.train()
-    acc = np.mean(accs, 0)
-    return {"val_loss": float(np.mean(losses)), **{f"val_acc{d}": float(x) for d, x in enumerate(acc)}}
+    return {"val_loss": float(np.mean(losses)), "val_hold_last": float(np.mean(hold))}
 
 
 def train_small_reactor(
     codes: ReactionCodes,
+    targets: ReactionTargets,
     out: str | Path,
     *,
     model: SmallReactorConfig | None = None,
@@ -150,12 +144,14 @@ def train_small_reactor(
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     D = codes.a.shape[1]
-    mcfg = model or SmallReactorConfig(depth=D)
+    mcfg = model or SmallReactorConfig(depth=D, feature_dim=targets.features.shape[1])
     if resume and state_path.is_file():
         saved = json.loads((out / "config.json").read_text())
         mcfg = SmallReactorConfig.from_dict(saved["model"])
-    if mcfg.depth != D:
-        raise ValueError(f"the codes have depth {D}, the model {mcfg.depth}")
+    if mcfg.depth != D or mcfg.feature_dim != targets.features.shape[1]:
+        raise ValueError(
+            f"the data have D={D}, F={targets.features.shape[1]}; the model {mcfg.depth}, {mcfg.feature_dim}"
+        )
     texts = None
     if mcfg.text_dim and embed is not None:
         words = all_instructions()
@@ -172,9 +168,10 @@ def train_small_reactor(
         opt.load_state_dict(state["optimizer"])
         start = int(state["step"])
         log.info("resuming %s at step %d", out, start)
-    train_idx, val_idx = codes.indices("train"), codes.indices("val") or codes.indices("test")
-    sampler = _Sampler(codes, train_idx, cfg, texts, mcfg.text_dim, cfg.seed + start)
-    val = _Sampler(codes, val_idx, cfg, texts, mcfg.text_dim, 0)
+    train_idx = [i for i in codes.indices("train") if i in targets.row]
+    val_idx = [i for i in codes.indices("val") or codes.indices("test") if i in targets.row]
+    sampler = _Sampler(codes, targets, train_idx, cfg, texts, mcfg.text_dim, cfg.seed + start)
+    val = _Sampler(codes, targets, val_idx, cfg, texts, mcfg.text_dim, 0)
     n_params = sum(p.numel() for p in net.parameters())
     log.info(
         "small reactor: %.2f M parameters, %d training clips, %d validation clips",
@@ -192,9 +189,10 @@ def train_small_reactor(
     for step in bar:
         for g in opt.param_groups:
             g["lr"] = _lr(step, cfg)
-        a, b_in, b, text = sampler.batch()
+        a, b_prev, b, text = sampler.batch()
+        b_prev = b_prev + cfg.b_noise * torch.randn_like(b_prev)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-            loss, _ = net.loss(a, b_in, b, text)
+            loss = net.loss(a, b_prev, b, text)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)

@@ -183,6 +183,30 @@ def _classifiers(ds: Any, data: Path, clips: int = 2000) -> tuple[Any, Any]:
     return out[0], out[1]
 
 
+def cmd_ship(args: argparse.Namespace) -> int:
+    from molam_ros.data.dataset import MotionDataset
+    from molam_ros.llm.reactor_ship import ship_small_reactor
+    from molam_ros.paths import default_tokenizer_dir, shipped_reactor_dir
+    from molam_ros.tokenizer.engines import TorchEngine
+
+    engine = TorchEngine(args.tokenizer or default_tokenizer_dir(), threads=args.threads)
+    ds = MotionDataset(args.data)
+    manifest = ship_small_reactor(
+        args.run,
+        ds,
+        engine,
+        args.out or shipped_reactor_dir(),
+        commands=args.command or [],
+        clips=args.clips,
+        classifiers=_classifiers(ds, args.data),
+    )
+    from molam_ros.llm.reaction_eval import format_rows
+
+    print(format_rows(manifest["eval"]["rows"]))
+    print(f"wrote {args.out or shipped_reactor_dir()} ({manifest['dtype']}: {manifest['why_dtype']})")
+    return 0
+
+
 def add_commands(groups: Any, fmt: type) -> None:
     """Register `molam reactor train|eval` on molam_ros/cli.py's parser."""
     r = groups.add_parser(
@@ -255,3 +279,15 @@ def add_commands(groups: Any, fmt: type) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", type=Path, help="write the rows here")
     p.set_defaults(func=cmd_eval)
+
+    p = cmds.add_parser(
+        "ship", formatter_class=fmt, help="package a run as the shipped default, with its figures"
+    )
+    p.add_argument("run", type=Path, help="trained run directory (molam reactor train --out)")
+    p.add_argument("--data", type=Path, required=True, help="dataset whose test split is measured")
+    p.add_argument("--out", type=Path, help="default: molam_ros/models/reactor")
+    p.add_argument("--tokenizer", type=Path, help="tokenizer checkpoint (default: the shipped one)")
+    p.add_argument("--clips", type=int, default=94)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--command", action="append", help="the command(s) that made the run (recorded)")
+    p.set_defaults(func=cmd_ship)

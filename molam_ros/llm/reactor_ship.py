@@ -1,0 +1,94 @@
+"""Package a trained small reactor as the shipped default (molam_ros/models/reactor).
+
+`molam reactor ship RUN --data DATA --out molam_ros/models/reactor` measures the run's weights in
+float32 and rounded to float16 in closed loop on held-out clips (llm/reaction_eval.py), keeps
+float16 when its MPJPE is within `tolerance_mm` of float32, and writes:
+
+    model.safetensors   the weights (fp16 or fp32; loading casts them back to fp32)
+    config.json         the model's shape, the tokenizer it was trained on (sha256, layout), its
+                        training settings and last held-out losses
+    manifest.json       sha256 of each file, dtype and why, the commands that made it, training time
+                        and steps, and the quality table measured on the weights it keeps
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from molam_ros.llm.reaction_eval import ReactionEvalConfig, eval_clips, evaluate_reactors
+from molam_ros.llm.small_reactor import SmallStreamingReactor, load_small_reactor, save_small_reactor
+
+MANIFEST = "manifest.json"
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def ship_small_reactor(
+    run: str | Path,
+    dataset: Any,
+    engine: Any,
+    out: str | Path,
+    *,
+    commands: list[str],
+    clips: int = 94,
+    tolerance_mm: float = 2.0,
+    classifiers: tuple[Any, Any] | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Write the shipped reactor into `out` (module docstring); returns the manifest."""
+    net, info = load_small_reactor(run)
+    cfg = ReactionEvalConfig(clips=clips)
+    held_out = eval_clips(dataset, "test", cfg, engine.stride)
+    with tempfile.TemporaryDirectory() as tmp:
+        save_small_reactor(
+            net,
+            Path(tmp) / "half",
+            {k: v for k, v in info.items() if k not in ("kind", "version", "model")},
+            half=True,
+        )
+        half, _ = load_small_reactor(Path(tmp) / "half")
+    check = ReactionEvalConfig(clips=min(clips, 20))
+    few = held_out[: check.clips]
+    both = evaluate_reactors(
+        {"fp32": SmallStreamingReactor(net, engine), "fp16": SmallStreamingReactor(half, engine)},
+        engine,
+        few,
+        check,
+        progress=progress,
+    )
+    gap = both["fp16"]["mpjpe"] - both["fp32"]["mpjpe"]
+    use_half = gap <= tolerance_mm
+    keep = half if use_half else net
+    pair, steer = classifiers if classifiers is not None else (None, None)
+    rows = evaluate_reactors(
+        {"small_reactor": SmallStreamingReactor(keep, engine)},
+        engine,
+        held_out,
+        cfg,
+        classifier=pair,
+        steer_classifier=steer,
+        progress=progress,
+    )
+    out = Path(out)
+    extra = {k: v for k, v in info.items() if k not in ("kind", "version", "model")}
+    save_small_reactor(keep, out, extra, half=use_half)
+    manifest = {
+        "what": "the default small reactor of molam_ros (llm/small_reactor.py)",
+        "dtype": "float16" if use_half else "float32",
+        "why_dtype": f"fp16 MPJPE {gap:+.1f} mm vs fp32, {len(few)} test clips (allowed {tolerance_mm})",
+        "files": {name: _sha(out / name) for name in ("model.safetensors", "config.json")},
+        "tokenizer": info.get("tokenizer"),
+        "steps": info.get("step"),
+        "train_seconds_2core_cpu": (info.get("last") or {}).get("seconds"),
+        "held_out_losses": info.get("last"),
+        "commands": commands,
+        "eval": {"clips": len(held_out), "steps_per_clip": cfg.steps, "rows": rows},
+    }
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    return manifest

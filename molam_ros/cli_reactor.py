@@ -140,14 +140,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
     tok = args.tokenizer or default_tokenizer_dir()
     engine = TorchEngine(tok)
     ds = MotionDataset(args.data)
-    cfg = ReactionEvalConfig(clips=args.clips, steps=args.steps, given_steps=args.given_steps)
+    cfg = ReactionEvalConfig(
+        clips=args.clips,
+        steps=args.steps,
+        given_steps=args.given_steps,
+        anchor_pull=args.anchor_pull,
+        direct=args.direct,
+    )
     clips = eval_clips(ds, args.split, cfg, engine.stride)
     embed = _embedder()
     reactors = {}
     for ckpt in args.checkpoint or [default_eval_reactor()]:
         net, info = load_small_reactor(ckpt)
         check_pairing(info.get("tokenizer"), tok, f"the small reactor {ckpt}")
-        reactors[Path(ckpt).name] = SmallStreamingReactor(net, engine, embed=embed)
+        reactors[Path(ckpt).name] = SmallStreamingReactor(
+            net, engine, embed=embed, anchor_pull=info.get("anchor_pull")
+        )
     rng = np.random.default_rng(0)
     instructions = {}
     if args.instructions == "clip":
@@ -266,6 +274,14 @@ def add_commands(groups: Any, fmt: type) -> None:
     p.add_argument("--steps", type=int, default=40, help="scored steps per clip")
     p.add_argument("--given-steps", type=int, default=1, help="recorded reactor steps given first")
     p.add_argument(
+        "--anchor-pull",
+        type=float,
+        help="placement smoothing (ego.follow_anchor); default: the reactor's own",
+    )
+    p.add_argument(
+        "--direct", action="store_true", help="place the reactor's features, not its decoded codes"
+    )
+    p.add_argument(
         "--instructions",
         choices=("none", "clip"),
         default="none",
@@ -290,4 +306,10 @@ def add_commands(groups: Any, fmt: type) -> None:
     p.add_argument("--clips", type=int, default=94)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--command", action="append", help="the command(s) that made the run (recorded)")
+    p.add_argument(
+        "--anchor-pull",
+        type=float,
+        required=True,
+        help="placement smoothing shipped with it, chosen on VALIDATION clips (reactor eval --split val)",
+    )
     p.set_defaults(func=cmd_ship)

@@ -98,7 +98,7 @@ def _small_reactor(p: dict[str, Any], tok: Path, engine: Any) -> Any:
         embed = shared_encoder().encode
     except EncoderUnavailableError:
         embed = None  # reacts unprompted; an instruction is refused with a clear reason
-    return SmallStreamingReactor(net, engine, embed=embed)
+    return SmallStreamingReactor(net, engine, embed=embed, anchor_pull=info.get("anchor_pull"))
 
 
 def build_coordinator_for(pipeline: Any, config_path: str | None) -> Any:

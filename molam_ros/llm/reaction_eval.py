@@ -66,7 +66,8 @@ class ReactionEvalConfig:
     steps: int = 40  # scored steps per clip (40 x 4 frames = 5.3 s at 30 fps)
     given_steps: int = 1  # the recorded reactor's first steps, given to every reactor
     contact_radius: float = 0.10
-    anchor_pull: float = 0.04  # runtime/pipeline.py PipelineConfig.anchor_pull
+    anchor_pull: float | None = None  # None: the reactor's own (its `anchor_pull`), else the pipeline's 0.04
+    direct: bool = False  # place a reactor's own features (`last_features`) instead of decoding its codes
 
 
 @dataclass
@@ -129,6 +130,7 @@ def closed_loop(
         reactor.reset()
         reactor.set_instruction(instruction)
     last, prev = b[0], None
+    pull = cfg.anchor_pull if cfg.anchor_pull is not None else getattr(reactor, "anchor_pull", None) or 0.04
     frames = []
     for s in range(T // l):
         f = slice(s * l, (s + 1) * l)
@@ -138,7 +140,10 @@ def closed_loop(
         given = b_codes[s] if reactor is None or s < cfg.given_steps else None
         codes_b = given if reactor is None else reactor.step(codes_a[0, 0], given)
         out, dec = engine.decode_step(np.asarray(codes_b, dtype=np.int64)[None, None], dec)
-        yaw, root = ego.follow_anchor(out[0], yaw_a[f], a[f, 0], pull=cfg.anchor_pull, prev=prev)
+        direct = getattr(reactor, "last_features", None) if cfg.direct else None
+        if direct is not None:
+            out = np.asarray(direct)[None]
+        yaw, root = ego.follow_anchor(out[0], yaw_a[f], a[f, 0], pull=pull, prev=prev)
         prev = (float(yaw[-1]), root[-1])
         body = ego.body_from_root(out[0], yaw, root)
         frames.append(body)

@@ -38,11 +38,14 @@ def ship_small_reactor(
     commands: list[str],
     clips: int = 94,
     tolerance_mm: float = 2.0,
+    anchor_pull: float | None = None,
     classifiers: tuple[Any, Any] | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Write the shipped reactor into `out` (module docstring); returns the manifest."""
     net, info = load_small_reactor(run)
+    if anchor_pull is not None:
+        info["anchor_pull"] = anchor_pull
     cfg = ReactionEvalConfig(clips=clips)
     held_out = eval_clips(dataset, "test", cfg, engine.stride)
     with tempfile.TemporaryDirectory() as tmp:
@@ -56,7 +59,10 @@ def ship_small_reactor(
     check = ReactionEvalConfig(clips=min(clips, 20))
     few = held_out[: check.clips]
     both = evaluate_reactors(
-        {"fp32": SmallStreamingReactor(net, engine), "fp16": SmallStreamingReactor(half, engine)},
+        {
+            "fp32": SmallStreamingReactor(net, engine, anchor_pull=anchor_pull),
+            "fp16": SmallStreamingReactor(half, engine, anchor_pull=anchor_pull),
+        },
         engine,
         few,
         check,
@@ -84,6 +90,7 @@ def ship_small_reactor(
         "why_dtype": f"fp16 MPJPE {gap:+.1f} mm vs fp32, {len(few)} test clips (allowed {tolerance_mm})",
         "files": {name: _sha(out / name) for name in ("model.safetensors", "config.json")},
         "tokenizer": info.get("tokenizer"),
+        "anchor_pull": anchor_pull,
         "steps": info.get("step"),
         "train_seconds_2core_cpu": (info.get("last") or {}).get("seconds"),
         "held_out_losses": info.get("last"),

@@ -200,8 +200,12 @@ class SmallStreamingReactor:
         *,
         embed: Embedder | None = None,
         instruction: str | None = None,
+        anchor_pull: float | None = None,
     ) -> None:
+        """`anchor_pull`: the placement smoothing this reactor was measured with (its config.json's
+        "anchor_pull", chosen on validation clips; ego.follow_anchor); None: the pipeline's."""
         self.net = net.eval()
+        self.anchor_pull = anchor_pull
         self.engine = engine
         self.embed = embed
         c = net.config
@@ -215,6 +219,7 @@ class SmallStreamingReactor:
                 f"D={engine.num_quantizers}, l={engine.stride}, F={engine.feature_dim}: not trained together"
             )
         self.history: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=c.context_steps)
+        self.last_features: np.ndarray | None = None
         self._text: torch.Tensor | None = None
         self.reset()
         self.set_instruction(instruction)
@@ -257,6 +262,7 @@ class SmallStreamingReactor:
         if a_now.shape != (c.depth,) or a_now.min() < 0 or a_now.max() >= c.codebook_size:
             raise ValueError(f"expected {c.depth} codes in [0, {c.codebook_size}), got {codes_a!r}")
         self._a.append(a_now)
+        self.last_features = None
         if codes_b is not None:  # given: its features, as the decoder makes them, are what comes next
             given = np.asarray(codes_b, dtype=np.int64).reshape(1, 1, c.depth)
             raw, self._dec = self.engine.decode_step(given, self._dec)
@@ -274,6 +280,7 @@ class SmallStreamingReactor:
             )
             codes, self._enc = self.engine.encode_step(raw, self._enc)
             self._b.append(pred.astype(np.float32))
+            self.last_features = raw[0]  # (l, F): what the codes approximate, for a caller that can use it
             out = codes[0, 0].astype(np.int64)
         self.history.append((a_now, out))
         return out.copy()

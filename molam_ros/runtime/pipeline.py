@@ -128,6 +128,8 @@ class ReactionPipeline:
                 )
             reactor.set_instruction(self.config.instruction)
         self.reactor = reactor
+        # A reactor measured with its own placement smoothing keeps it (llm/small_reactor.py).
+        self._pull = getattr(reactor, "anchor_pull", None) or self.config.anchor_pull
         self.retargeter = Retargeter(profile)
         self.safety = SafetyFilter(profile, self.config.safety) if profile.is_robot else None
         self.placement = LivePlacement(self.config.placement) if self.config.placement is not None else None

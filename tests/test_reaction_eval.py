@@ -133,3 +133,55 @@ def test_steering_pairs_and_steerability(setup, tmp_path) -> None:
     b_codes = engine.encode(reaction_features(np.stack([c.actor, c.reactor]), engine.stride)[1:])[0]
     rates = steerability({"replay": Replay(b_codes)}, engine, clips[:2], cfg, clf, progress=False)
     assert set(rates) == {"replay", "recorded"} and all(0.0 <= v <= 1.0 for v in rates.values())
+
+
+def test_ship_writes_weights_manifest_and_figures(setup, tmp_path) -> None:
+    import hashlib
+    import json
+
+    from molam_ros.llm.reaction_codes import reaction_targets
+    from molam_ros.llm.reactor_ship import ship_small_reactor
+    from molam_ros.llm.small_reactor import SmallReactorConfig, load_small_reactor
+    from molam_ros.llm.small_reactor_train import ReactorTrainConfig, train_small_reactor
+    from molam_ros.tokenizer.rqvae import checkpoint_identity
+
+    root, ds, engine, _, _ = setup
+    rc = encode_reaction_codes(root / "data", shipped_tokenizer_dir(), progress=False)
+    targets = reaction_targets(
+        root / "data", shipped_tokenizer_dir(), rc, list(range(len(rc))), progress=False
+    )
+    model = SmallReactorConfig(
+        codebook_size=engine.model.config.codebook_size,
+        depth=engine.num_quantizers,
+        stride=engine.stride,
+        feature_dim=engine.feature_dim,
+        width=32,
+        layers=1,
+        heads=2,
+        context_steps=16,
+        text_dim=0,
+    )
+    run = tmp_path / "run"
+    train_small_reactor(
+        rc,
+        targets,
+        run,
+        model=model,
+        info={"tokenizer": checkpoint_identity(shipped_tokenizer_dir())},
+        train=ReactorTrainConfig(steps=2, batch=2, crop_steps=4, eval_every=2, eval_batches=1, threads=1),
+        progress=False,
+    )
+    out = tmp_path / "shipped"
+    split_ds = ds if ds.ids("test") else None
+    if split_ds is None:
+        pytest.skip("the tiny dataset has no test clip")
+    manifest = ship_small_reactor(
+        run, ds, engine, out, commands=["molam reactor train ..."], clips=2, anchor_pull=0.02, progress=False
+    )
+    assert manifest["dtype"] in ("float16", "float32") and manifest["anchor_pull"] == 0.02
+    for name, digest in manifest["files"].items():
+        assert hashlib.sha256((out / name).read_bytes()).hexdigest() == digest
+    assert {"small_reactor", "still", "mirror", "codes", "recorded"} <= set(manifest["eval"]["rows"])
+    assert json.loads((out / "manifest.json").read_text())["commands"] == ["molam reactor train ..."]
+    net, info = load_small_reactor(out)
+    assert info["anchor_pull"] == 0.02 and info["tokenizer"]["sha256"]

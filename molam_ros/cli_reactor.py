@@ -207,6 +207,8 @@ def cmd_ship(args: argparse.Namespace) -> int:
         commands=args.command or [],
         clips=args.clips,
         classifiers=_classifiers(ds, args.data),
+        anchor_pull=args.anchor_pull,
+        embed=_embedder(),
     )
     from molam_ros.llm.reaction_eval import format_rows
 

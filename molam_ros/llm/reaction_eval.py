@@ -22,8 +22,8 @@ the tokenizer's ceiling, and the recording itself where a measure has a ceiling)
   within `contact_radius` of the actor's body at some frame;
 - energy: mean joint speed divided by the recorded reactor's (1.0 = as lively as the recording);
 - partner ratio: the reactor's MPJPE against its own clip's recorded reactor divided by its MPJPE
-  against another clip's recorded reactor (mismatched partner); a reactor that ignores the actor
-  scores about 1, one that answers this actor less;
+  against another clip's recorded reactor (mismatched partner, moved to start at the same place); a
+  reactor that ignores the actor scores about 1, one that answers this actor less;
 - recognised: share of clips whose interaction a classifier trained on the dataset's training split
   names from the pair (actor, reactor);
 - steer: the same actor, the reactor instructed to do another interaction's part ("bow back" to a
@@ -223,13 +223,15 @@ def evaluate_reactors(
             clip_measures(c.actor, c.reactor, c.reactor, fps, cfg.contact_radius)["speed"] for c in clips
         ]
         row["energy"] = float(np.mean([x["speed"] for x in m]) / max(np.mean(rec_speed), 1e-9))
-        # Mismatched partner: the same reactor stream against the next clip of another interaction.
+        # Mismatched partner: the same reactor stream against the recorded reactor of the next clip of
+        # another interaction, moved on the floor to start where this clip's reactor starts (so where
+        # a reactor stands at frame 0, which every reactor is given, tells nothing).
         mis = []
         for i, c in enumerate(clips):
             j = next(
                 (k % n for k in range(i + 1, i + n) if clips[k % n].interaction != c.interaction), (i + 1) % n
             )
-            other = clips[j].reactor
+            other = clips[j].reactor + (c.reactor[0, 0] - clips[j].reactor[0, 0]) * np.array([1.0, 0.0, 1.0])
             T = min(len(other), len(ps[i]))
             mis.append(float(np.linalg.norm(ps[i][:T] - other[:T], axis=-1).mean() * 1000))
         row["partner_ratio"] = float(row["mpjpe"] / max(np.mean(mis), 1e-9))

@@ -39,6 +39,7 @@ def ship_small_reactor(
     clips: int = 94,
     tolerance_mm: float = 2.0,
     anchor_pull: float | None = None,
+    embed: Any = None,
     classifiers: tuple[Any, Any] | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -73,7 +74,7 @@ def ship_small_reactor(
     keep = half if use_half else net
     pair, steer = classifiers if classifiers is not None else (None, None)
     rows = evaluate_reactors(
-        {"small_reactor": SmallStreamingReactor(keep, engine)},
+        {"small_reactor": SmallStreamingReactor(keep, engine, anchor_pull=anchor_pull, embed=embed)},
         engine,
         held_out,
         cfg,

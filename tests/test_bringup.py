@@ -194,8 +194,9 @@ def test_params_file_comes_after_the_argument_overrides(tmp_path: Path) -> None:
 
 def test_nothing_enabled_is_an_error(capsys: pytest.CaptureFixture, launch_module: types.ModuleType) -> None:
     message = (
-        r"no node is enabled by .*bringup.yaml with reaction:=false replay:=false, so nothing would "
-        r"start; reaction_node needs reaction:=true; pose_replay_node needs replay:=true"
+        r"no node is enabled by .*bringup.yaml with reaction:=false replay:=false sim:=false, so nothing "
+        r"would start; reaction_node needs reaction:=true; pose_replay_node needs replay:=true; "
+        r"sim_node needs sim:=true"
     )
     with pytest.raises(ValueError, match=message):
         describe_nodes(BRINGUP_YAML, {"reaction": "false"})

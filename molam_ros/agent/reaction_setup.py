@@ -80,6 +80,36 @@ def build_pipeline(p: dict[str, Any]) -> tuple[Any, str]:
     return pipeline, type(engine).__name__
 
 
+def build_teleop_pipeline(p: dict[str, Any]) -> tuple[Any, str]:
+    """The TeleopPipeline for a parameter dict (reaction_node's `mode: teleop`): no model is loaded."""
+    from molam_ros.runtime.one_euro import OneEuroConfig
+    from molam_ros.runtime.profiles import load_profile
+    from molam_ros.runtime.safety import SafetyConfig
+    from molam_ros.runtime.teleop import TeleopConfig, TeleopPipeline
+
+    if p["pose_up_axis"] not in ("y", "z"):
+        raise ValueError(f"pose_up_axis must be 'y' or 'z', got {p['pose_up_axis']!r}")
+    if not p["person_id"]:
+        raise ValueError("mode teleop needs person_id: the one operator the robot follows")
+    cutoff = float(p["teleop_filter_min_cutoff"])
+    config = TeleopConfig(
+        person_id=p["person_id"],
+        reorder_window=float(p["teleop_reorder_window"]),
+        filter=OneEuroConfig(min_cutoff=cutoff, beta=float(p["teleop_filter_beta"])) if cutoff > 0 else None,
+        safety=SafetyConfig(
+            timeout=p["watchdog_timeout"],
+            ease_time=p["neutral_ease_time"],
+            resume_time=p["teleop_blend_time"],
+        ),
+    )
+    pipeline = TeleopPipeline(load_profile(p["profile"]), config)
+    if p["pose_up_axis"] == "z":
+        from molam_ros.runtime.pose_buffer import PoseBuffer, PoseBufferConfig
+
+        pipeline.buffer = PoseBuffer(PoseBufferConfig(reorder_window=config.reorder_window, z_up=True))
+    return pipeline, "none (teleoperation)"
+
+
 def build_coordinator_for(pipeline: Any, config_path: str | None) -> Any:
     """The coordinator of a running pipeline: its float model for quality, its tokenizer engine to
     decode, and the partner's recent codes as the plans' `live` motion."""

@@ -247,3 +247,5 @@ def test_ik_places_hands_and_elbows_far_better_than_the_axis_decomposition(name:
     assert np.abs(q_ik[:, legs] - profile.neutral[legs]).max() < 0.01  # legs held standing
     # Warm-started: consecutive frames stay close (no branch flips).
     assert np.abs(np.diff(q_ik, axis=0)).max() < 0.3
+    # Self-collision is a constraint of the IK: the solution keeps the arms off the body.
+    assert all(robot.colliding_pairs(q) == {} for q in q_ik)

@@ -151,3 +151,19 @@ def test_bad_operator_input_on_the_simulated_robot_holds_or_eases_never_jumps(na
     # The jump is followed at the safety filter's velocity limit, which the servos track within 0.2 rad.
     assert s["limit_steps"] == 0 and s["tracking_error_max_rad"] < 0.2, s
     assert all(c.depth < 0.01 for c in report.collisions), report.collisions  # at most a graze
+
+
+def test_the_node_builds_teleoperation_with_either_retargeting() -> None:
+    from molam_ros.agent.reaction_setup import build_teleop_pipeline
+    from molam_ros.ros.reaction_node import PARAMETERS
+
+    p = {name: default for name, (default, _) in PARAMETERS.items()}
+    p.update(mode="teleop", person_id="op", profile="unitree_h1")
+    pipeline, engine = build_teleop_pipeline(p)
+    assert pipeline.ik is None and "teleoperation" in engine and pipeline.config.person_id == "op"
+    with pytest.raises(ValueError, match="teleop_retarget"):
+        build_teleop_pipeline({**p, "teleop_retarget": "magic"})
+    pytest.importorskip("mink", reason="IK retargeting is the optional extra molam_ros[sim]")
+    pipeline, _ = build_teleop_pipeline({**p, "teleop_retarget": "ik"})
+    chunks = _run(pipeline, _operator(1.0))
+    assert pipeline.ik is not None and len(chunks) >= 29 and pipeline.ik.fallbacks == 0

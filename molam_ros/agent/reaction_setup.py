@@ -102,7 +102,17 @@ def build_teleop_pipeline(p: dict[str, Any]) -> tuple[Any, str]:
             resume_time=p["teleop_blend_time"],
         ),
     )
-    pipeline = TeleopPipeline(load_profile(p["profile"]), config)
+    profile = load_profile(p["profile"])
+    ik = None
+    if p["teleop_retarget"] == "ik":
+        try:  # optional extra (mujoco, mink): one clear line instead of a traceback
+            from molam_ros.sim.ik_retarget import IKRetargeter
+        except ImportError as e:
+            raise RuntimeError(f"teleop_retarget ik needs pip install 'molam_ros[sim]' ({e})") from e
+        ik = IKRetargeter(profile)
+    elif p["teleop_retarget"] != "axis":
+        raise ValueError(f"teleop_retarget must be 'axis' or 'ik', got {p['teleop_retarget']!r}")
+    pipeline = TeleopPipeline(profile, config, ik=ik)
     if p["pose_up_axis"] == "z":
         from molam_ros.runtime.pose_buffer import PoseBuffer, PoseBufferConfig
 

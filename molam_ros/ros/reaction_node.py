@@ -142,6 +142,7 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "teleop_filter_min_cutoff": (1.0, "Hz (teleop): One Euro filter cutoff at rest; 0: no filter"),
     "teleop_filter_beta": (1.0, "1/m (teleop): One Euro filter speed coefficient"),
     "teleop_blend_time": (1.0, "s (teleop): crossfade from the robot's pose to the operator's"),
+    "teleop_retarget": ("axis", "teleop: axis (decomposition) | ik (mink on the MuJoCo model, extra [sim])"),
 }
 MODES = ("reaction", "teleop")
 

@@ -47,7 +47,12 @@ def test_default_node_set() -> None:
     )
     assert reaction.params_files == (str(REPO / "config" / "reaction_node.yaml"),)
     # Empty arguments are left out, so the params file's values stand.
-    assert reaction.parameters == {"profile": "unitree_g1", "engine": "onnxruntime", "device": "cpu"}
+    assert reaction.parameters == {
+        "profile": "unitree_g1",
+        "engine": "onnxruntime",
+        "device": "cpu",
+        "mode": "reaction",
+    }
 
 
 def test_replay_only_with_typed_overrides() -> None:

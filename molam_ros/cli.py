@@ -380,8 +380,42 @@ def _cmd_bench_reaction(args: argparse.Namespace) -> int:
         "model_dir": args.model_dir,
         "dataset": args.dataset,
         "clip_id": args.clip_id,
+        "mode": args.mode,
+        "person_id": args.person_id or ("operator" if args.mode == "teleop" else ""),
     }
-    print(format_report(run_bench(bringup_args, args.seconds), args.seconds))
+    print(format_report(run_bench(bringup_args, args.seconds, warmup=args.warmup), args.seconds))
+    return 0
+
+
+def _cmd_bench_sim(args: argparse.Namespace) -> int:
+    """The simulated robot's figures for teleoperation and reaction streams (molam_ros/sim/bench.py)."""
+    try:  # optional extra: one clear line instead of a traceback
+        from molam_ros.sim.bench import bench, summarize
+    except ImportError as e:
+        print(f"molam bench sim needs MuJoCo: pip install 'molam_ros[sim]' ({e})", file=sys.stderr)
+        return 2
+    from molam_ros.data.dataset import MotionDataset
+    from molam_ros.runtime.profiles import load_profile
+
+    cols = ("clips", "minutes", "acc", "jerk", "tracking_p99", "tracking_max", "collisions_per_min",
+            "limit_steps", "hand_mm", "elbow_mm")  # fmt: skip
+    print(f"tracker noise {args.noise} m; split {args.split}")
+    print("| data | profile | stream | " + " | ".join(cols) + " |")
+    print("|---|---|---|" + "---|" * len(cols))
+    for root in args.data:
+        ds = MotionDataset(root)
+        clips = []
+        for cid in ds.ids(args.split)[: args.limit or None]:
+            clip = ds.load(cid)
+            two = len(clip.positions) > 1
+            actor = int(clip.meta.get("actor", 0)) if two else 0
+            clips.append((cid, clip.positions[actor], clip.positions[1 - actor] if two else None))
+        for name in args.profile:
+            for kind, figures in bench(load_profile(name), clips, noise=args.noise).items():
+                row = summarize(figures)
+                if row:
+                    cells = [f"{row[c]:.3g}" if isinstance(row[c], float) else str(row[c]) for c in cols]
+                    print(f"| {Path(root).name} | {name} | {kind} | " + " | ".join(cells) + " |", flush=True)
     return 0
 
 
@@ -640,6 +674,17 @@ def build_parser() -> argparse.ArgumentParser:
     bench = groups.add_parser("bench", help="speed benchmarks", formatter_class=fmt)
     bench_cmds = bench.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
     p = bench_cmds.add_parser(
+        "sim",
+        help="the simulated robot (optional MuJoCo extra): teleoperation and reaction streams executed",
+        formatter_class=fmt,
+    )
+    p.add_argument("--data", type=Path, nargs="+", required=True, help="dataset directories (molam data ...)")
+    p.add_argument("--split", default="test")
+    p.add_argument("--profile", nargs="+", default=["unitree_g1", "unitree_h1"])
+    p.add_argument("--limit", type=int, default=0, help="first N clips per dataset (0: all)")
+    p.add_argument("--noise", type=float, default=0.01, help="teleop: tracker noise, m (Gaussian std)")
+    p.set_defaults(func=_cmd_bench_sim)
+    p = bench_cmds.add_parser(
         "tokenizer",
         help="per-step latency of every available tokenizer engine vs torch eager",
         formatter_class=fmt,
@@ -664,6 +709,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--dataset", default="", help="replay this dataset's --clip-id (default: a procedural clip)"
     )
     p.add_argument("--clip-id", default="")
+    p.add_argument(
+        "--mode",
+        default="reaction",
+        choices=["reaction", "teleop"],
+        help="teleop: no model, the operator drives",
+    )
+    p.add_argument(
+        "--person-id", default="", help="replayed person and followed one (teleop default: operator)"
+    )
+    p.add_argument("--warmup", type=float, default=60.0, help="s allowed for the nodes to start stepping")
     p.set_defaults(func=_cmd_bench_reaction)
 
     from molam_ros.cli_llm import add_commands as add_llm_commands

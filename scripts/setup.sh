@@ -25,10 +25,12 @@ pip_install() {
 log() { printf '[setup %5ss] %s\n' "$SECONDS" "$*"; }
 
 inputs_hash() {
-  cat "$ROOT/requirements/requirements.in" "$ROOT/requirements/constraints.txt" \
-    "$ROOT/scripts/setup.sh" "$ROOT/pyproject.toml" \
-    "$ROOT"/ros2_ws/src/molam_msgs/CMakeLists.txt "$ROOT"/ros2_ws/src/molam_msgs/package.xml \
-    "$ROOT"/msg/*.msg | sha256sum | cut -d' ' -f1
+  # MOLAM_SIM is an input too: asking for the optional extra after a default set-up is new work.
+  { echo "MOLAM_SIM=${MOLAM_SIM:-0}"
+    cat "$ROOT/requirements/requirements.in" "$ROOT/requirements/constraints.txt" \
+      "$ROOT/scripts/setup.sh" "$ROOT/pyproject.toml" "$ROOT/requirements/sim.txt" \
+      "$ROOT"/ros2_ws/src/molam_msgs/CMakeLists.txt "$ROOT"/ros2_ws/src/molam_msgs/package.xml \
+      "$ROOT"/msg/*.msg; } | sha256sum | cut -d' ' -f1
 }
 
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$(inputs_hash)" ]] \
@@ -84,6 +86,13 @@ if [[ ! -d /usr/share/assimp/models/BVH ]]; then
   else
     log "assimp-testmodels is not installed (needs root apt-get): real clips from pybullet only"
   fi
+fi
+
+# Optional: the simulated robot (MuJoCo), IK (mink), the reference One Euro filter (about 60 MB).
+# Off by default so the default set-up stays fast; MOLAM_SIM=1 turns it on.
+if [[ "${MOLAM_SIM:-0}" == "1" ]]; then
+  log "installing the optional simulation extra (requirements/sim.txt: mujoco, mink, OneEuroFilter)"
+  pip_install -r "$ROOT/requirements/sim.txt" -c "$ROOT/requirements/constraints.txt"
 fi
 
 log "installing molam_ros (editable)"

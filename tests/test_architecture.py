@@ -52,6 +52,7 @@ LAYERS: dict[str, int] = {
     "llm": 4,
     "runtime": 5,
     "coordination": 5,
+    "sim": 5,  # the simulated robot (optional MuJoCo): reads runtime profiles, ros runs it
     "agent": 6,
     "ros": 7,
     "bringup": 7,

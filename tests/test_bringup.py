@@ -47,7 +47,12 @@ def test_default_node_set() -> None:
     )
     assert reaction.params_files == (str(REPO / "config" / "reaction_node.yaml"),)
     # Empty arguments are left out, so the params file's values stand.
-    assert reaction.parameters == {"profile": "unitree_g1", "engine": "onnxruntime", "device": "cpu"}
+    assert reaction.parameters == {
+        "profile": "unitree_g1",
+        "engine": "onnxruntime",
+        "device": "cpu",
+        "mode": "reaction",
+    }
 
 
 def test_replay_only_with_typed_overrides() -> None:
@@ -194,8 +199,9 @@ def test_params_file_comes_after_the_argument_overrides(tmp_path: Path) -> None:
 
 def test_nothing_enabled_is_an_error(capsys: pytest.CaptureFixture, launch_module: types.ModuleType) -> None:
     message = (
-        r"no node is enabled by .*bringup.yaml with reaction:=false replay:=false, so nothing would "
-        r"start; reaction_node needs reaction:=true; pose_replay_node needs replay:=true"
+        r"no node is enabled by .*bringup.yaml with reaction:=false replay:=false sim:=false, so nothing "
+        r"would start; reaction_node needs reaction:=true; pose_replay_node needs replay:=true; "
+        r"sim_node needs sim:=true"
     )
     with pytest.raises(ValueError, match=message):
         describe_nodes(BRINGUP_YAML, {"reaction": "false"})

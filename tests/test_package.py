@@ -85,6 +85,8 @@ PIP_NAMES = {"pybullet_data": "pybullet"}
 ELSEWHERE = {
     "torch": "installed first, the build for the machine (CPU, CUDA, Jetson): docs/ros.md",
     "tensorrt": "comes with JetPack / a TensorRT install; imported lazily, optional",
+    "mujoco": "optional extra molam_ros[sim] (requirements/sim.txt); only molam_ros/sim imports it",
+    "mink": "optional extra molam_ros[sim] (requirements/sim.txt); only molam_ros/sim imports it",
 }
 
 

@@ -200,9 +200,16 @@ def test_file_errors_name_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 def test_readme_documents_every_key_and_its_example_loads() -> None:
     readme = (PROFILES / "README.md").read_text()
+    from molam_ros.runtime import kinematics
     from molam_ros.runtime import profiles as mod
 
-    keys = set().union(*mod._TOP_KEYS.values(), mod._ROBOT_JOINT_KEYS, mod._AVATAR_JOINT_KEYS)
+    keys = set().union(
+        *mod._TOP_KEYS.values(),
+        mod._ROBOT_JOINT_KEYS,
+        mod._AVATAR_JOINT_KEYS,
+        kinematics._KEYS,
+        kinematics._LINK_KEYS,
+    )
     undocumented = [k for k in keys if f"`{k}`" not in readme]
     assert not undocumented, f"config/profiles/README.md does not document {undocumented}"
     example = re.findall(r"```yaml\n(.*?)```", readme, flags=re.S)[-1]
@@ -212,3 +219,48 @@ def test_readme_documents_every_key_and_its_example_loads() -> None:
 
 def test_setup_installs_the_profiles() -> None:
     assert 'glob("config/profiles/*.yaml")' in (REPO / "ros2_ws/src/molam_ros/setup.py").read_text()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda k: k["links"][1].update(parent="nowhere"),
+            r"links\[1\] \(\w+\)\.parent: 'nowhere' is not a link listed",
+        ),
+        (lambda k: k["links"][1].pop("joint"), r"every profile joint must move one link: missing \['\w+'\]"),
+        (lambda k: k["links"][1].update(axis=[0, 1, 1]), r"\.axis: must be a unit vector"),
+        (lambda k: k["links"][1].update(mass=0), r"\.mass: must be > 0 kg"),
+        (
+            lambda k: k["links"][1].update(capsule=[0, 0, 0, 0, 0, 1]),
+            r"\.capsule: must be a list of 7 numbers",
+        ),
+        (
+            lambda k: k.update(sites={"left_hand": {"link": "pelvis"}}),
+            r"sites\.left_hand: is not an SMPL joint",
+        ),
+        (lambda k: k.update(base_height=-1), r"base_height: must be > 0 m"),
+    ],
+)
+def test_kinematics_validation_names_the_field(change, message: str) -> None:
+    data = yaml.safe_load((PROFILES / "unitree_h1.yaml").read_text())
+    change(data["kinematics"])
+    with pytest.raises(ProfileError, match=message):
+        profile_from_dict(data, where="h1")
+
+
+@pytest.mark.parametrize("name", ["unitree_g1", "unitree_h1"])
+def test_shipped_chains_move_every_joint_and_match_the_urdf_facts(name: str) -> None:
+    profile = load_profile(name)
+    kin = profile.kinematics
+    assert kin is not None and kin.source.startswith("unitree_ros robots/")
+    assert sorted(link.joint for link in kin.links if link.joint) == sorted(profile.joint_names)
+    # Facts read from the URDFs at the cited commits (unitree_ros g1_29dof.urdf, h1.urdf).
+    facts = {
+        "unitree_g1": ("left_shoulder_pitch_link", (0.0039563, 0.10022, 0.23778), 0.27931, 0.718),
+        "unitree_h1": ("left_shoulder_pitch_link", (0.0055, 0.15535, 0.42999), 0.43633, 1.142),
+    }
+    link, pos, roll, mass = facts[name]
+    spec = kin.link(link)
+    assert spec.pos == pos and spec.rpy[0] == roll and spec.mass == mass and spec.axis == (0.0, 1.0, 0.0)
+    assert {s for s, _, _ in kin.sites} >= {"left_wrist", "right_wrist", "left_elbow", "right_elbow", "head"}

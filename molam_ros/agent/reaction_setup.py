@@ -101,6 +101,46 @@ def _small_reactor(p: dict[str, Any], tok: Path, engine: Any) -> Any:
     return SmallStreamingReactor(net, engine, embed=embed, anchor_pull=info.get("anchor_pull"))
 
 
+def build_teleop_pipeline(p: dict[str, Any]) -> tuple[Any, str]:
+    """The TeleopPipeline for a parameter dict (reaction_node's `mode: teleop`): no model is loaded."""
+    from molam_ros.runtime.one_euro import OneEuroConfig
+    from molam_ros.runtime.profiles import load_profile
+    from molam_ros.runtime.safety import SafetyConfig
+    from molam_ros.runtime.teleop import TeleopConfig, TeleopPipeline
+
+    if p["pose_up_axis"] not in ("y", "z"):
+        raise ValueError(f"pose_up_axis must be 'y' or 'z', got {p['pose_up_axis']!r}")
+    if not p["person_id"]:
+        raise ValueError("mode teleop needs person_id: the one operator the robot follows")
+    cutoff = float(p["teleop_filter_min_cutoff"])
+    config = TeleopConfig(
+        person_id=p["person_id"],
+        reorder_window=float(p["teleop_reorder_window"]),
+        filter=OneEuroConfig(min_cutoff=cutoff, beta=float(p["teleop_filter_beta"])) if cutoff > 0 else None,
+        safety=SafetyConfig(
+            timeout=p["watchdog_timeout"],
+            ease_time=p["neutral_ease_time"],
+            resume_time=p["teleop_blend_time"],
+        ),
+    )
+    profile = load_profile(p["profile"])
+    ik = None
+    if p["teleop_retarget"] == "ik":
+        try:  # optional extra (mujoco, mink): one clear line instead of a traceback
+            from molam_ros.sim.ik_retarget import IKRetargeter
+        except ImportError as e:
+            raise RuntimeError(f"teleop_retarget ik needs pip install 'molam_ros[sim]' ({e})") from e
+        ik = IKRetargeter(profile)
+    elif p["teleop_retarget"] != "axis":
+        raise ValueError(f"teleop_retarget must be 'axis' or 'ik', got {p['teleop_retarget']!r}")
+    pipeline = TeleopPipeline(profile, config, ik=ik)
+    if p["pose_up_axis"] == "z":
+        from molam_ros.runtime.pose_buffer import PoseBuffer, PoseBufferConfig
+
+        pipeline.buffer = PoseBuffer(PoseBufferConfig(reorder_window=config.reorder_window, z_up=True))
+    return pipeline, "none (teleoperation)"
+
+
 def build_coordinator_for(pipeline: Any, config_path: str | None) -> Any:
     """The coordinator of a running pipeline: its float model for quality, its tokenizer engine to
     decode, and the partner's recent codes as the plans' `live` motion."""

@@ -36,12 +36,15 @@ ORDER = (
     "stage_ms_llm",
     "stage_ms_decode",
     "stage_ms_retarget",
+    "stage_ms_filter",
+    "stage_ms_ik",
     "input_rate_hz",
     "steps",
     "overruns",
     "published",
     "engine",
     "watchdog",
+    "mode",
 )
 
 
@@ -94,7 +97,7 @@ def run_bench(args: Mapping[str, object], seconds: float, *, warmup: float = 60.
 def format_report(values: Mapping[str, Any], seconds: float) -> str:
     """A two-column markdown table, the main figures first."""
     lines = [
-        f"reaction over DDS for {seconds:.0f} s (replay node -> reaction node)",
+        f"{values.get('mode', 'reaction')} over DDS for {seconds:.0f} s (replay node -> reaction node)",
         "",
         "| figure | value |",
         "|---|---|",

@@ -42,6 +42,12 @@ Publications (reliable, keep last 10):
   trajectory, `capture_latency_ms` from the capture stamp of the step's last frame (this one also
   holds the pose buffer's reorder window and the transport).
 
+Teleoperation (`mode: teleop`, explicit; robot profiles): no model is loaded; the operator named
+by `person_id` (required) drives the robot frame by frame through the same pose buffer,
+retargeting, safety filter and outputs (runtime/teleop.py), blending in from the robot's measured
+pose when `robot_joint_states_topic` [sensor_msgs/JointState] is given (else from neutral). Text
+commands get a reply saying teleoperation takes none.
+
 Nothing published is NaN or beyond a joint limit: the safety filter clamps and rate-limits, and
 the message builders refuse non-finite values (a step that would produce one is dropped, counted
 and logged).
@@ -66,7 +72,12 @@ from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import MarkerArray
 
 from molam_ros.agent.commands import PLAN, QUESTION, CommandWorker, question_task
-from molam_ros.agent.reaction_setup import build_coordinator_for, build_pipeline, make_router
+from molam_ros.agent.reaction_setup import (
+    build_coordinator_for,
+    build_pipeline,
+    build_teleop_pipeline,
+    make_router,
+)
 from molam_ros.ros.convert import (
     diagnostic_array,
     joint_state,
@@ -130,7 +141,15 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "answer_steps": (24, "questions are answered about the last N steps (x 4 frames) of motion"),
     "answer_max_tokens": (48, "longest text answer, in tokens"),
     "diagnostics_period": (1.0, "s between diagnostics messages"),
+    "mode": ("reaction", "reaction | teleop: the operator person_id drives the robot, no model"),
+    "robot_joint_states_topic": ("", "in (teleop): the robot's JointState, blended in from; empty: neutral"),
+    "teleop_reorder_window": (0.0, "s (teleop): a frame waits this long for late tracker frames"),
+    "teleop_filter_min_cutoff": (1.0, "Hz (teleop): One Euro filter cutoff at rest; 0: no filter"),
+    "teleop_filter_beta": (1.0, "1/m (teleop): One Euro filter speed coefficient"),
+    "teleop_blend_time": (1.0, "s (teleop): crossfade from the robot's pose to the operator's"),
+    "teleop_retarget": ("axis", "teleop: axis (decomposition) | ik (mink on the MuJoCo model, extra [sim])"),
 }
+MODES = ("reaction", "teleop")
 
 
 class ReactionNode(Node):
@@ -143,8 +162,11 @@ class ReactionNode(Node):
                 name, default, ParameterDescriptor(description=description, read_only=True)
             )
         self.p = {name: self.get_parameter(name).value for name in PARAMETERS}
+        if self.p["mode"] not in MODES:
+            raise ValueError(f"mode must be one of {list(MODES)}, got {self.p['mode']!r}")
+        self.teleop = self.p["mode"] == "teleop"
         if pipeline is None:
-            pipeline, engine_name = build_pipeline(self.p)
+            pipeline, engine_name = (build_teleop_pipeline if self.teleop else build_pipeline)(self.p)
         self.pipeline = pipeline
         self.engine_name = engine_name
         self.profile = pipeline.profile
@@ -167,6 +189,14 @@ class ReactionNode(Node):
         if p["reactor_pose_topic"]:
             self.pub_reactor = self.create_publisher(PersonPose, p["reactor_pose_topic"], FRAMES_QOS)
         self.pub_diag = self.create_publisher(DiagnosticArray, p["diagnostics_topic"], RELIABLE_QOS)
+        if self.teleop and p["robot_joint_states_topic"]:
+            self.create_subscription(
+                JointState,
+                p["robot_joint_states_topic"],
+                self._on_robot_state,
+                RELIABLE_QOS,
+                callback_group=inputs,
+            )
         self.create_timer(1.0 / FPS, self._tick, callback_group=steps)
         self.create_timer(float(p["diagnostics_period"]), self._diagnostics, callback_group=inputs)
         self.counts: dict[str, int] = {"poses": 0, "published": 0, "invalid_output": 0, "commands": 0}
@@ -186,6 +216,10 @@ class ReactionNode(Node):
         self.worker = CommandWorker(handlers, self._reply)
         self.coordinator: Any = None  # made on the first plan (worker thread)
         self.router = make_router(self.pipeline, self.worker, self._reply, p)
+        if self.teleop:
+            self.get_logger().info(
+                f"teleoperation: {self.follow!r} drives {self.profile.name}; no model loaded"
+            )
         self.get_logger().info(
             f"reacting as {self.profile.name} ({self.profile.kind}, {len(self.names) or 22} joints), "
             f"engine {engine_name}, listening on {p['person_pose_topic']} and {p['command_topic']}"
@@ -232,9 +266,18 @@ class ReactionNode(Node):
         else:
             self._drop(status.removeprefix("dropped_"), self.pipeline.buffer.last_reason)
 
+    def _on_robot_state(self, msg: JointState) -> None:
+        """Teleoperation: the robot's measured joints, so the blend-in starts where it is."""
+        got = dict(zip(msg.name, msg.position, strict=False))
+        if all(n in got for n in self.names):
+            self.pipeline.set_robot_state(np.array([got[n] for n in self.names]))
+
     def _on_command(self, msg: String) -> None:
         """Every command takes the one path: guard, classifier, then reply / instruction / worker."""
         self.counts["commands"] += 1
+        if self.teleop:
+            self._reply("teleoperation: the robot copies its operator and takes no commands")
+            return
         intent = self.router.handle(msg.data)
         if intent is not None:
             self.get_logger().info(
@@ -376,6 +419,7 @@ class ReactionNode(Node):
         if len(self.arrivals) > 1 and self.arrivals[-1] > self.arrivals[0]:
             rate = (len(self.arrivals) - 1) / (self.arrivals[-1] - self.arrivals[0])
         step = float(np.median(self.step_seconds)) if self.step_seconds else 0.0
+        frames = 1.0 if self.teleop else 4.0  # grid frames per step
         stats = self.pipeline.stats
         state = self.pipeline.safety.state if self.pipeline.safety is not None else "avatar"
         values: dict[str, object] = {
@@ -385,7 +429,8 @@ class ReactionNode(Node):
             "steps": int(stats["steps"]),
             "overruns": int(stats["overruns"]),
             "step_ms": round(step * 1e3, 1),
-            "real_time_factor": round((4.0 / FPS) / step, 2) if step > 0 else 0.0,
+            "real_time_factor": round((frames / FPS) / step, 2) if step > 0 else 0.0,
+            "mode": self.p["mode"],
             "engine": self.engine_name,
             "watchdog": state,
             "instruction": self.pipeline.reactor.instruction or "",
@@ -401,7 +446,7 @@ class ReactionNode(Node):
         message = "reacting"
         if state in ("easing_to_neutral", "neutral"):
             level, message = "WARN", f"no input: {state}"
-        if step > 4.0 / FPS:
+        if step > frames / FPS:
             level, message = "WARN", f"falling behind: {step * 1e3:.0f} ms per step"
         if self.last_reason and level == "OK" and self.drops:
             message = f"reacting; last drop {self.last_reason}"

@@ -20,6 +20,9 @@ Why the schema looks the way it does:
   their kinematic order (parent side first, as in a URDF).
 The full field reference, with an example, is `config/profiles/README.md`.
 
+A robot profile may also carry its kinematic chain (`kinematics:`, runtime/kinematics.py): link
+offsets, joint axes, masses and collision capsules from the URDF, for the simulated robot and IK.
+
 `load_profile(name_or_path)` validates everything (unknown keys, limit order, velocity > 0,
 neutral inside limits, SMPL names, chains, distinct axes per drive) and raises `ProfileError`
 naming the file and the field, so a typo fails at start-up and never on the robot.
@@ -40,6 +43,7 @@ import yaml
 
 from molam_ros.motion.rotations import axis_angle_to_quat
 from molam_ros.motion.skeleton import JOINT_INDEX, JOINT_NAMES, KINEMATIC_CHAINS, NUM_JOINTS, PARENTS
+from molam_ros.runtime.kinematics import Kinematics, KinematicsError, kinematics_from_dict
 
 KINDS = ("robot", "avatar")
 AXES = ("x", "y", "z")
@@ -54,7 +58,7 @@ LEG_SMPL_JOINTS = frozenset(JOINT_NAMES[j] for chain in KINEMATIC_CHAINS[:2] for
 
 _COMMON_KEYS = {"name", "kind", "description", "source", "joints"}
 _TOP_KEYS = {
-    "robot": _COMMON_KEYS | {"upper_body_only", "zero_pose_deg"},
+    "robot": _COMMON_KEYS | {"upper_body_only", "zero_pose_deg", "kinematics"},
     "avatar": _COMMON_KEYS | {"root_translation", "neutral_pose_deg", "neutral_root"},
 }
 _ROBOT_JOINT_KEYS = {"name", "smpl", "axis", "sign", "offset", "lower", "upper", "velocity", "neutral"}
@@ -112,6 +116,7 @@ class Profile:
     bones: tuple[tuple[str, str], ...] = ()  # avatar: (output name, SMPL joint name), output order
     root_translation: bool = True  # avatar: publish the pelvis translation
     neutral_root: tuple[float, float, float] = (0.0, 0.0, 0.0)  # avatar fallback root position, m
+    kinematics: Kinematics | None = None  # robot: the URDF's chain, when the profile gives it
     path: Path | None = None
 
     @property
@@ -367,6 +372,12 @@ def profile_from_dict(data: Any, where: str = "<dict>", path: Path | None = None
         upper_body_only = data.get("upper_body_only", False)
         if not isinstance(upper_body_only, bool):
             raise _fail(where, "upper_body_only", f"must be true or false, got {upper_body_only!r}")
+        kinematics = None
+        if data.get("kinematics") is not None:
+            try:
+                kinematics = kinematics_from_dict(data["kinematics"], where, names, JOINT_NAMES)
+            except KinematicsError as e:
+                raise ProfileError(str(e)) from e
         return Profile(
             name=name,
             kind=kind,
@@ -375,6 +386,7 @@ def profile_from_dict(data: Any, where: str = "<dict>", path: Path | None = None
             joints=joints,
             upper_body_only=upper_body_only,
             zero_pose=_pose(where, "zero_pose_deg", data.get("zero_pose_deg")),
+            kinematics=kinematics,
             path=path,
         )
     return _avatar(where, data, name, description, source, joints_data, path)

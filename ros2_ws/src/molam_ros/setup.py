@@ -40,6 +40,7 @@ setup(
             "molam = molam_ros.cli:main",
             "pose_replay_node = molam_ros.ros.pose_replay_node:main",
             "reaction_node = molam_ros.ros.reaction_node:main",
+            "sim_node = molam_ros.ros.sim_node:main",
         ],
     },
 )

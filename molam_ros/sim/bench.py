@@ -1,0 +1,192 @@
+"""`molam sim bench`: what the simulated robot does with our commands, teleoperation and reaction.
+
+Per robot profile and clip (generator test clips, real pybullet clips):
+- teleoperation: the clip's actor as the operator, with simulated tracker noise (Gaussian, `noise`
+  m per coordinate and frame), streamed frame by frame through TeleopPipeline, once raw and once
+  with the One Euro filter, and filtered with mink IK instead of the axis decomposition
+  (`teleop_ik`, sim/ik_retarget.py); published as the node does (one message per frame);
+- reaction: the clip's recorded reactor (what a perfect model would answer) through the
+  pipeline's retargeting and safety filter, published every l = 4 frames (clips with one person:
+  skipped);
+and for each stream:
+- smoothness of the commands: mean |acceleration| (rad/s^2) and |jerk| (rad/s^3) over joints;
+- on the simulated robot: tracking error (p99, max, rad), self-collision events per minute,
+  steps at a joint limit;
+- arm fidelity (teleoperation): hand (wrist) and elbow position error, mm: the robot's forward
+  kinematics against the operator's arm scaled to the robot's segment lengths, both from the
+  robot's shoulder site, in the body frame (`arm_errors`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import mujoco
+import numpy as np
+
+from molam_ros.motion.canonical import facing_angle
+from molam_ros.motion.features import positions_to_features
+from molam_ros.motion.layout import features_to_local_quats
+from molam_ros.motion.skeleton import JOINT_INDEX, JOINT_NAMES
+from molam_ros.runtime.profiles import Profile
+from molam_ros.runtime.retarget import Retargeter
+from molam_ros.runtime.safety import SafetyFilter
+from molam_ros.runtime.teleop import TeleopConfig, TeleopPipeline
+from molam_ros.sim.execute import execute_stream
+from molam_ros.sim.ik_retarget import IKRetargeter
+from molam_ros.sim.robot import SimulatedRobot
+
+FPS = 30.0
+ARMS = (
+    ("left", "left_shoulder", "left_elbow", "left_wrist"),
+    ("right", "right_shoulder", "right_elbow", "right_wrist"),
+)
+
+
+@dataclass
+class StreamFigures:
+    """One command stream's figures (module docstring)."""
+
+    seconds: float
+    acc: float
+    jerk: float
+    tracking_p99: float
+    tracking_max: float
+    collisions: int
+    limit_steps: int
+    hand_mm: float = float("nan")
+    elbow_mm: float = float("nan")
+
+
+def smoothness(q: np.ndarray, fps: float = FPS) -> tuple[float, float]:
+    """Mean |acceleration| and |jerk| of a (T, J) joint stream (finite differences)."""
+    acc = np.diff(q, n=2, axis=0) * fps**2
+    jerk = np.diff(q, n=3, axis=0) * fps**3
+    return float(np.abs(acc).mean()), float(np.abs(jerk).mean())
+
+
+def teleop_commands(profile: Profile, operator: np.ndarray, filtered: bool, ik: bool = False) -> np.ndarray:
+    """(T, J) commanded joints of a teleoperation stream of the operator's (T, 22, 3) positions;
+    `ik`: retargeted by mink IK (sim/ik_retarget.py) instead of the axis decomposition."""
+    config = TeleopConfig(person_id="op") if filtered else TeleopConfig(person_id="op", filter=None)
+    pipe = TeleopPipeline(profile, config, ik=IKRetargeter(profile) if ik else None)
+    out = []
+    for i, pose in enumerate(operator):
+        stamp = 100.0 + i / FPS
+        pipe.push_pose(stamp, pose, JOINT_NAMES, now=stamp)
+        out += [c.joint_positions[0] for c in pipe.process(now=stamp)]
+    return np.stack(out)
+
+
+def reaction_commands(profile: Profile, reactor: np.ndarray) -> np.ndarray:
+    """(T, J) commanded joints for a reactor's (T, 22, 3) motion: retargeting + safety, as the pipeline."""
+    target = Retargeter(profile).robot(features_to_local_quats(positions_to_features(reactor))).positions
+    safety = SafetyFilter(profile)
+    return np.stack([safety.update(i / FPS, t).positions for i, t in enumerate(target)])
+
+
+def _body_frame(positions: np.ndarray) -> np.ndarray:
+    """SMPL positions (T, 22, 3), Y up, relative to the pelvis, turned into the robot's body axes
+    (x forward, y left, z up) by the person's facing angle."""
+    rel = positions - positions[:, :1]
+    yaw = facing_angle(positions)  # about +Y, 0 when facing +Z
+    c, s = np.cos(yaw)[:, None], np.sin(yaw)[:, None]
+    x, y, z = rel[..., 0], rel[..., 1], rel[..., 2]
+    fwd = c * z + s * x  # undo the heading: the person faces +Z
+    left = -s * z + c * x
+    return np.stack([fwd, left, y], axis=-1)
+
+
+def arm_errors(robot: SimulatedRobot, q: np.ndarray, operator: np.ndarray) -> tuple[float, float]:
+    """Mean hand and elbow position errors (mm) of joint stream q (T, J) against the operator."""
+    m, rm = robot.model, robot.rm
+    data = mujoco.MjData(m)
+    site = {mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_SITE, i): i for i in range(m.nsite)}
+    base = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, robot.profile.kinematics.links[0].name)
+    data.qpos[:] = 0.0
+    mujoco.mj_kinematics(m, data)
+    lengths = {}
+    for _, s, e, w in ARMS:
+        lengths[s] = np.linalg.norm(data.site_xpos[site[e]] - data.site_xpos[site[s]])
+        lengths[e] = np.linalg.norm(data.site_xpos[site[w]] - data.site_xpos[site[e]])
+    human = _body_frame(operator)
+    n = min(len(q), len(human))
+    hand, elbow = [], []
+    for t in range(n):
+        data.qpos[rm.qpos_adr] = q[t]
+        mujoco.mj_kinematics(m, data)
+        rot = data.xmat[base].reshape(3, 3)
+        for _, s, e, w in ARMS:
+            hs, he, hw = (human[t, JOINT_INDEX[j]] for j in (s, e, w))
+            upper = (he - hs) / np.linalg.norm(he - hs) * lengths[s]
+            fore = (hw - he) / np.linalg.norm(hw - he) * lengths[e]
+            shoulder = data.site_xpos[site[s]]
+            r_elbow = rot.T @ (data.site_xpos[site[e]] - shoulder)
+            r_wrist = rot.T @ (data.site_xpos[site[w]] - shoulder)
+            elbow.append(np.linalg.norm(r_elbow - upper))
+            hand.append(np.linalg.norm(r_wrist - upper - fore))
+    return float(np.mean(hand) * 1000), float(np.mean(elbow) * 1000)
+
+
+def run_stream(
+    profile: Profile, q: np.ndarray, stride: int, operator: np.ndarray | None = None
+) -> StreamFigures:
+    """Execute a command stream on a fresh simulated robot and measure it."""
+    robot = SimulatedRobot(profile, initial=q[0])
+    vel = np.gradient(q, 1 / FPS, axis=0)
+    report = execute_stream(robot, q, vel, stride=stride, horizon=max(stride, 15))
+    s = report.summary()
+    acc, jerk = smoothness(q)
+    fig = StreamFigures(
+        seconds=len(q) / FPS,
+        acc=acc,
+        jerk=jerk,
+        tracking_p99=s["tracking_error_p99_rad"],
+        tracking_max=s["tracking_error_max_rad"],
+        collisions=s["self_collisions"],
+        limit_steps=s["limit_steps"],
+    )
+    if operator is not None:
+        fig.hand_mm, fig.elbow_mm = arm_errors(robot, q, operator)
+    return fig
+
+
+def bench(
+    profile: Profile, clips: Iterable[tuple[str, np.ndarray, np.ndarray | None]], noise: float = 0.01
+) -> dict[str, list]:
+    """Figures per stream kind ("teleop_raw", "teleop_filtered", "reaction") over (id, operator,
+    reactor or None) clips; fidelity is measured against the operator without the tracker noise."""
+    out: dict[str, list] = {"teleop_raw": [], "teleop_filtered": [], "teleop_ik": [], "reaction": []}
+    rng = np.random.default_rng(0)
+    for _, operator, reactor in clips:
+        tracked = operator + rng.normal(0.0, noise, operator.shape) if noise > 0 else operator
+        for kind, filtered, ik in (
+            ("teleop_raw", False, False),
+            ("teleop_filtered", True, False),
+            ("teleop_ik", True, True),
+        ):
+            q = teleop_commands(profile, tracked, filtered, ik)
+            out[kind].append(run_stream(profile, q, stride=1, operator=operator[-len(q) :]))
+        if reactor is not None:
+            out["reaction"].append(run_stream(profile, reaction_commands(profile, reactor), stride=4))
+    return out
+
+
+def summarize(figures: list[StreamFigures]) -> dict[str, float]:
+    """Totals over clips: means of the per-clip means, worst tracking, collisions per minute."""
+    if not figures:
+        return {}
+    minutes = sum(f.seconds for f in figures) / 60.0
+    return {
+        "clips": len(figures),
+        "minutes": minutes,
+        "acc": float(np.mean([f.acc for f in figures])),
+        "jerk": float(np.mean([f.jerk for f in figures])),
+        "tracking_p99": float(np.max([f.tracking_p99 for f in figures])),
+        "tracking_max": float(np.max([f.tracking_max for f in figures])),
+        "collisions_per_min": sum(f.collisions for f in figures) / minutes,
+        "limit_steps": int(sum(f.limit_steps for f in figures)),
+        "hand_mm": float(np.mean([f.hand_mm for f in figures])),
+        "elbow_mm": float(np.mean([f.elbow_mm for f in figures])),
+    }

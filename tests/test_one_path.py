@@ -127,7 +127,12 @@ ALLOWED = {
     "command": {("agent/reaction_setup.py", "instruct")},  # CommandRouter's instruct, after the guard
     "answer": {("ros/reaction_node.py", "_answer")},  # the worker's question handler (router only)
     "submit": {("agent/commands.py", "_submit")},  # CommandRouter, after the guard
-    "set_instruction": {("runtime/pipeline.py", "process")},  # the pipeline's own pending command
+    "set_instruction": {
+        ("runtime/pipeline.py", "process"),  # the pipeline's own pending command
+        ("runtime/pipeline.py", "__init__"),  # the start-up instruction, guarded in build_pipeline (below)
+        ("llm/small_reactor.py", "__init__"),  # the same start-up value, handed to its constructor
+        ("llm/reaction_eval.py", "closed_loop"),  # evaluation: instructions it writes itself, no user text
+    },
     "plan": {("agent/coordinator.py", "_handle"), ("agent/planner_eval.py", "evaluate_case")},
     "handle": {
         ("ros/reaction_node.py", "_on_command"),  # -> CommandRouter

@@ -127,7 +127,7 @@ class SimNode(Node):
         times = np.array([stamp_seconds(pt.time_from_start) for pt in msg.points])
         stamp = stamp_seconds(msg.header.stamp)
         start = stamp - self.t0 if stamp > 0 else None  # a zero stamp: start on arrival
-        self.robot.command(arrival=arrival, start=start, times=times, positions=pos, velocities=vel)
+        self.robot.send_trajectory(arrival=arrival, start=start, times=times, positions=pos, velocities=vel)
         self.counts["trajectories"] += 1
 
     def _tick(self) -> None:

@@ -58,6 +58,6 @@ def execute_stream(
     for now, times, p, v in trajectory_messages(
         positions, velocities, fps=fps, stride=stride, horizon=horizon, t0=t0
     ):
-        robot.command(arrival=now, start=now, times=times, positions=p, velocities=v)
+        robot.send_trajectory(arrival=now, start=now, times=times, positions=p, velocities=v)
     robot.advance(robot.follower.end_time + settle)
     return robot.report

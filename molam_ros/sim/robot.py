@@ -1,7 +1,7 @@
 """The simulated robot: a profile's MuJoCo model following our JointTrajectory stream.
 
     robot = SimulatedRobot(load_profile("unitree_g1"))
-    robot.command(arrival=t, start=t, times=..., positions=..., velocities=...)   # each message
+    robot.send_trajectory(arrival=t, start=t, times=..., positions=..., velocities=...)   # each message
     robot.advance(until=t + 0.1)                                                 # physics at 1 kHz
     robot.state(), robot.report()
 
@@ -101,7 +101,7 @@ class SimulatedRobot:
 
     # --- input
 
-    def command(
+    def send_trajectory(
         self,
         *,
         arrival: float,

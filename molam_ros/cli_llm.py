@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,14 @@ def load_model(args: argparse.Namespace) -> tuple[Any, Any]:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    if args.text is not None:  # the guard of every other text path (agent/intent.py), before any loading
+        from molam_ros.agent.guard import check_request
+        from molam_ros.agent.intent import MAX_CHARS
+
+        refusal = check_request(args.text, MAX_CHARS)
+        if refusal is not None:
+            print(f"molam: refused: {refusal.reason}", file=sys.stderr)
+            return 2
     import numpy as np
 
     from molam_ros.llm.generate import Generator, SamplingConfig
@@ -279,7 +288,11 @@ def add_commands(groups: Any, bench_cmds: Any, fmt: type) -> None:
         "reaction, person a is the partner; a second person's first step is taken as the reactor's start.",
     )
     p.add_argument("task", choices=TASKS)
-    p.add_argument("--text", help="caption (text_to_motion), instruction (reaction, editing) or question")
+    p.add_argument(
+        "--text",
+        help="caption (text_to_motion), instruction (reaction, editing) or question; checked by the request "
+        "guard (agent/guard.py) first",
+    )
     p.add_argument("--motion", help="input motion: a .npz file or DATA_DIR:CLIP_ID")
     p.add_argument("--out", type=Path, help="directory for motion.npz, codes.npz, answer.txt (and renders)")
     p.add_argument("--render", action="store_true", help="also write motion.gif and motion.png")

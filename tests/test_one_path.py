@@ -3,7 +3,8 @@ checked so that no other path to the model's text inputs exists.
 
 Entry points: the command topic (and so `molam say` and the demo's commands) -> ReactionNode
 ._on_command -> CommandRouter.handle; `molam chat` / `molam plan` and the node's plans ->
-Coordinator.handle; the node's start-up `instruction` parameter -> build_pipeline.
+Coordinator.handle; the node's start-up `instruction` parameter -> build_pipeline; `molam generate
+--text` -> cli_llm.cmd_generate.
 """
 
 from __future__ import annotations
@@ -92,6 +93,26 @@ def test_coordinator_path_never_passes_an_attack() -> None:
     assert rec.texts == ["walk up to her, then wave"]
 
 
+def test_generate_cli_is_guarded(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """`molam generate --text` (text straight to the motion-language model) passes the guard first:
+    an attack is refused before any model is loaded; a harmless text goes on to load it."""
+    import molam_ros.cli_llm as cli_llm
+    from molam_ros.cli import main
+
+    class LoadedError(Exception):
+        pass
+
+    def load_model(args: object) -> None:
+        raise LoadedError
+
+    monkeypatch.setattr(cli_llm, "load_model", load_model)
+    for text in ATTACKS[:5] + MORE_ATTACKS[:5]:
+        assert main(["generate", "text_to_motion", "--text", text]) == 2, text
+        assert "refused" in capsys.readouterr().err
+    with pytest.raises(LoadedError):
+        main(["generate", "text_to_motion", "--text", "two people shake hands"])
+
+
 def test_startup_instruction_is_guarded() -> None:
     pytest.importorskip("rclpy")
     from molam_ros.agent.reaction_setup import build_pipeline
@@ -159,7 +180,10 @@ def test_only_guarded_paths_reach_the_model() -> None:
 def test_the_guarded_calls_are_behind_the_guard() -> None:
     """The routers that the allowed calls sit in run the guard first (by reading their code)."""
     source = (PKG / "agent/intent.py").read_text()
-    assert "refusal = check_request(text, self.max_chars)" in source
+    assert "refusal = check_request(text, self.max_chars, semantic=encoder)" in source
+    generate = (PKG / "cli_llm.py").read_text()
+    generate = generate[generate.index("def cmd_generate") :]
+    assert generate.index("check_request(args.text") < generate.index("load_model(args)")
     coordinator = (PKG / "agent/coordinator.py").read_text()
     handle = coordinator[coordinator.index("def _handle") :]
     assert handle.index("self.classifier.classify(") < handle.index("self.planner.plan(")

@@ -1,7 +1,7 @@
 """The one path every text to the robot takes: the guard, then one classifier.
 
-    text -> guard (agent/guard.py) -> refused, with the reason
-         -> a second look by meaning (agent/meaning.py AttackModel: nearest attack examples) -> refused
+    text -> guard (agent/guard.py: patterns over every reading of the text, then by meaning against
+            attack and harmless prototypes with the planner's sentence encoder) -> refused, with the reason
          -> words check (no letters, another language) -> a clear reply, nothing planned
          -> the offline planner's understanding (rules + sentence encoder, agent/rules_planner.py)
               small talk  -> a short reply, no motion
@@ -110,17 +110,12 @@ class IntentClassifier:
         return Intent(**{**intent.__dict__, **timing})
 
     def _classify(self, text: str, context: PlanContext) -> Intent:
-        refusal = check_request(text, self.max_chars)
+        meaning = self.planner.meaning  # None: no encoder (or, in the node, not loaded yet)
+        encoder = meaning.encoder if meaning is not None else False  # the guard's check by meaning
+        refusal = check_request(text, self.max_chars, semantic=encoder)
         stripped = text.strip()
         if refusal is not None:
             return Intent(REFUSED, stripped[:200], f"I can't do that: {refusal.reason}", refusal=refusal)
-        meaning = self.planner.meaning  # None: no encoder (or, in the node, not loaded yet)
-        if meaning is not None:
-            from molam_ros.agent.meaning import shared_attacks
-
-            if shared_attacks(meaning.encoder).is_attack(stripped):
-                refusal = Refusal("meaning", "That reads as a request to change my rules or to hurt someone.")
-                return Intent(REFUSED, stripped[:200], f"I can't do that: {refusal.reason}", refusal=refusal)
         problem = words_problem(stripped)
         if problem is not None:
             return Intent(UNCLEAR, stripped, problem)

@@ -30,7 +30,11 @@ the texts and inputs where given.
         --guard-harmless tests/data/blind/guard_harmless_blind.jsonl
 
 The guard lists are JSON lines with the text under "request" (or "text", "prompt"), or plain lines:
-the attack stop rate and the harmless refusal rate are printed, with the misses.
+the attack stop rate and the harmless refusal rate are printed, with the misses and the median time
+of one `check_request` (the encoder loaded first). The development lists:
+
+    python -m molam_ros.agent.planner_eval --no-plans --guard-attacks tests/data/guard_dev_attacks.jsonl \
+        --guard-harmless tests/data/guard_dev_harmless.jsonl [--guard-rules-only]
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import statistics
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -220,23 +225,37 @@ def load_texts(path: str | Path) -> list[str]:
 
 @dataclass
 class GuardReport:
-    """How a list of texts fared at the guard: which were refused."""
+    """How a list of texts fared at the guard: which were refused, and how long each check took."""
 
     texts: list[str]
     refused: list[bool]
+    seconds: list[float] = field(default_factory=list)  # wall clock per text
+    cpu_seconds: list[float] = field(default_factory=list)  # this thread's CPU time per text
 
     @property
     def rate(self) -> float:
         return sum(self.refused) / len(self.refused) if self.refused else 0.0
 
 
-def evaluate_guard(texts: Sequence[str], *, max_chars: int = 400, one_path: bool = False) -> GuardReport:
-    """Which texts the guard refuses (`check_request`), or with `one_path` the whole guard of the one
-    path (agent/intent.py: the rules, then the second look by meaning)."""
-    if not one_path:
-        return GuardReport(list(texts), [check_request(t, max_chars) is not None for t in texts])
-    classifier = IntentClassifier(max_chars=max_chars)
-    return GuardReport(list(texts), [classifier.classify(t).refusal is not None for t in texts])
+def evaluate_guard(
+    texts: Sequence[str], *, max_chars: int = 400, one_path: bool = False, semantic: bool = True
+) -> GuardReport:
+    """Which texts the guard refuses (`check_request`: the patterns over every reading, then the check
+    by meaning unless `semantic` is False), or with `one_path` the one path's classifier (agent/
+    intent.py), with the time each took (the encoder is loaded before the clock starts)."""
+    if one_path:
+        classify = IntentClassifier(max_chars=max_chars).classify
+        check = lambda t: classify(t).refusal  # noqa: E731
+    else:
+        check = lambda t: check_request(t, max_chars, semantic=semantic)  # noqa: E731
+    check("wave at her")  # loads the encoder (and the prototypes) once
+    report = GuardReport(list(texts), [])
+    for text in texts:
+        t0, c0 = time.perf_counter(), time.thread_time()
+        report.refused.append(check(text) is not None)
+        report.seconds.append(time.perf_counter() - t0)
+        report.cpu_seconds.append(time.thread_time() - c0)
+    return report
 
 
 def evaluate(planner: Planner, cases: Iterable[Case], *, max_chars: int = 400) -> EvalReport:
@@ -308,7 +327,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--guard-one-path",
         action="store_true",
-        help="score the guard lists on the one path (rules + meaning)",
+        help="score the guard lists on the one path (the classifier of agent/intent.py)",
+    )
+    parser.add_argument(
+        "--guard-rules-only",
+        action="store_true",
+        help="the guard's patterns alone, without the check by meaning",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -327,10 +351,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     ):
         if not path:
             continue
-        guard = evaluate_guard(load_texts(path), max_chars=max_chars, one_path=args.guard_one_path)
+        guard = evaluate_guard(
+            load_texts(path),
+            max_chars=max_chars,
+            one_path=args.guard_one_path,
+            semantic=not args.guard_rules_only,
+        )
         n, refused = len(guard.texts), sum(guard.refused)
         what = "stopped" if want else "refused (false refusals)"
-        print(f"guard {label}: {what} {refused}/{n} = {guard.rate:.1%}", flush=True)
+        wall, cpu = (statistics.median(x) * 1000 if x else 0.0 for x in (guard.seconds, guard.cpu_seconds))
+        p90 = sorted(guard.seconds)[int(0.9 * (n - 1))] * 1000 if n else 0.0
+        print(
+            f"guard {label}: {what} {refused}/{n} = {guard.rate:.1%}; per request: median {wall:.1f} ms "
+            f"wall ({cpu:.1f} ms CPU), p90 {p90:.1f} ms",
+            flush=True,
+        )
         if not args.quiet:
             for text, r in zip(guard.texts, guard.refused, strict=True):
                 if r != want:

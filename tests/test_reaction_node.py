@@ -25,6 +25,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
+from visualization_msgs.msg import MarkerArray
 
 from molam_ros.data.dataset import MotionDataset
 from molam_ros.motion.skeleton import JOINT_NAMES
@@ -282,6 +283,70 @@ def test_hostile_input_and_a_restarted_tracker(tiny_llm_env: dict[str, Path], ll
         )
         assert "dropped_stale" in dropped or "dropped_too_old" in dropped, dropped
         for t in trajs:  # never an invalid value, whatever came in
+            pos = np.array([p.positions for p in t.points])
+            assert np.isfinite(pos).all()
+            assert (pos >= profile.lower - 1e-6).all() and (pos <= profile.upper + 1e-6).all()
+        assert reaction.poll() is None
+    finally:
+        probe.close()
+        _stop(replay)
+        _stop(reaction)
+
+
+@pytest.mark.slow
+@pytest.mark.ros
+def test_a_head_and_hands_stream_is_completed_and_reacted_to(
+    tiny_llm_env: dict[str, Path], llm_dir: Path
+) -> None:
+    """A VR user (a headset and two controllers: three joints with orientations) replayed over DDS:
+    the node completes the body with the shipped completion model and reacts to it."""
+    ns = f"/t{uuid.uuid4().hex[:6]}"
+    profile = load_profile("unitree_h1")
+    topics = {"person_pose_topic": f"{ns}/pose", "joint_trajectory_topic": f"{ns}/traj"}
+    topics |= {"diagnostics_topic": f"{ns}/diag", "markers_topic": f"{ns}/markers", "reply_topic": f"{ns}/r"}
+    topics |= {"command_topic": f"{ns}/c", "joint_states_topic": f"{ns}/js"}
+    params = {
+        "tokenizer_dir": tiny_llm_env["tokenizer"],
+        "llm_dir": llm_dir,
+        "engine": "torch",
+        "plans": False,
+    }
+    params |= {"profile": "unitree_h1", "diagnostics_period": 0.5, "pose_max_age": 1.0, **topics}
+    reaction = _start("molam_ros.ros.reaction_node", params)
+    clip_id = MotionDataset(tiny_llm_env["data"]).ids("test")[0]
+    replay_params = {"dataset": tiny_llm_env["data"], "clip_id": clip_id, "topic": f"{ns}/pose", "loop": True}
+    replay_params |= {"person_id": "vr_user", "tracked_joints": "head,left_wrist,right_wrist"}
+    replay = _start("molam_ros.ros.pose_replay_node", replay_params)
+    probe = _Probe()
+    node, spin = probe.node, probe.spin
+    trajs: list[JointTrajectory] = []
+    diags: list[dict[str, str]] = []
+    seen: list[PersonPose] = []
+    markers: list[MarkerArray] = []
+    node.create_subscription(JointTrajectory, f"{ns}/traj", trajs.append, RELIABLE)
+    node.create_subscription(PersonPose, f"{ns}/pose", seen.append, SENSOR)
+    node.create_subscription(MarkerArray, f"{ns}/markers", markers.append, RELIABLE)
+    node.create_subscription(
+        DiagnosticArray,
+        f"{ns}/diag",
+        lambda m: diags.append({kv.key: kv.value for kv in m.status[0].values}),
+        RELIABLE,
+    )
+    try:
+        spin(
+            180.0,
+            until=lambda: len(trajs) >= 15 and bool(diags) and int(diags[-1].get("completed_poses", 0)) > 60,
+        )
+        assert len(trajs) >= 15, _stop(reaction)
+        assert seen and list(seen[0].joint_names) == ["head", "left_wrist", "right_wrist"]
+        assert len(seen[0].orientations) == 3
+        values = diags[-1]
+        assert values["sparse_completion"] == "true" and int(values["completed_poses"]) > 60, values
+        assert not any(k.startswith("dropped_rejected") for k in values), values
+        assert int(values["completion_yaw_from_hands"]) == 0  # the headset's orientation gave the yaw
+        person = [m for m in markers[-1].markers if m.ns.endswith("/person")][0]
+        assert len(person.points) == 2 * 21  # the whole body drawn, completed from three points
+        for t in trajs:
             pos = np.array([p.positions for p in t.points])
             assert np.isfinite(pos).all()
             assert (pos >= profile.lower - 1e-6).all() and (pos <= profile.upper + 1e-6).all()

@@ -107,6 +107,11 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "pose_up_axis": ("y", "up axis of incoming positions: y (SMPL, molam clips) or z (REP 103)"),
     "pose_max_age": (0.25, "s; a pose older than this on arrival is dropped"),
     "min_confidence": (0.3, "joints below this confidence count as missing"),
+    "completion_dir": (
+        "",
+        "sparse poses (head + hands) completed by this model; empty: the shipped one; none: off",
+    ),
+    "floor_height": (0.0, "m; height of the floor in the input world (sparse poses: heights are from it)"),
     "instruction": ("", "initial instruction; empty: react freely"),
     "window_steps": (24, "model steps kept in the KV cache (x 4 frames)"),
     "keep_steps": (16, "steps kept when the oldest are evicted"),
@@ -215,7 +220,9 @@ class ReactionNode(Node):
         if pose.confidence is not None:
             positions = positions.copy()
             positions[pose.confidence < float(self.p["min_confidence"])] = np.nan
-        status = self.pipeline.push_pose(pose.stamp, positions, joint_names=pose.joint_names, now=now)
+        status = self.pipeline.push_pose(
+            pose.stamp, positions, joint_names=pose.joint_names, now=now, orientations=pose.orientations
+        )
         self.counts["poses"] += 1
         if status == "accepted":
             self.arrivals.append(now)
@@ -225,7 +232,7 @@ class ReactionNode(Node):
             # latency on average.
             self._tick()
         else:
-            self._drop(status.removeprefix("dropped_"), self.pipeline.buffer.last_reason)
+            self._drop(status.removeprefix("dropped_"), self.pipeline.last_reason)
 
     def _on_command(self, msg: String) -> None:
         """Every command takes the one path: guard, classifier, then reply / instruction / worker."""
@@ -387,6 +394,7 @@ class ReactionNode(Node):
             "commands_pending": self.worker.pending,
             "answers": self.worker.done,
             "playing_plan": self.pipeline.playing,
+            **self._completion_values(),
             **{f"dropped_{k}": v for k, v in sorted(self.drops.items())},
             **_percentiles("latency_ms", self.latency_processing),
             **_percentiles("capture_latency_ms", self.latency_capture),
@@ -401,6 +409,19 @@ class ReactionNode(Node):
         if self.last_reason and level == "OK" and self.drops:
             message = f"reacting; last drop {self.last_reason}"
         self.pub_diag.publish(diagnostic_array(NODE_NAME, level, message, values, stamp=now))
+
+    def _completion_values(self) -> dict[str, object]:
+        completer = self.pipeline.completer
+        if completer is None:
+            return {"sparse_completion": False}
+        stats = completer.stats
+        return {
+            "sparse_completion": True,
+            "completed_poses": stats["completed"],
+            "completion_held_hands": stats["held_hands"],
+            "completion_yaw_from_hands": stats["yaw_from_hands"],
+            "completion_restarts": stats["restarts"],
+        }
 
 
 def _percentiles(name: str, values: deque[float]) -> dict[str, float]:

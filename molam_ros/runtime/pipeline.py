@@ -37,12 +37,15 @@ from typing import Any
 
 import numpy as np
 
+from molam_ros.completion.live import SparseCompleter, head_forward_from_quat
+from molam_ros.data.interhuman import zup_to_yup
 from molam_ros.llm.streaming import StreamingConfig, StreamingReactor
 from molam_ros.motion import ego
 from molam_ros.motion.canonical import canonical_transform, facing_angle
 from molam_ros.motion.features import features_to_positions, positions_to_features
 from molam_ros.motion.layout import features_to_local_quats, layout_of
-from molam_ros.motion.skeleton import bone_lengths
+from molam_ros.motion.skeleton import JOINT_NAMES, bone_lengths
+from molam_ros.motion.sparse import TRACKED
 from molam_ros.runtime.placement import LivePlacement, PlacementConfig
 from molam_ros.runtime.pose_buffer import PoseBuffer, PoseBufferConfig, PoseFrame
 from molam_ros.runtime.profiles import Profile
@@ -50,6 +53,13 @@ from molam_ros.runtime.retarget import Retargeter
 from molam_ros.runtime.safety import SafetyConfig, SafetyFilter
 
 STAGES = ("features", "encode", "llm", "decode", "retarget")
+
+
+def is_sparse(joint_names: Sequence[str]) -> bool:
+    """Whether a pose's names are a sparse tracker's: the head, and of the SMPL joints only the
+    tracked points of motion/sparse.py (hands, pelvis, ankles, feet); other names are ignored."""
+    smpl = set(joint_names) & set(JOINT_NAMES)
+    return "head" in smpl and smpl <= set(TRACKED)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,9 +108,11 @@ class ReactionPipeline:
         config: PipelineConfig | None = None,
         *,
         text_mlm: Any | None = None,
+        completer: SparseCompleter | None = None,
     ) -> None:
         """`text_mlm`: the model that writes text answers, when the step's `mlm` is quantized (int8
-        streams well but writes poor text, llm/quantize.py); default `mlm`."""
+        streams well but writes poor text, llm/quantize.py); default `mlm`. `completer`: completes
+        sparse poses (a VR headset and controllers) to the full body; without one they are refused."""
         self.mlm = mlm
         self.text_mlm = text_mlm if text_mlm is not None else mlm
         self.engine = engine
@@ -114,6 +126,8 @@ class ReactionPipeline:
         self.profile = profile
         self.config = config or PipelineConfig()
         self.buffer = PoseBuffer(self.config.buffer)
+        self.completer = completer
+        self.last_reason = ""  # why the last pose was not accepted (the buffer's or the completer's)
         self.reactor = StreamingReactor(mlm, self.config.streaming, instruction=self.config.instruction)
         self.retargeter = Retargeter(profile)
         self.safety = SafetyFilter(profile, self.config.safety) if profile.is_robot else None
@@ -150,16 +164,60 @@ class ReactionPipeline:
         positions: np.ndarray,
         joint_names: Sequence[str] | None = None,
         now: float | None = None,
+        orientations: np.ndarray | None = None,
     ) -> str:
         """Offer one pose of the person; returns "accepted" or why not (PoseBuffer outcomes).
 
+        A pose that names every SMPL joint goes to the buffer as it is. A sparse one (`is_sparse`: a
+        VR headset and controllers, head and both hands at least) is completed to the full body
+        first by the completer (completion/live.py), with the head's yaw from `orientations` (N, 4)
+        global (w, x, y, z) where the tracker sent them. Anything else (a body tracker that lost a
+        joint) is refused as before: it should send the joint with a low confidence instead.
         Thread-safe against `process`: a node may take poses on one thread while a step runs on
         another, so input is never queued behind a step.
         """
         with self._lock:
             if joint_names is None:
-                return self.buffer.push(stamp, positions, now=now)
-            return self.buffer.push_named(stamp, joint_names, positions, now=now)
+                status = self.buffer.push(stamp, positions, now=now)
+            elif self.completer is not None and is_sparse(joint_names):
+                return self._push_sparse(stamp, positions, joint_names, now, orientations)
+            else:
+                status = self.buffer.push_named(stamp, joint_names, positions, now=now)
+            self.last_reason = self.buffer.last_reason
+            return status
+
+    def _push_sparse(
+        self,
+        stamp: float,
+        positions: np.ndarray,
+        joint_names: Sequence[str],
+        now: float | None,
+        orientations: np.ndarray | None,
+    ) -> str:
+        """A sparse pose completed, then pushed like a full one (the buffer checks it the same way)."""
+        pos = np.asarray(positions, dtype=np.float64)
+        if pos.shape != (len(joint_names), 3):
+            self.last_reason = f"{len(joint_names)} joint names but positions of shape {pos.shape}"
+            return "rejected_shape"
+        z_up = self.config.buffer.z_up
+        if z_up:
+            pos = zup_to_yup(pos)
+        forward = None
+        names = list(joint_names)
+        if orientations is not None and "head" in names and len(orientations) == len(names):
+            # Rest forward: +Z in a Y-up world (SMPL), +X in a Z-up one (REP 103).
+            rest = np.array([1.0, 0.0, 0.0]) if z_up else np.array([0.0, 0.0, 1.0])
+            q = np.asarray(orientations[names.index("head")], dtype=np.float64)
+            if np.all(np.isfinite(q)) and np.linalg.norm(q) > 1e-6:
+                forward = head_forward_from_quat(q / np.linalg.norm(q), rest)
+                forward = zup_to_yup(forward) if z_up else forward
+        body, status = self.completer.complete(stamp, dict(zip(names, pos, strict=True)), forward)
+        if body is None:
+            self.last_reason = self.completer.last_reason
+            return status
+        status = self.buffer.push(stamp, body, now=now, y_up=True)
+        self.last_reason = self.buffer.last_reason
+        return status
 
     def command(self, text: str | None) -> str | None:
         """A text command for the reaction; returns None when taken, else why it was refused.

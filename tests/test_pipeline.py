@@ -183,3 +183,33 @@ def test_a_head_and_hands_stream_is_completed_then_reacted_to(parts: tuple, acto
 def yaw_zup(angle: float) -> np.ndarray:
     """A turn about a Z-up world's up axis that matches a turn by `angle` about +Y in the Y-up world."""
     return np.array([np.cos(angle / 2), 0.0, 0.0, np.sin(angle / 2)])
+
+
+@pytest.mark.parametrize("name", ["unitree_h1", "avatar_smpl"])
+def test_the_watchdog_is_quiet_between_chunks_and_eases_when_they_stop(
+    parts: tuple, actor: np.ndarray, name: str
+) -> None:
+    """As the node does: idle() after every pose that completes no step. While chunks keep coming
+    it says nothing (so the filter's clock never runs ahead of the next chunk's frames, which would
+    then be held as from the past); once they stop, robot and avatar ease to their idle pose."""
+    mlm, engine = parts
+    pipeline = ReactionPipeline(mlm, engine, load_profile(name))
+    guard = pipeline.safety if pipeline.safety is not None else pipeline.avatar_safety
+    said, chunks = [], []
+    for i, pose in enumerate(actor[:90]):
+        stamp = 100.0 + i / 30.0
+        now = stamp + 0.02  # the node's clock: the pose arrived 20 ms after its capture
+        pipeline.push_pose(stamp, pose, joint_names=JOINT_NAMES, now=now)
+        new = pipeline.process(now=now)
+        chunks += new
+        if not new:
+            said.append(pipeline.idle(now))
+    assert len(chunks) >= 20 and guard.stats["bad_time"] == 0
+    after_first = said[said.index(None) :] if None in said else []
+    assert after_first and all(c is None for c in after_first)  # the stream runs: nothing to add
+    assert {c.safety_state for c in chunks[3:]} == {"active"}
+    states = []
+    for k in range(1, 150):  # the partner is gone for 5 s
+        cmd = pipeline.idle(now + k / 30.0)
+        states.append(None if cmd is None else cmd.state)
+    assert "easing_to_neutral" in states and states[-1] == "neutral" and guard.stats["bad_time"] == 0

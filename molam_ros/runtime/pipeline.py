@@ -19,8 +19,9 @@ One step, every l frames of the partner (docs/architecture.md, "The flow of one 
    the person's actual frames (intergen: positions in the partner's canonical frame), then back to
    world positions; rotations from the features' 6D block. LivePlacement keeps the
    reactor at a plausible distance from the person and facing them (runtime/placement.py).
-6. Retargeting to the output profile (robot joints within limits, or the avatar's bones), then,
-   for robots, the SafetyFilter (no NaN, limits, velocity limits, blending, watchdog).
+6. Retargeting to the output profile (robot joints within limits, or the avatar's bones), then the
+   SafetyFilter for robots (no NaN, limits, velocity limits, blending, watchdog) or AvatarSafety
+   for avatars (the same watchdog, easing to an idle pose and blending, on bone rotations).
 
 A gap in the pose stream (PoseFrame.segment_start) starts a new segment: new canonical frame, new
 tokenizer states, a new interaction in the reactor; the safety filter blends into it. Every stage's
@@ -46,6 +47,7 @@ from molam_ros.motion.features import features_to_positions, positions_to_featur
 from molam_ros.motion.layout import features_to_local_quats, layout_of
 from molam_ros.motion.skeleton import JOINT_NAMES, bone_lengths
 from molam_ros.motion.sparse import TRACKED
+from molam_ros.runtime.avatar_safety import AvatarSafety
 from molam_ros.runtime.placement import LivePlacement, PlacementConfig
 from molam_ros.runtime.pose_buffer import PoseBuffer, PoseBufferConfig, PoseFrame
 from molam_ros.runtime.profiles import Profile
@@ -53,6 +55,7 @@ from molam_ros.runtime.retarget import Retargeter
 from molam_ros.runtime.safety import SafetyConfig, SafetyFilter
 
 STAGES = ("features", "encode", "llm", "decode", "retarget")
+LAG_MARGIN = 0.1  # s: how much the stream's lag may grow before the watchdog's time overtakes it
 
 
 def is_sparse(joint_names: Sequence[str]) -> bool:
@@ -131,6 +134,12 @@ class ReactionPipeline:
         self.reactor = StreamingReactor(mlm, self.config.streaming, instruction=self.config.instruction)
         self.retargeter = Retargeter(profile)
         self.safety = SafetyFilter(profile, self.config.safety) if profile.is_robot else None
+        self.avatar_safety = None if profile.is_robot else AvatarSafety(profile, self.config.safety)
+        # The stream's clock: how far the newest chunk's last frame lagged its processing, and that
+        # frame's stamp; a chunk is due within a step and a bit (idle() says nothing before that).
+        self._lag: float | None = None
+        self._last_frame_time: float | None = None
+        self._due = self.stride / self.config.buffer.fps + 0.05
         self.placement = LivePlacement(self.config.placement) if self.config.placement is not None else None
         self.stats: dict[str, float] = {"steps": 0, "overruns": 0, "segments": 0}
         self._lock = threading.Lock()  # guards the pose buffer and the pending instruction
@@ -321,11 +330,33 @@ class ReactionPipeline:
             if len(self._frames) == self.stride:
                 chunks.append(self._step(self._frames))
                 self._frames = []
+        if chunks:
+            self._last_frame_time = float(chunks[-1].times[-1])
+            if now is not None:
+                self._lag = max(0.0, float(now) - self._last_frame_time)
         return chunks
 
+    def stream_time(self, now: float) -> float:
+        """`now` (the node's clock) on the stream's time base, the capture stamps of the frames:
+        now minus how far the newest chunk's last frame lagged its processing, and a margin for that
+        lag to grow (LAG_MARGIN). The safety filters run on one time base, so a watchdog update
+        never lies ahead of the frames of the next chunk (they would be held as from the past)."""
+        return now if self._lag is None else now - self._lag - LAG_MARGIN
+
     def idle(self, now: float) -> Any:
-        """No new chunk: the safety filter's command for `now` (watchdog easing), robots only."""
-        return None if self.safety is None else self.safety.update(now, None)
+        """No new chunk at `now` (the node's clock): the watchdog's command, or None while the next
+        chunk is still due (the stream is running; nothing new to say).
+
+        Robots: the SafetyFilter's output (easing to neutral once the stream has been silent for
+        its timeout); avatars: the AvatarSafety frame, on `stream_time(now)`.
+        """
+        guard = self.safety if self.safety is not None else self.avatar_safety
+        if self._last_frame_time is None:  # no chunk yet: hold (where the guard starts) until one comes
+            return guard.current()
+        t = self.stream_time(now)
+        if t < self._last_frame_time + self._due:
+            return None
+        return guard.update(t, None)
 
     def _features(self, frames: list[PoseFrame]) -> tuple[np.ndarray, np.ndarray]:
         """(l, F) features of the partner's frames and their (l, 22, 3) world positions."""
@@ -407,7 +438,18 @@ class ReactionPipeline:
             quats = quats.copy()
             quats[:, 0] = root_q
             avatar = self.retargeter.avatar(quats, root=reactor[:, 0])
-            chunk.avatar_rotations, chunk.avatar_root = avatar.rotations, avatar.root
+            rotations, roots = [], []
+            for k, stamp in enumerate(times):  # a frame the retargeter had to replace is no input
+                cmd = self.avatar_safety.update(
+                    float(stamp),
+                    None if avatar.fallback[k] else avatar.rotations[k],
+                    avatar.root[k],
+                    new_segment=bool(k == 0 and frames[0].segment_start),
+                )
+                rotations.append(cmd.rotations)
+                roots.append(cmd.root)
+            chunk.avatar_rotations, chunk.avatar_root = np.stack(rotations), np.stack(roots)
+            chunk.safety_state = self.avatar_safety.state
         seconds["retarget"] = time.perf_counter() - t
         total = sum(seconds.values())
         self.stats["steps"] += 1

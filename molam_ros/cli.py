@@ -736,6 +736,9 @@ def build_parser() -> argparse.ArgumentParser:
     from molam_ros.cli_agent import add_commands as add_agent_commands
 
     add_agent_commands(groups, fmt)
+    from molam_ros.cli_completion import add_commands as add_completion_commands
+
+    add_completion_commands(groups, fmt)
 
     p = groups.add_parser(
         "demo",

@@ -33,6 +33,11 @@ def shipped_tokenizer_dir() -> Path:
     return shipped_models_dir() / "tokenizer"
 
 
+def shipped_completion_dir() -> Path:
+    """The shipped sparse-to-full body completion model (molam_ros/completion/, its manifest.json)."""
+    return shipped_models_dir() / "completion"
+
+
 def own_tokenizer_dir(cache_dir: str | Path | None = None) -> Path:
     """Where `make tokenizer` trains a user's own tokenizer (used when named, or when none ships)."""
     return cache_root(cache_dir) / "tokenizer" / "small"

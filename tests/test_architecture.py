@@ -49,6 +49,7 @@ LAYERS: dict[str, int] = {
     "motion": 1,
     "data": 2,
     "tokenizer": 3,
+    "completion": 3,
     "llm": 4,
     "runtime": 5,
     "coordination": 5,
@@ -60,6 +61,7 @@ LAYERS: dict[str, int] = {
     "cli_agent": 8,
     "cli_llm": 8,
     "cli_reactor": 8,
+    "cli_completion": 8,
 }
 
 

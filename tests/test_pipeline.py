@@ -7,14 +7,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from molam_ros.completion.live import SparseCompleter
+from molam_ros.completion.model import load_checkpoint
 from molam_ros.data.synth import generate_clip
 from molam_ros.llm.depth_head import DepthHeadConfig
 from molam_ros.llm.model import MotionLM
 from molam_ros.llm.vocab import MotionVocab
 from molam_ros.motion import ego
-from molam_ros.motion.canonical import canonical_transform
+from molam_ros.motion.canonical import canonical_transform, facing_angle
 from molam_ros.motion.skeleton import JOINT_NAMES, bone_lengths
+from molam_ros.paths import shipped_completion_dir
 from molam_ros.runtime.pipeline import PipelineConfig, ReactionPipeline
+from molam_ros.runtime.pose_buffer import PoseBufferConfig
 from molam_ros.runtime.profiles import load_profile
 from molam_ros.tokenizer.engines import TorchEngine
 
@@ -149,3 +153,63 @@ def test_a_planned_motion_plays_through_the_safety_filter_then_the_reaction_retu
         assert (c.joint_positions <= profile.upper + 1e-9).all()
     with pytest.raises(ValueError, match="planned motion"):
         pipeline.play(np.full((10, 22, 3), np.nan))
+
+
+def test_a_head_and_hands_stream_is_completed_then_reacted_to(parts: tuple, actor: np.ndarray) -> None:
+    """Sparse poses (a headset and two controllers, Z up as REP 103) go through the completer and
+    then the same path as full poses; a body tracker that lost joints is still refused."""
+    mlm, engine = parts
+    completer = SparseCompleter(load_checkpoint(shipped_completion_dir()))  # a random net makes 2 m bones
+    config = PipelineConfig(buffer=PoseBufferConfig(z_up=True))
+    pipeline = ReactionPipeline(mlm, engine, load_profile("unitree_h1"), config, completer=completer)
+    names = ["head", "left_wrist", "right_wrist", "left_index1"]  # a hand joint outside SMPL: ignored
+    idx = [15, 20, 21, 20]
+    yaw = facing_angle(actor)
+    chunks, outcomes = [], []
+    for i, pose in enumerate(actor):
+        stamp = 100.0 + i / 30.0
+        zup = np.stack([pose[:, 0], -pose[:, 2], pose[:, 1]], axis=-1)[idx]  # Y up -> Z up
+        head_q = yaw_zup(yaw[i] - np.pi / 2)  # the rest face points along +X in a Z-up world
+        quats = np.repeat(head_q[None], len(names), axis=0)
+        outcomes.append(pipeline.push_pose(stamp, zup, joint_names=names, now=stamp, orientations=quats))
+        chunks += pipeline.process(now=stamp)
+    assert set(outcomes) == {"accepted"} and completer.stats["yaw_from_hands"] == 0
+    assert len(chunks) >= len(actor) // 4 - 2 and all(np.isfinite(c.joint_positions).all() for c in chunks)
+    assert np.isfinite(chunks[-1].person).all() and chunks[-1].person.shape == (4, 22, 3)
+    lost = pipeline.push_pose(200.0, actor[0][:20], joint_names=JOINT_NAMES[:20], now=200.0)
+    assert lost == "rejected_joints"
+
+
+def yaw_zup(angle: float) -> np.ndarray:
+    """A turn about a Z-up world's up axis that matches a turn by `angle` about +Y in the Y-up world."""
+    return np.array([np.cos(angle / 2), 0.0, 0.0, np.sin(angle / 2)])
+
+
+@pytest.mark.parametrize("name", ["unitree_h1", "avatar_smpl"])
+def test_the_watchdog_is_quiet_between_chunks_and_eases_when_they_stop(
+    parts: tuple, actor: np.ndarray, name: str
+) -> None:
+    """As the node does: idle() after every pose that completes no step. While chunks keep coming
+    it says nothing (so the filter's clock never runs ahead of the next chunk's frames, which would
+    then be held as from the past); once they stop, robot and avatar ease to their idle pose."""
+    mlm, engine = parts
+    pipeline = ReactionPipeline(mlm, engine, load_profile(name))
+    guard = pipeline.safety if pipeline.safety is not None else pipeline.avatar_safety
+    said, chunks = [], []
+    for i, pose in enumerate(actor[:90]):
+        stamp = 100.0 + i / 30.0
+        now = stamp + 0.02  # the node's clock: the pose arrived 20 ms after its capture
+        pipeline.push_pose(stamp, pose, joint_names=JOINT_NAMES, now=now)
+        new = pipeline.process(now=now)
+        chunks += new
+        if not new:
+            said.append(pipeline.idle(now))
+    assert len(chunks) >= 20 and guard.stats["bad_time"] == 0
+    after_first = said[said.index(None) :] if None in said else []
+    assert after_first and all(c is None for c in after_first)  # the stream runs: nothing to add
+    assert {c.safety_state for c in chunks[3:]} == {"active"}
+    states = []
+    for k in range(1, 150):  # the partner is gone for 5 s
+        cmd = pipeline.idle(now + k / 30.0)
+        states.append(None if cmd is None else cmd.state)
+    assert "easing_to_neutral" in states and states[-1] == "neutral" and guard.stats["bad_time"] == 0

@@ -23,8 +23,10 @@ from geometry_msgs.msg import Point
 from molam_msgs.msg import PersonPose
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
+from visualization_msgs.msg import MarkerArray
 
 from molam_ros.data.dataset import MotionDataset
 from molam_ros.motion.skeleton import JOINT_NAMES
@@ -285,6 +287,152 @@ def test_hostile_input_and_a_restarted_tracker(tiny_llm_env: dict[str, Path], ll
             pos = np.array([p.positions for p in t.points])
             assert np.isfinite(pos).all()
             assert (pos >= profile.lower - 1e-6).all() and (pos <= profile.upper + 1e-6).all()
+        assert reaction.poll() is None
+    finally:
+        probe.close()
+        _stop(replay)
+        _stop(reaction)
+
+
+@pytest.mark.slow
+@pytest.mark.ros
+def test_a_head_and_hands_stream_is_completed_and_reacted_to(
+    tiny_llm_env: dict[str, Path], llm_dir: Path
+) -> None:
+    """A VR user (a headset and two controllers: three joints with orientations) replayed over DDS:
+    the node completes the body with the shipped completion model and reacts to it."""
+    ns = f"/t{uuid.uuid4().hex[:6]}"
+    profile = load_profile("unitree_h1")
+    topics = {"person_pose_topic": f"{ns}/pose", "joint_trajectory_topic": f"{ns}/traj"}
+    topics |= {"diagnostics_topic": f"{ns}/diag", "markers_topic": f"{ns}/markers", "reply_topic": f"{ns}/r"}
+    topics |= {"command_topic": f"{ns}/c", "joint_states_topic": f"{ns}/js"}
+    params = {
+        "tokenizer_dir": tiny_llm_env["tokenizer"],
+        "llm_dir": llm_dir,
+        "engine": "torch",
+        "plans": False,
+    }
+    params |= {"profile": "unitree_h1", "diagnostics_period": 0.5, "pose_max_age": 1.0, **topics}
+    reaction = _start("molam_ros.ros.reaction_node", params)
+    clip_id = MotionDataset(tiny_llm_env["data"]).ids("test")[0]
+    replay_params = {"dataset": tiny_llm_env["data"], "clip_id": clip_id, "topic": f"{ns}/pose", "loop": True}
+    replay_params |= {"person_id": "vr_user", "tracked_joints": "head,left_wrist,right_wrist"}
+    replay = _start("molam_ros.ros.pose_replay_node", replay_params)
+    probe = _Probe()
+    node, spin = probe.node, probe.spin
+    trajs: list[JointTrajectory] = []
+    diags: list[dict[str, str]] = []
+    seen: list[PersonPose] = []
+    markers: list[MarkerArray] = []
+    node.create_subscription(JointTrajectory, f"{ns}/traj", trajs.append, RELIABLE)
+    node.create_subscription(PersonPose, f"{ns}/pose", seen.append, SENSOR)
+    node.create_subscription(MarkerArray, f"{ns}/markers", markers.append, RELIABLE)
+    node.create_subscription(
+        DiagnosticArray,
+        f"{ns}/diag",
+        lambda m: diags.append({kv.key: kv.value for kv in m.status[0].values}),
+        RELIABLE,
+    )
+    try:
+        spin(
+            180.0,
+            until=lambda: len(trajs) >= 15 and bool(diags) and int(diags[-1].get("completed_poses", 0)) > 60,
+        )
+        assert len(trajs) >= 15, _stop(reaction)
+        assert seen and list(seen[0].joint_names) == ["head", "left_wrist", "right_wrist"]
+        assert len(seen[0].orientations) == 3
+        values = diags[-1]
+        assert values["sparse_completion"] == "true" and int(values["completed_poses"]) > 60, values
+        assert not any(k.startswith("dropped_rejected") for k in values), values
+        assert int(values["completion_yaw_from_hands"]) == 0  # the headset's orientation gave the yaw
+        person = [m for m in markers[-1].markers if m.ns.endswith("/person")][0]
+        assert len(person.points) == 2 * 21  # the whole body drawn, completed from three points
+        for t in trajs:
+            pos = np.array([p.positions for p in t.points])
+            assert np.isfinite(pos).all()
+            assert (pos >= profile.lower - 1e-6).all() and (pos <= profile.upper + 1e-6).all()
+        assert reaction.poll() is None
+    finally:
+        probe.close()
+        _stop(replay)
+        _stop(reaction)
+
+
+@pytest.mark.slow
+@pytest.mark.ros
+def test_a_vr_user_drives_the_avatar_at_frame_rate(tiny_llm_env: dict[str, Path], llm_dir: Path) -> None:
+    """A VR user (a headset and two controllers: three joints with orientations) replayed over DDS
+    to an avatar: the node completes the body with the shipped completion model, publishes every
+    avatar frame stamped 1/30 s apart for display, eases to idle when the user is gone and comes
+    back when they return."""
+    ns = f"/t{uuid.uuid4().hex[:6]}"
+    topics = {"person_pose_topic": f"{ns}/pose", "joint_trajectory_topic": f"{ns}/traj"}
+    topics |= {"diagnostics_topic": f"{ns}/diag", "markers_topic": f"{ns}/markers", "reply_topic": f"{ns}/r"}
+    topics |= {"command_topic": f"{ns}/c", "joint_states_topic": f"{ns}/js"}
+    params = {
+        "tokenizer_dir": tiny_llm_env["tokenizer"],
+        "llm_dir": llm_dir,
+        "engine": "torch",
+        "plans": False,
+    }
+    params |= {"profile": "avatar_smpl", "diagnostics_period": 0.5, "pose_max_age": 1.0, **topics}
+    reaction = _start("molam_ros.ros.reaction_node", params)
+    clip_id = MotionDataset(tiny_llm_env["data"]).ids("test")[0]
+    replay_params = {"dataset": tiny_llm_env["data"], "clip_id": clip_id, "topic": f"{ns}/pose", "loop": True}
+    replay_params |= {"person_id": "vr_user", "tracked_joints": "head,left_wrist,right_wrist"}
+    replay = _start("molam_ros.ros.pose_replay_node", replay_params)
+    probe = _Probe()
+    node, spin = probe.node, probe.spin
+    states: list[JointState] = []
+    diags: list[dict[str, str]] = []
+    seen: list[PersonPose] = []
+    markers: list[MarkerArray] = []
+    node.create_subscription(JointState, f"{ns}/js", states.append, RELIABLE)
+    node.create_subscription(PersonPose, f"{ns}/pose", seen.append, SENSOR)
+    node.create_subscription(MarkerArray, f"{ns}/markers", markers.append, RELIABLE)
+    node.create_subscription(
+        DiagnosticArray,
+        f"{ns}/diag",
+        lambda m: diags.append({kv.key: kv.value for kv in m.status[0].values}),
+        RELIABLE,
+    )
+
+    def last(key: str, default: str = "0") -> str:
+        return diags[-1].get(key, default) if diags else default
+
+    try:
+        spin(240.0, until=lambda: int(last("completed_poses")) > 150 and last("watchdog", "") == "active")
+        assert int(last("completed_poses")) > 150, _stop(reaction)
+        assert seen and list(seen[0].joint_names) == ["head", "left_wrist", "right_wrist"]
+        values = diags[-1]
+        assert values["sparse_completion"] == "true" and int(values["avatar_frames"]) > 100, values
+        assert not any(k.startswith("dropped_rejected") for k in values), values
+        assert int(values["completion_yaw_from_hands"]) == 0  # the headset's orientation gave the yaw
+        # Frames go out at the rate poses come in (30 Hz from this tracker, less on a starved CPU).
+        assert abs(float(values["avatar_rate_hz"]) - float(values["input_rate_hz"])) < 0.3 * float(
+            values["input_rate_hz"]
+        ), values
+        person = [m for m in markers[-1].markers if m.ns.endswith("/person")][0]
+        assert len(person.points) == 2 * 21  # the whole body drawn, completed from three points
+        # Every frame of every step, stamped for display on one 30 Hz grid: 1/30 s after the one
+        # before (a whole number of frames across a stall).
+        stamps = np.array([stamp_seconds(m.header.stamp) for m in states])
+        frames = np.diff(stamps) * 30
+        assert (frames > 0.5).all() and np.allclose(frames, np.round(frames), atol=0.03), frames
+        assert np.mean(np.round(frames) == 1) > 0.9, frames
+        assert len(states[-1].name) == 22 * 4 + 3 and np.isfinite(np.array(states[-1].position)).all()
+        # The VR user leaves: the avatar eases to its idle pose, still publishing; then they return.
+        _stop(replay)
+        spin(20.0, until=lambda: last("watchdog", "") == "neutral")
+        assert last("watchdog", "") == "neutral", diags[-1]
+        before = len(states)
+        spin(1.0)
+        assert len(states) > before  # the idle pose keeps coming
+        replay = _start("molam_ros.ros.pose_replay_node", replay_params)
+        spin(60.0, until=lambda: last("watchdog", "") == "active")
+        assert last("watchdog", "") == "active", diags[-1]
+        stamps = np.array([stamp_seconds(m.header.stamp) for m in states])
+        assert (np.diff(stamps) > 0).all()  # through leaving and returning, time never goes back
         assert reaction.poll() is None
     finally:
         probe.close()

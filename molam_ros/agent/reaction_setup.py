@@ -78,7 +78,13 @@ def build_pipeline(p: dict[str, Any]) -> tuple[Any, str]:
     )
     reactor = _small_reactor(p, tok, engine) if p.get("reactor", "llm") == "small" else None
     pipeline = ReactionPipeline(
-        mlm, engine, load_profile(p["profile"]), config, text_mlm=text_mlm, reactor=reactor
+        mlm,
+        engine,
+        load_profile(p["profile"]),
+        config,
+        text_mlm=text_mlm,
+        reactor=reactor,
+        completer=build_completer(p),
     )
     return pipeline, type(engine).__name__
 
@@ -139,6 +145,23 @@ def build_teleop_pipeline(p: dict[str, Any]) -> tuple[Any, str]:
 
         pipeline.buffer = PoseBuffer(PoseBufferConfig(reorder_window=config.reorder_window, z_up=True))
     return pipeline, "none (teleoperation)"
+
+
+def build_completer(p: dict[str, Any]) -> Any:
+    """The sparse-pose completer the parameters ask for (`completion_dir`: empty = the shipped
+    model, `none` = off), or None; a named directory that is not a checkpoint is an error."""
+    from molam_ros.completion.live import LiveCompletionConfig, SparseCompleter
+    from molam_ros.completion.model import load_checkpoint
+    from molam_ros.paths import shipped_completion_dir
+
+    choice = str(p.get("completion_dir", ""))
+    if choice.lower() == "none":
+        return None
+    path = Path(choice) if choice else shipped_completion_dir()
+    if not choice and not (path / "config.json").is_file():
+        return None  # a checkout without the shipped model: full poses only
+    config = LiveCompletionConfig(floor_height=float(p.get("floor_height", 0.0)))
+    return SparseCompleter(load_checkpoint(path), config)
 
 
 def build_coordinator_for(pipeline: Any, config_path: str | None) -> Any:

@@ -25,6 +25,11 @@ Publishers (sensor-data QoS: best effort, keep last 5; change it with the standa
   at the same instants (default `/molam/reference_reaction`): the recorded reaction, for demos and
   for scoring what the reaction node produces.
 
+`tracked_joints` plays a motion as a sparse tracker would send it (a VR headset and controllers:
+`head,left_wrist,right_wrist`): only those joints, each with the body's heading as its orientation
+(a headset that looks where the torso faces; the reaction node takes the head's yaw from it). Bags
+are played as recorded.
+
 Stamps are live: each frame is stamped with its due time on this node's clock (start time + frame
 time / rate_scale), which is "now" when it is published, give or take timer jitter, and keeps the
 spacing exact even when a callback runs late. Positions are published as recorded (molam clips:
@@ -47,6 +52,9 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.time import Time
 
 from molam_ros.data.clip import MotionClip
+from molam_ros.motion.canonical import facing_angle
+from molam_ros.motion.rotations import yaw_quat
+from molam_ros.motion.skeleton import JOINT_INDEX
 from molam_ros.ros.convert import pose_to_msg
 from molam_ros.ros.spin import run_node
 
@@ -81,6 +89,11 @@ PARAMETERS: dict[str, tuple[object, str, tuple[float, float] | None]] = {
         (0, 100),
     ),
     "exit_when_done": (False, "shut the node down after the last frame (no loop)", None),
+    "tracked_joints": (
+        "",
+        "comma-separated joints to publish, e.g. head,left_wrist,right_wrist (a VR user); empty: all",
+        None,
+    ),
 }
 
 
@@ -192,6 +205,7 @@ class PoseReplayNode(Node):
         self._frame_id = get("frame_id").value or rec.frame_id
         self._person_id = get("person_id").value or rec.person_id
         self._reference_person_id = rec.reference_person_id
+        self._tracked = self._tracked_joints(get("tracked_joints").value)
 
         overrides = QoSOverridingOptions.with_default_policies()
         topic = get("topic").value
@@ -230,6 +244,19 @@ class PoseReplayNode(Node):
                     FloatingPointRange(from_value=bounds[0], to_value=bounds[1])
                 ]
             self.declare_parameter(name, default, descriptor)
+
+    def _tracked_joints(self, spec: str) -> tuple[list[str], np.ndarray, np.ndarray] | None:
+        """(names, their SMPL indices, (F, 4) heading quaternions) of `tracked_joints`, or None (all)."""
+        names = [n.strip() for n in spec.split(",") if n.strip()]
+        if not names:
+            return None
+        unknown = [n for n in names if n not in JOINT_INDEX]
+        if unknown:
+            raise ValueError(f"tracked_joints: unknown SMPL joints {unknown}")
+        if isinstance(self.recording.frames, list):
+            raise ValueError("tracked_joints applies to motions, not bags (they play as recorded)")
+        yaw = facing_angle(np.asarray(self.recording.frames, dtype=np.float64))
+        return names, np.array([JOINT_INDEX[n] for n in names]), yaw_quat(yaw)
 
     def _load_recording(self) -> Recording:
         """The one source the parameters name; ValueError when they name none or several."""
@@ -290,6 +317,16 @@ class PoseReplayNode(Node):
             msg.header.stamp = stamp
             msg.header.frame_id = self._frame_id or msg.header.frame_id
             msg.person_id = self._person_id or msg.person_id
+        elif self._tracked is not None:
+            names, index, quats = self._tracked
+            msg = pose_to_msg(
+                rec.frames[k][index],
+                stamp=stamp,
+                frame_id=self._frame_id,
+                person_id=self._person_id,
+                joint_names=names,
+                orientations=np.repeat(quats[k][None], len(names), axis=0),
+            )
         else:
             msg = pose_to_msg(rec.frames[k], stamp=stamp, frame_id=self._frame_id, person_id=self._person_id)
         self._pub.publish(msg)

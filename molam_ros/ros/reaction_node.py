@@ -27,9 +27,13 @@ Publications (reliable, keep last 10):
   frames, 133 ms) a short trajectory of the next frames with positions and velocities, stamped now
   and timed from now, for joint_trajectory_controller's topic interface. When the stream stops the
   safety filter's watchdog eases to the profile's neutral pose, published the same way.
-- `joint_states_topic` [sensor_msgs/JointState]: the last commanded robot joints, or the avatar's
-  bone rotations as (x, y, z, w) quaternion components named `<bone>.qx` ... (robots: positions
-  and velocities).
+- `joint_states_topic` [sensor_msgs/JointState]: robots: the last commanded joints (positions
+  and velocities). Avatars: every frame of the reaction at 30 Hz, the bone rotations as (x, y, z, w)
+  quaternion components named `<bone>.qx` ... and the root as `root.x` ..., each message stamped
+  with its display time (the capture stamp of the partner frame it answers plus
+  `avatar_display_delay`, so stamps are evenly spaced and a client can interpolate) and released a
+  frame before it; when the stream stops the same watchdog as the robots' eases the avatar to its
+  idle pose (runtime/avatar_safety.py), published the same way.
 - `reply_topic` [std_msgs/String]: replies to commands.
 - `markers_topic` [visualization_msgs/MarkerArray]: both skeletons, for RViz.
 - `reactor_pose_topic` [molam_msgs/PersonPose], reliable, keep last 30: the reactor's 22 joint
@@ -87,6 +91,7 @@ from molam_ros.ros.convert import (
     skeleton_markers,
 )
 from molam_ros.ros.spin import run_node
+from molam_ros.runtime.avatar_stream import AvatarFrameQueue, AvatarStreamConfig
 
 NODE_NAME = "reaction_node"
 SENSOR_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
@@ -123,6 +128,11 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "pose_up_axis": ("y", "up axis of incoming positions: y (SMPL, molam clips) or z (REP 103)"),
     "pose_max_age": (0.25, "s; a pose older than this on arrival is dropped"),
     "min_confidence": (0.3, "joints below this confidence count as missing"),
+    "completion_dir": (
+        "",
+        "sparse poses (head + hands) completed by this model; empty: the shipped one; none: off",
+    ),
+    "floor_height": (0.0, "m; height of the floor in the input world (sparse poses: heights are from it)"),
     "instruction": ("", "initial instruction; empty: react freely"),
     "window_steps": (24, "model steps kept in the KV cache (x 4 frames)"),
     "keep_steps": (16, "steps kept when the oldest are evicted"),
@@ -134,6 +144,10 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "publish_joint_states": (True, "publish JointState"),
     "publish_markers": (True, "publish MarkerArray"),
     "watchdog_timeout": (0.5, "s without a pose -> ease to neutral"),
+    "avatar_display_delay": (
+        0.4,
+        "s; avatar frames are stamped for display this long after the capture they answer",
+    ),
     "neutral_ease_time": (1.5, "s to ease to neutral"),
     "max_command_length": (500, "characters; longer commands are refused"),
     "plans": (True, "commands that chain actions go to the coordinator and play through the safety layer"),
@@ -208,6 +222,12 @@ class ReactionNode(Node):
         self.accepted: deque[tuple[float, float]] = deque(maxlen=600)  # (stamp, arrival)
         self.latency_processing: deque[float] = deque(maxlen=900)
         self.latency_capture: deque[float] = deque(maxlen=900)
+        self.avatar_queue = None
+        if not self.profile.is_robot:
+            self.avatar_queue = AvatarFrameQueue(
+                AvatarStreamConfig(display_delay=float(p["avatar_display_delay"]))
+            )
+        self._last_idle_frame: float | None = None
         self.follow = p["person_id"]
         self.last_reason = ""
         handlers = {QUESTION: self._answer}
@@ -254,7 +274,9 @@ class ReactionNode(Node):
         if pose.confidence is not None:
             positions = positions.copy()
             positions[pose.confidence < float(self.p["min_confidence"])] = np.nan
-        status = self.pipeline.push_pose(pose.stamp, positions, joint_names=pose.joint_names, now=now)
+        status = self.pipeline.push_pose(
+            pose.stamp, positions, joint_names=pose.joint_names, now=now, orientations=pose.orientations
+        )
         self.counts["poses"] += 1
         if status == "accepted":
             self.arrivals.append(now)
@@ -264,7 +286,7 @@ class ReactionNode(Node):
             # latency on average.
             self._tick()
         else:
-            self._drop(status.removeprefix("dropped_"), self.pipeline.buffer.last_reason)
+            self._drop(status.removeprefix("dropped_"), self.pipeline.last_reason)
 
     def _on_robot_state(self, msg: JointState) -> None:
         """Teleoperation: the robot's measured joints, so the blend-in starts where it is."""
@@ -336,10 +358,40 @@ class ReactionNode(Node):
             for chunk in chunks:
                 self._publish_chunk(chunk, now)
                 self._measure(chunk, self._now())
-        elif self.profile.is_robot:
+        else:
             cmd = self.pipeline.idle(now)
             if cmd is not None and cmd.state != "active":
-                self._publish_joints(cmd.positions[None], cmd.velocities[None], now)
+                if self.profile.is_robot:
+                    self._publish_joints(cmd.positions[None], cmd.velocities[None], now)
+                else:
+                    self._queue_idle_frame(cmd, now)
+        if self.avatar_queue is not None:
+            self._release_avatar_frames(self._now())
+
+    def _queue_idle_frame(self, cmd: Any, now: float) -> None:
+        """A watchdog frame of the avatar (easing, idle), on the 30 Hz grid of the stream's time
+        that the reaction's frames lie on too (k / 30 s), so every stamp a client sees is a whole
+        number of frames after the one before."""
+        t = np.floor(self.pipeline.stream_time(now) * FPS + 1e-6) / FPS
+        if self._last_idle_frame is not None and t <= self._last_idle_frame + 1e-6:
+            return
+        self._last_idle_frame = t
+        self.avatar_queue.push(t, cmd.rotations, cmd.root, cmd.state)
+
+    def _release_avatar_frames(self, now: float) -> None:
+        """Publish the avatar frames that are due, each stamped with its display time."""
+        names = [f"{b}.{c}" for b in self.profile.joint_names for c in ("qx", "qy", "qz", "qw")]
+        names += ["root.x", "root.y", "root.z"]
+        for frame in self.avatar_queue.pop_due(now):
+            values = np.concatenate([frame.rotations[:, [1, 2, 3, 0]].reshape(-1), frame.root])
+            try:
+                msg = joint_state(names, values, stamp=frame.display_time)
+            except ValueError as e:
+                self._drop("invalid_output", str(e))
+                continue
+            if self.p["publish_joint_states"]:
+                self.pub_state.publish(msg)
+            self.counts["published"] += 1
 
     def _measure(self, chunk: Any, published: float) -> None:
         last = float(chunk.times[-1])
@@ -378,15 +430,11 @@ class ReactionNode(Node):
     def _publish_chunk(self, chunk: Any, now: float) -> None:
         if chunk.joint_positions is not None:
             self._publish_joints(chunk.joint_positions, chunk.joint_velocities, now)
-        elif self.p["publish_joint_states"]:
-            rot = chunk.avatar_rotations[-1]
-            names = [f"{b}.{c}" for b in self.profile.joint_names for c in ("qx", "qy", "qz", "qw")]
-            values = np.concatenate([rot[:, [1, 2, 3, 0]].reshape(-1), chunk.avatar_root[-1]])
-            try:
-                self.pub_state.publish(joint_state([*names, "root.x", "root.y", "root.z"], values, stamp=now))
-                self.counts["published"] += 1
-            except ValueError as e:
-                self._drop("invalid_output", str(e))
+        else:  # every frame of the step, released at 30 Hz by display time (_release_avatar_frames)
+            for k, t in enumerate(chunk.times):
+                self.avatar_queue.push(
+                    float(t), chunk.avatar_rotations[k], chunk.avatar_root[k], chunk.safety_state
+                )
         if self.pub_reactor is not None:
             self._publish_reactor(chunk)
         if self.p["publish_markers"]:
@@ -421,7 +469,8 @@ class ReactionNode(Node):
         step = float(np.median(self.step_seconds)) if self.step_seconds else 0.0
         frames = 1.0 if self.teleop else 4.0  # grid frames per step
         stats = self.pipeline.stats
-        state = self.pipeline.safety.state if self.pipeline.safety is not None else "avatar"
+        guard = self.pipeline.safety if self.pipeline.safety is not None else self.pipeline.avatar_safety
+        state = guard.state
         values: dict[str, object] = {
             "input_rate_hz": round(rate, 1),
             "poses": self.counts["poses"],
@@ -437,6 +486,8 @@ class ReactionNode(Node):
             "commands_pending": self.worker.pending,
             "answers": self.worker.done,
             "playing_plan": self.pipeline.playing,
+            **self._completion_values(),
+            **self._avatar_values(),
             **{f"dropped_{k}": v for k, v in sorted(self.drops.items())},
             **_percentiles("latency_ms", self.latency_processing),
             **_percentiles("capture_latency_ms", self.latency_capture),
@@ -451,6 +502,31 @@ class ReactionNode(Node):
         if self.last_reason and level == "OK" and self.drops:
             message = f"reacting; last drop {self.last_reason}"
         self.pub_diag.publish(diagnostic_array(NODE_NAME, level, message, values, stamp=now))
+
+    def _avatar_values(self) -> dict[str, object]:
+        queue = self.avatar_queue
+        if queue is None:
+            return {}
+        return {
+            "avatar_rate_hz": round(queue.rate(), 1),
+            "avatar_frames": queue.stats["released"],
+            "avatar_late_frames": queue.stats["late"],
+            "avatar_display_delay_ms": round(queue.config.display_delay * 1e3, 1),
+            **_percentiles("avatar_display_margin_ms", queue.margins),
+        }
+
+    def _completion_values(self) -> dict[str, object]:
+        completer = self.pipeline.completer
+        if completer is None:
+            return {"sparse_completion": False}
+        stats = completer.stats
+        return {
+            "sparse_completion": True,
+            "completed_poses": stats["completed"],
+            "completion_held_hands": stats["held_hands"],
+            "completion_yaw_from_hands": stats["yaw_from_hands"],
+            "completion_restarts": stats["restarts"],
+        }
 
 
 def _percentiles(name: str, values: deque[float]) -> dict[str, float]:

@@ -19,8 +19,9 @@ One step, every l frames of the partner (docs/architecture.md, "The flow of one 
    the person's actual frames (intergen: positions in the partner's canonical frame), then back to
    world positions; rotations from the features' 6D block. LivePlacement keeps the
    reactor at a plausible distance from the person and facing them (runtime/placement.py).
-6. Retargeting to the output profile (robot joints within limits, or the avatar's bones), then,
-   for robots, the SafetyFilter (no NaN, limits, velocity limits, blending, watchdog).
+6. Retargeting to the output profile (robot joints within limits, or the avatar's bones), then the
+   SafetyFilter for robots (no NaN, limits, velocity limits, blending, watchdog) or AvatarSafety
+   for avatars (the same watchdog, easing to an idle pose and blending, on bone rotations).
 
 A gap in the pose stream (PoseFrame.segment_start) starts a new segment: new canonical frame, new
 tokenizer states, a new interaction in the reactor; the safety filter blends into it. Every stage's
@@ -37,12 +38,16 @@ from typing import Any
 
 import numpy as np
 
+from molam_ros.completion.live import SparseCompleter, head_forward_from_quat
+from molam_ros.data.interhuman import zup_to_yup
 from molam_ros.llm.streaming import StreamingConfig, StreamingReactor
 from molam_ros.motion import ego
 from molam_ros.motion.canonical import canonical_transform, facing_angle
 from molam_ros.motion.features import features_to_positions, positions_to_features
 from molam_ros.motion.layout import features_to_local_quats, layout_of
-from molam_ros.motion.skeleton import bone_lengths
+from molam_ros.motion.skeleton import JOINT_NAMES, bone_lengths
+from molam_ros.motion.sparse import TRACKED
+from molam_ros.runtime.avatar_safety import AvatarSafety
 from molam_ros.runtime.placement import LivePlacement, PlacementConfig
 from molam_ros.runtime.pose_buffer import PoseBuffer, PoseBufferConfig, PoseFrame
 from molam_ros.runtime.profiles import Profile
@@ -50,6 +55,14 @@ from molam_ros.runtime.retarget import Retargeter
 from molam_ros.runtime.safety import SafetyConfig, SafetyFilter
 
 STAGES = ("features", "encode", "llm", "decode", "retarget")
+LAG_MARGIN = 0.1  # s: how much the stream's lag may grow before the watchdog's time overtakes it
+
+
+def is_sparse(joint_names: Sequence[str]) -> bool:
+    """Whether a pose's names are a sparse tracker's: the head, and of the SMPL joints only the
+    tracked points of motion/sparse.py (hands, pelvis, ankles, feet); other names are ignored."""
+    smpl = set(joint_names) & set(JOINT_NAMES)
+    return "head" in smpl and smpl <= set(TRACKED)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,11 +113,13 @@ class ReactionPipeline:
         *,
         text_mlm: Any | None = None,
         reactor: Any | None = None,
+        completer: SparseCompleter | None = None,
     ) -> None:
         """`text_mlm`: the model that writes text answers, when the step's `mlm` is quantized (int8
         streams well but writes poor text, llm/quantize.py); default `mlm`. `reactor`: what writes the
         reaction step by step instead of the LLM (the small reactor, llm/small_reactor.py); the LLM
-        still answers text."""
+        still answers text. `completer`: completes sparse poses (a VR headset and controllers) to the
+        full body; without one they are refused."""
         self.mlm = mlm
         self.text_mlm = text_mlm if text_mlm is not None else mlm
         self.engine = engine
@@ -118,6 +133,8 @@ class ReactionPipeline:
         self.profile = profile
         self.config = config or PipelineConfig()
         self.buffer = PoseBuffer(self.config.buffer)
+        self.completer = completer
+        self.last_reason = ""  # why the last pose was not accepted (the buffer's or the completer's)
         if reactor is None:
             reactor = StreamingReactor(mlm, self.config.streaming, instruction=self.config.instruction)
         else:
@@ -132,6 +149,12 @@ class ReactionPipeline:
         self._pull = getattr(reactor, "anchor_pull", None) or self.config.anchor_pull
         self.retargeter = Retargeter(profile)
         self.safety = SafetyFilter(profile, self.config.safety) if profile.is_robot else None
+        self.avatar_safety = None if profile.is_robot else AvatarSafety(profile, self.config.safety)
+        # The stream's clock: how far the newest chunk's last frame lagged its processing, and that
+        # frame's stamp; a chunk is due within a step and a bit (idle() says nothing before that).
+        self._lag: float | None = None
+        self._last_frame_time: float | None = None
+        self._due = self.stride / self.config.buffer.fps + 0.05
         self.placement = LivePlacement(self.config.placement) if self.config.placement is not None else None
         self.stats: dict[str, float] = {"steps": 0, "overruns": 0, "segments": 0}
         self._lock = threading.Lock()  # guards the pose buffer and the pending instruction
@@ -166,16 +189,60 @@ class ReactionPipeline:
         positions: np.ndarray,
         joint_names: Sequence[str] | None = None,
         now: float | None = None,
+        orientations: np.ndarray | None = None,
     ) -> str:
         """Offer one pose of the person; returns "accepted" or why not (PoseBuffer outcomes).
 
+        A pose that names every SMPL joint goes to the buffer as it is. A sparse one (`is_sparse`: a
+        VR headset and controllers, head and both hands at least) is completed to the full body
+        first by the completer (completion/live.py), with the head's yaw from `orientations` (N, 4)
+        global (w, x, y, z) where the tracker sent them. Anything else (a body tracker that lost a
+        joint) is refused as before: it should send the joint with a low confidence instead.
         Thread-safe against `process`: a node may take poses on one thread while a step runs on
         another, so input is never queued behind a step.
         """
         with self._lock:
             if joint_names is None:
-                return self.buffer.push(stamp, positions, now=now)
-            return self.buffer.push_named(stamp, joint_names, positions, now=now)
+                status = self.buffer.push(stamp, positions, now=now)
+            elif self.completer is not None and is_sparse(joint_names):
+                return self._push_sparse(stamp, positions, joint_names, now, orientations)
+            else:
+                status = self.buffer.push_named(stamp, joint_names, positions, now=now)
+            self.last_reason = self.buffer.last_reason
+            return status
+
+    def _push_sparse(
+        self,
+        stamp: float,
+        positions: np.ndarray,
+        joint_names: Sequence[str],
+        now: float | None,
+        orientations: np.ndarray | None,
+    ) -> str:
+        """A sparse pose completed, then pushed like a full one (the buffer checks it the same way)."""
+        pos = np.asarray(positions, dtype=np.float64)
+        if pos.shape != (len(joint_names), 3):
+            self.last_reason = f"{len(joint_names)} joint names but positions of shape {pos.shape}"
+            return "rejected_shape"
+        z_up = self.config.buffer.z_up
+        if z_up:
+            pos = zup_to_yup(pos)
+        forward = None
+        names = list(joint_names)
+        if orientations is not None and "head" in names and len(orientations) == len(names):
+            # Rest forward: +Z in a Y-up world (SMPL), +X in a Z-up one (REP 103).
+            rest = np.array([1.0, 0.0, 0.0]) if z_up else np.array([0.0, 0.0, 1.0])
+            q = np.asarray(orientations[names.index("head")], dtype=np.float64)
+            if np.all(np.isfinite(q)) and np.linalg.norm(q) > 1e-6:
+                forward = head_forward_from_quat(q / np.linalg.norm(q), rest)
+                forward = zup_to_yup(forward) if z_up else forward
+        body, status = self.completer.complete(stamp, dict(zip(names, pos, strict=True)), forward)
+        if body is None:
+            self.last_reason = self.completer.last_reason
+            return status
+        status = self.buffer.push(stamp, body, now=now, y_up=True)
+        self.last_reason = self.buffer.last_reason
+        return status
 
     def command(self, text: str | None) -> str | None:
         """A text command for the reaction; returns None when taken, else why it was refused.
@@ -279,11 +346,33 @@ class ReactionPipeline:
             if len(self._frames) == self.stride:
                 chunks.append(self._step(self._frames))
                 self._frames = []
+        if chunks:
+            self._last_frame_time = float(chunks[-1].times[-1])
+            if now is not None:
+                self._lag = max(0.0, float(now) - self._last_frame_time)
         return chunks
 
+    def stream_time(self, now: float) -> float:
+        """`now` (the node's clock) on the stream's time base, the capture stamps of the frames:
+        now minus how far the newest chunk's last frame lagged its processing, and a margin for that
+        lag to grow (LAG_MARGIN). The safety filters run on one time base, so a watchdog update
+        never lies ahead of the frames of the next chunk (they would be held as from the past)."""
+        return now if self._lag is None else now - self._lag - LAG_MARGIN
+
     def idle(self, now: float) -> Any:
-        """No new chunk: the safety filter's command for `now` (watchdog easing), robots only."""
-        return None if self.safety is None else self.safety.update(now, None)
+        """No new chunk at `now` (the node's clock): the watchdog's command, or None while the next
+        chunk is still due (the stream is running; nothing new to say).
+
+        Robots: the SafetyFilter's output (easing to neutral once the stream has been silent for
+        its timeout); avatars: the AvatarSafety frame, on `stream_time(now)`.
+        """
+        guard = self.safety if self.safety is not None else self.avatar_safety
+        if self._last_frame_time is None:  # no chunk yet: hold (where the guard starts) until one comes
+            return guard.current()
+        t = self.stream_time(now)
+        if t < self._last_frame_time + self._due:
+            return None
+        return guard.update(t, None)
 
     def _features(self, frames: list[PoseFrame]) -> tuple[np.ndarray, np.ndarray]:
         """(l, F) features of the partner's frames and their (l, 22, 3) world positions."""
@@ -372,7 +461,18 @@ class ReactionPipeline:
             quats = quats.copy()
             quats[:, 0] = root_q
             avatar = self.retargeter.avatar(quats, root=reactor[:, 0])
-            chunk.avatar_rotations, chunk.avatar_root = avatar.rotations, avatar.root
+            rotations, roots = [], []
+            for k, stamp in enumerate(times):  # a frame the retargeter had to replace is no input
+                cmd = self.avatar_safety.update(
+                    float(stamp),
+                    None if avatar.fallback[k] else avatar.rotations[k],
+                    avatar.root[k],
+                    new_segment=bool(k == 0 and frames[0].segment_start),
+                )
+                rotations.append(cmd.rotations)
+                roots.append(cmd.root)
+            chunk.avatar_rotations, chunk.avatar_root = np.stack(rotations), np.stack(roots)
+            chunk.safety_state = self.avatar_safety.state
         seconds["retarget"] = time.perf_counter() - t
         total = sum(seconds.values())
         self.stats["steps"] += 1

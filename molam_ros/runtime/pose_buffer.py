@@ -193,11 +193,14 @@ class PoseBuffer:
             return self._outcome("rejected_shape", f"named joints: {e}")
         return self.push(stamp, mapped, now=now)
 
-    def push(self, stamp: float, positions: np.ndarray, now: float | None = None) -> str:
+    def push(
+        self, stamp: float, positions: np.ndarray, now: float | None = None, *, y_up: bool = False
+    ) -> str:
         """Offer one frame: stamp (s), positions (22, 3) metres in SMPL order.
 
         Returns "accepted" or the reason it was not (one of PUSH_OUTCOMES). `now` overrides the
-        clock for the future check. Never raises on data.
+        clock for the future check. `y_up`: the positions are Y up already (a body the sparse
+        completer made from Z-up input), so `z_up` does not turn them again. Never raises on data.
         """
         cfg = self.config
         try:
@@ -215,7 +218,7 @@ class PoseBuffer:
         if not np.all(np.isfinite(pos)):
             bad = int(np.sum(~np.isfinite(pos)))
             return self._outcome("rejected_nan", f"{bad} non-finite coordinate(s)")
-        if cfg.z_up:
+        if cfg.z_up and not y_up:
             pos = zup_to_yup(pos)
         if np.max(np.abs(pos)) >= cfg.max_coordinate:
             return self._outcome(

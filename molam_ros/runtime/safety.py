@@ -148,6 +148,10 @@ class SafetyFilter:
     def state(self) -> str:
         return self._state
 
+    def current(self) -> SafetyOutput:
+        """The last command again, at rest, without advancing the filter's clock."""
+        return SafetyOutput(self._out.copy(), np.zeros_like(self._out), self._state)
+
     @property
     def positions(self) -> np.ndarray:
         """The last commanded positions."""

@@ -1,0 +1,102 @@
+"""`molam completion train | eval | ship`: the sparse-to-full body completion from the command line.
+
+    molam completion train --data ~/.cache/molam/data/synth1000 ~/.cache/molam/data/real --out DIR
+    molam completion eval --data ~/.cache/molam/data/synth1000 ~/.cache/molam/data/real   # the shipped model
+    molam completion ship DIR --data ~/.cache/molam/data/synth1000 ~/.cache/molam/data/real
+
+Kept apart from molam_ros/cli.py, which is long already; torch loads only when a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from molam_ros.completion.model import CompletionConfig
+    from molam_ros.completion.train import CompletionTrainConfig, train
+
+    weights = tuple(args.weights) if args.weights else tuple([1.0] * len(args.data))
+    config = CompletionTrainConfig(
+        steps=args.steps, batch_size=args.batch_size, weights=weights, seed=args.seed
+    )
+    model = CompletionConfig(window=args.window, width=args.width, layers=args.layers)
+    meta = train(args.data, args.out, model_config=model, config=config, progress=not args.quiet)
+    print(f"wrote {args.out} ({meta['steps']} steps, {meta['train_seconds']:.0f} s)")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from molam_ros.completion.evaluate import format_tables
+    from molam_ros.completion.ship import measure
+    from molam_ros.paths import shipped_completion_dir
+
+    checkpoint = args.checkpoint or shipped_completion_dir()
+    results = measure(checkpoint, args.data)
+    print(f"checkpoint {checkpoint}, held-out (test) splits:")
+    print(format_tables(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    return 0
+
+
+def _cmd_ship(args: argparse.Namespace) -> int:
+    from molam_ros.completion.evaluate import format_tables
+    from molam_ros.completion.ship import ship
+
+    data = " ".join(str(d) for d in args.data)
+    command = f"molam completion ship {args.checkpoint} --data {data}"
+    manifest = ship(args.checkpoint, args.out, data=args.data, commands=[*args.train_command, command])
+    print(f"wrote {args.out} ({manifest['dtype']}: {manifest['why_dtype']})")
+    print(format_tables(manifest["figures"]))
+    return 0
+
+
+def add_commands(groups: Any, fmt: type) -> None:
+    """`molam completion ...` under the top-level parser's subcommands."""
+    from molam_ros.paths import shipped_completion_dir
+
+    group = groups.add_parser(
+        "completion",
+        help="sparse VR tracking (head + hands) to the full body: train, eval, ship",
+        formatter_class=fmt,
+    )
+    cmds = group.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
+    p = cmds.add_parser(
+        "train", help="train the completion model on datasets' train splits", formatter_class=fmt
+    )
+    p.add_argument(
+        "--data", type=Path, nargs="+", required=True, help="dataset directories (molam data synth/real)"
+    )
+    p.add_argument("--out", type=Path, required=True, help="checkpoint directory to write")
+    p.add_argument("--steps", type=int, default=6000, help="training steps (batch 256)")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument(
+        "--weights", type=float, nargs="+", help="share of each batch per dataset (default: equal)"
+    )
+    p.add_argument("--window", type=int, default=16, help="frames of tracked points seen (30 fps)")
+    p.add_argument("--width", type=int, default=384)
+    p.add_argument("--layers", type=int, default=3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train)
+    p = cmds.add_parser(
+        "eval", help="MPJPE per joint group on the test splits, next to two baselines", formatter_class=fmt
+    )
+    p.add_argument("--checkpoint", type=Path, help="checkpoint (default: the shipped model)")
+    p.add_argument("--data", type=Path, nargs="+", required=True, help="dataset directories")
+    p.add_argument("--json", type=Path, help="also write the figures as JSON here")
+    p.set_defaults(func=_cmd_eval)
+    p = cmds.add_parser(
+        "ship", help="package a checkpoint as the shipped default (fp16 check, manifest)", formatter_class=fmt
+    )
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("--data", type=Path, nargs="+", required=True, help="the datasets it trained on")
+    p.add_argument("--out", type=Path, default=shipped_completion_dir(), help="where to write")
+    p.add_argument(
+        "--train-command", action="append", default=[], help="the command that trained it (for the manifest)"
+    )
+    p.set_defaults(func=_cmd_ship)

@@ -14,7 +14,6 @@ what a live partner stream gives. Reactions use those codes; no caption is ever 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from tqdm import tqdm
 
 from molam_ros.data.conversations import reasoning_pairs as _reasoning_pairs
 from molam_ros.llm.prompts import Example, MotionCodes, PromptConfig, Task, Turn, build_example
+from molam_ros.llm.reaction_codes import checkpoint_digest
 from molam_ros.llm.vocab import MotionVocab
 
 SWAPPED = "@actor_first"  # cache key suffix of a clip's codes with its two people swapped (docstring)
@@ -58,16 +58,6 @@ class ExampleConfig:
 # helper functions
 
 
-def _checkpoint_hash(checkpoint: Path) -> str:
-    """sha256 over the tokenizer checkpoint's files: new weights invalidate the cache."""
-    h = hashlib.sha256()
-    for name in ("config.json", "model.safetensors"):
-        path = checkpoint / name
-        if path.is_file():
-            h.update(path.read_bytes())
-    return h.hexdigest()[:16]
-
-
 def _encode_clip(engine: Any, positions: np.ndarray) -> np.ndarray:
     """(P, T, 22, 3) positions -> (P, L, D) int16 codes, T cropped to a multiple of the stride."""
     from molam_ros.motion.layout import layout_of, pair_to_features
@@ -96,7 +86,7 @@ def encode_dataset_codes(
 
     dataset = MotionDataset(dataset_dir)
     checkpoint = Path(tokenizer_checkpoint)
-    key = {"format": _CACHE_FORMAT, "checkpoint": _checkpoint_hash(checkpoint), "clips": dataset.ids()}
+    key = {"format": _CACHE_FORMAT, "checkpoint": checkpoint_digest(checkpoint), "clips": dataset.ids()}
     key_str = json.dumps(key, sort_keys=True)
     cache = Path(cache_path)
     if cache.is_file():

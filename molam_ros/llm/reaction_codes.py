@@ -154,7 +154,7 @@ def reaction_targets(
 
     checkpoint = Path(tokenizer_checkpoint)
     ids = [codes.clip_ids[i] for i in indices]
-    digest = _files_hash(checkpoint)
+    digest = checkpoint_digest(checkpoint)
     key = json.dumps({"format": _CACHE_FORMAT, "checkpoint": digest, "clips": ids}, sort_keys=True)
     name = hashlib.sha256(key.encode()).hexdigest()[:12]
     cache = Path(dataset_dir) / f"reaction_targets.{name}.npz"
@@ -178,7 +178,8 @@ def reaction_targets(
     return out
 
 
-def _files_hash(checkpoint: Path) -> str:
+def checkpoint_digest(checkpoint: Path) -> str:
+    """sha256 (16 hex digits) over a tokenizer checkpoint's files: new weights invalidate code caches."""
     h = hashlib.sha256()
     for name in ("config.json", "model.safetensors"):
         path = checkpoint / name
@@ -207,7 +208,7 @@ def encode_reaction_codes(
     dataset = MotionDataset(dataset_dir)
     checkpoint = Path(tokenizer_checkpoint)
     ids = dataset.ids()[:max_clips] if max_clips else dataset.ids()
-    digest = _files_hash(checkpoint)
+    digest = checkpoint_digest(checkpoint)
     suffix = f".m{mismatched}s{seed}" if mismatched else ""
     cache = Path(cache_path) if cache_path else Path(dataset_dir) / f"reaction_codes.{digest}{suffix}.npz"
     fields: dict[str, Any] = {"format": _CACHE_FORMAT, "checkpoint": digest, "clips": ids}

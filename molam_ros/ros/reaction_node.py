@@ -516,7 +516,7 @@ class ReactionNode(Node):
         }
 
     def _completion_values(self) -> dict[str, object]:
-        completer = self.pipeline.completer
+        completer = getattr(self.pipeline, "completer", None)  # teleoperation completes nothing
         if completer is None:
             return {"sparse_completion": False}
         stats = completer.stats

@@ -88,6 +88,7 @@ class TeleopPipeline:
         self.profile = profile
         self.config = config
         self.buffer = PoseBuffer(PoseBufferConfig(reorder_window=config.reorder_window))
+        self.last_reason = ""  # why the last pose was not accepted (the buffer's words)
         self.retargeter = Retargeter(profile)
         self.safety = SafetyFilter(profile, config.safety)
         self.reactor = _NoReactor()
@@ -115,12 +116,19 @@ class TeleopPipeline:
         positions: np.ndarray,
         joint_names: Sequence[str] | None = None,
         now: float | None = None,
+        orientations: np.ndarray | None = None,
     ) -> str:
-        """Offer one pose of the operator; "accepted" or why not (PoseBuffer outcomes)."""
+        """Offer one pose of the operator; "accepted" or why not (PoseBuffer outcomes).
+
+        `orientations` is accepted for the node's one call shape and not used: teleoperation copies a
+        full body, so a sparse VR pose is refused by the buffer rather than completed."""
         with self._lock:
             if joint_names is None:
-                return self.buffer.push(stamp, positions, now=now)
-            return self.buffer.push_named(stamp, joint_names, positions, now=now)
+                status = self.buffer.push(stamp, positions, now=now)
+            else:
+                status = self.buffer.push_named(stamp, joint_names, positions, now=now)
+            self.last_reason = self.buffer.last_reason  # what the node logs on a drop
+            return status
 
     def process(self, now: float | None = None) -> list[ReactionChunk]:
         """A chunk for every grid frame that is ready, oldest first."""

@@ -10,9 +10,12 @@ same robot behind a subscription).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from molam_ros.sim.robot import SimReport, SimulatedRobot
+if TYPE_CHECKING:  # MuJoCo is an optional extra: the message timing above needs none of it
+    from molam_ros.sim.robot import SimReport, SimulatedRobot
 
 
 def trajectory_messages(

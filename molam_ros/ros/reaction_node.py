@@ -1,8 +1,8 @@
 """reaction_node: a person's pose stream and text commands in, the reactor's motion out.
 
 The node is thin: it converts messages, holds parameters and QoS, and calls the core
-`ReactionPipeline` (molam_ros/runtime/pipeline.py), which does everything that thinks. It is over 500
-lines for now because it carries three modes' outputs (robot, avatar at frame rate, teleoperation)
+`ReactionPipeline` (molam_ros/runtime/pipeline.py), which does everything that thinks.
+It is over 500 lines for now because it carries three modes' outputs (robot, avatar at frame rate, teleoperation)
 and their diagnostics, merged in one session; the avatar publishing moves to ros/avatar_output.py
 with the branch that adds the TF output (h-avatar, 5d1772d), which brings it back under.
 

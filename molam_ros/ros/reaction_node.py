@@ -2,9 +2,9 @@
 
 The node is thin: it converts messages, holds parameters and QoS, and calls the core
 `ReactionPipeline` (molam_ros/runtime/pipeline.py), which does everything that thinks.
-It is over 500 lines for now because it carries three modes' outputs (robot, avatar at frame rate, teleoperation)
-and their diagnostics, merged in one session; the avatar publishing moves to ros/avatar_output.py
-with the branch that adds the TF output (h-avatar, 5d1772d), which brings it back under.
+It is over 500 lines for now: it carries three modes' outputs (robot, avatar at frame rate,
+teleoperation) and their diagnostics, merged in one session; the avatar publishing moves out to
+ros/avatar_output.py with the branch that adds the TF output (h-avatar, 5d1772d).
 
     reaction_node --ros-args --params-file config/reaction_node.yaml -p profile:=unitree_h1
 

@@ -365,7 +365,12 @@ def _cmd_bench_tokenizer(args: argparse.Namespace) -> int:
             export_dir = Path(tmp) / "export"
             export_onnx(args.checkpoint, export_dir)
         rows, skipped = bench_tokenizer(
-            args.checkpoint, export_dir, steps=args.steps, repeats=args.repeats, threads=args.threads
+            args.checkpoint,
+            export_dir,
+            steps=args.steps,
+            repeats=args.repeats,
+            threads=args.threads,
+            torch_devices=tuple(args.device),
         )
     print(format_table(rows, skipped))
     return 0
@@ -694,6 +699,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=300, help="timed steps per round")
     p.add_argument("--repeats", type=int, default=5, help="rounds per engine")
     p.add_argument("--threads", type=int, default=1, help="intra-op threads of torch and onnxruntime")
+    p.add_argument(
+        "--device", nargs="*", default=[], help="torch devices timed after the CPU rows (e.g. cuda)"
+    )
     p.set_defaults(func=_cmd_bench_tokenizer)
 
     p = bench_cmds.add_parser(

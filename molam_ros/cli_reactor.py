@@ -13,6 +13,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
+# Model shapes by name: `small` is the shipped reactor's (trains in 30 min on 2 CPU cores); `base`
+# is for a lent GPU, sized so its float16 weights stay under the repository's 25 MB per file.
+REACTOR_PRESETS: dict[str, dict[str, int]] = {
+    "small": {"width": 256, "layers": 4, "heads": 4},
+    "base": {"width": 384, "layers": 6, "heads": 6},
+}
+
 
 def default_reactor_dir() -> Path:
     """Where `molam reactor train` writes by default: the cache's reactor/small."""
@@ -40,6 +47,37 @@ def _embedder() -> Any:
     return enc.encode
 
 
+def _stored_embedder(path: Path) -> Any:
+    """texts -> vectors from a file written by `molam reactor instruction-vectors`: for a machine
+    without the sentence encoder package (a lent GPU gets 64 MiB; the encoder is 90 MB)."""
+    import numpy as np
+
+    with np.load(path) as z:
+        table = dict(zip(z["texts"].tolist(), z["vectors"], strict=True))
+
+    def embed(texts: list[str]) -> Any:
+        missing = [t for t in texts if t not in table]
+        if missing:
+            raise KeyError(f"{path} has no vector for {missing[:3]}: write it again with this version")
+        return np.stack([table[t] for t in texts])
+
+    return embed
+
+
+def cmd_instruction_vectors(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from molam_ros.llm.reaction_instructions import all_instructions
+
+    embed = _embedder()
+    if embed is None:
+        raise SystemExit("the sentence encoder is not installed here (scripts/setup.sh)")
+    words = all_instructions()
+    np.savez(args.out, texts=np.asarray(words), vectors=np.asarray(embed(words), dtype=np.float32))
+    print(f"wrote {len(words)} instruction vectors to {args.out}")
+    return 0
+
+
 def _codes(data: list[Path], tokenizer: Path, max_clips: int | None, steering: int = 0) -> Any:
     from molam_ros.llm.reaction_codes import ReactionCodes, encode_reaction_codes
 
@@ -64,7 +102,7 @@ def _codes(data: list[Path], tokenizer: Path, max_clips: int | None, steering: i
 def cmd_train(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from molam_ros.llm.reaction_codes import reaction_targets
+    from molam_ros.llm.reaction_codes import decoded_targets, reaction_targets
     from molam_ros.llm.small_reactor import SmallReactorConfig
     from molam_ros.llm.small_reactor_train import ReactorTrainConfig, train_small_reactor
     from molam_ros.paths import default_tokenizer_dir
@@ -72,7 +110,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from molam_ros.tokenizer.rqvae import checkpoint_identity
 
     tok = args.tokenizer or default_tokenizer_dir()
-    engine = TorchEngine(tok, threads=1)
+    engine = TorchEngine(tok, threads=1, device=args.device)
     if len(args.data) != 1:
         raise SystemExit("molam reactor train takes one --data directory")
     codes = _codes(args.data, tok, args.max_clips, args.steering)
@@ -80,15 +118,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.train_clips:
         train = sorted(np.random.default_rng(0).permutation(train)[: args.train_clips].tolist())
     val = codes.indices("val")[: args.val_clips] or codes.indices("test")[: args.val_clips]
-    targets = reaction_targets(args.data[0], tok, codes, sorted(train + val))
+    if args.targets == "decoded":
+        targets = decoded_targets(engine, codes, sorted(train + val))
+    else:
+        targets = reaction_targets(args.data[0], tok, codes, sorted(train + val))
+    shape = {
+        **REACTOR_PRESETS[args.preset],
+        **{k: getattr(args, k) for k in ("width", "layers", "heads") if getattr(args, k)},
+    }
     model = SmallReactorConfig(
         codebook_size=int(engine.model.config.codebook_size),
         depth=engine.num_quantizers,
         stride=engine.stride,
         feature_dim=engine.feature_dim,
-        width=args.width,
-        layers=args.layers,
-        heads=args.heads,
+        **shape,
         context_steps=args.context_steps,
         text_dim=0 if args.no_text else 384,
         dropout=args.dropout,
@@ -104,11 +147,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         minutes=args.minutes,
         seed=args.seed,
         threads=args.threads,
+        rollouts=args.rollouts,
+        rollout_share=args.rollout_share,
+        device=args.device,
     )
     info = {
         "tokenizer": checkpoint_identity(tok),
         "data": [str(d) for d in args.data],
         "train_clips": len(train),
+        "targets": args.targets,
+        "preset": args.preset,
     }
     last = train_small_reactor(
         codes,
@@ -116,7 +164,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.out,
         model=model,
         train=config,
-        embed=None if args.no_text else _embedder(),
+        embed=None
+        if args.no_text
+        else (_stored_embedder(args.instruction_vectors) if args.instruction_vectors else _embedder()),
         info=info,
         resume=args.resume,
     )
@@ -217,6 +267,25 @@ def cmd_ship(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from molam_ros.llm.reactor_bench import bench_reactor, format_rows
+    from molam_ros.paths import default_tokenizer_dir
+
+    reactor = args.checkpoint or default_eval_reactor()
+    rows = bench_reactor(
+        reactor,
+        args.tokenizer or default_tokenizer_dir(),
+        args.device,
+        steps=args.steps,
+        repeats=args.repeats,
+        threads=args.threads,
+    )
+    print(format_rows(rows, str(reactor)))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+    return 0
+
+
 def add_commands(groups: Any, fmt: type) -> None:
     """Register `molam reactor train|eval` on molam_ros/cli.py's parser."""
     r = groups.add_parser(
@@ -246,9 +315,36 @@ def add_commands(groups: Any, fmt: type) -> None:
         default=0,
         help="add N steering pairs per dataset (one clip's actor, another's reactor and its instruction)",
     )
-    p.add_argument("--width", type=int, default=256)
-    p.add_argument("--layers", type=int, default=4)
-    p.add_argument("--heads", type=int, default=4)
+    p.add_argument(
+        "--preset",
+        choices=sorted(REACTOR_PRESETS),
+        default="small",
+        help="size: small (the shipped shape, CPU minutes) or base (a GPU); --width etc. override",
+    )
+    p.add_argument("--width", type=int, help="transformer width (default: the preset's)")
+    p.add_argument("--layers", type=int, help="transformer blocks (default: the preset's)")
+    p.add_argument("--heads", type=int, help="attention heads (default: the preset's)")
+    p.add_argument(
+        "--targets",
+        choices=("recorded", "decoded"),
+        default="recorded",
+        help="what is regressed: the recorded reactor's features (needs the motion files) or its codes "
+        "decoded by the tokenizer (needs only the codes: a run that travels to a lent GPU)",
+    )
+    p.add_argument(
+        "--rollouts",
+        type=int,
+        default=0,
+        help="passes feeding the model's own predictions back as input (scheduled sampling; 0: off)",
+    )
+    p.add_argument("--rollout-share", type=float, default=0.5, help="share of windows reading them")
+    p.add_argument("--device", default="cpu", help="torch device for training: cpu or cuda")
+    p.add_argument(
+        "--instruction-vectors",
+        type=Path,
+        help="instruction embeddings written by `molam reactor instruction-vectors` (default: "
+        "the sentence encoder, embedded now)",
+    )
     p.add_argument("--context-steps", type=int, default=64)
     p.add_argument("--dropout", type=float, default=0.1)
     p.add_argument("--max-clips", type=int, help="encode only the first N clips of each dataset")
@@ -256,7 +352,11 @@ def add_commands(groups: Any, fmt: type) -> None:
     p.add_argument("--val-clips", type=int, default=400, help="validation clips for the held-out loss")
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument(
-        "--minutes", type=float, default=0.0, help="stop cleanly after this long (--resume continues)"
+        "--minutes",
+        type=float,
+        default=0.0,
+        help="time budget: the learning rate anneals over it and the run stops at its end "
+        "(--resume starts a new budget)",
     )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
@@ -315,3 +415,23 @@ def add_commands(groups: Any, fmt: type) -> None:
         help="placement smoothing shipped with it, chosen on VALIDATION clips (reactor eval --split val)",
     )
     p.set_defaults(func=cmd_ship)
+    p = cmds.add_parser(
+        "instruction-vectors",
+        formatter_class=fmt,
+        help="embed every training instruction once (for training where the sentence encoder is missing)",
+    )
+    p.add_argument("--out", type=Path, required=True, help="npz file to write")
+    p.set_defaults(func=cmd_instruction_vectors)
+    p = cmds.add_parser(
+        "bench", formatter_class=fmt, help="time one live reaction step with the small reactor per device"
+    )
+    p.add_argument("--checkpoint", type=Path, help="small reactor (default: the shipped one)")
+    p.add_argument("--tokenizer", type=Path, help="tokenizer checkpoint (default: the shipped one)")
+    p.add_argument(
+        "--device", nargs="+", default=["cpu"], help="torch devices; the first is the baseline (cpu cuda)"
+    )
+    p.add_argument("--steps", type=int, default=200, help="timed steps per round")
+    p.add_argument("--repeats", type=int, default=5, help="rounds per device")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--json", type=Path, help="write the rows here")
+    p.set_defaults(func=cmd_bench)

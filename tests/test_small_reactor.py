@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from molam_ros.llm.reaction_codes import ReactionCodes, ReactionTargets, runtime_partner
+from molam_ros.llm.reaction_codes import ReactionCodes, ReactionTargets, decoded_targets, runtime_partner
 from molam_ros.llm.reaction_instructions import REACTOR_PARTS, all_instructions, reactor_instruction
 from molam_ros.llm.small_reactor import (
     SmallReactorConfig,
@@ -15,7 +15,7 @@ from molam_ros.llm.small_reactor import (
     load_small_reactor,
     save_small_reactor,
 )
-from molam_ros.llm.small_reactor_train import ReactorTrainConfig, train_small_reactor
+from molam_ros.llm.small_reactor_train import ReactorTrainConfig, _lr, own_inputs, train_small_reactor
 from molam_ros.paths import shipped_tokenizer_dir
 from molam_ros.tokenizer.engines import TorchEngine
 
@@ -258,3 +258,81 @@ def test_the_node_builds_and_streams_with_the_small_reactor(tiny_models, tiny_ll
     (other / "config.json").write_text(__import__("json").dumps(cfg))
     with pytest.raises(Exception, match="small reactor"):
         build_pipeline({**params, "reactor_dir": str(other)})
+
+
+def test_own_inputs_feed_predictions_back() -> None:
+    """Scheduled sampling's inputs: step t reads the model's prediction for step t-1 (the first step
+    keeps its recorded input); share 0 or no passes leaves the recorded inputs untouched."""
+    torch.manual_seed(0)
+    net = SmallReactorNet(tiny_config()).eval()
+    a, b = torch.randint(0, K, (3, 6, D)), torch.randn(3, 6, L * F)
+    assert own_inputs(net, a, b, None, 0, 1.0) is b
+    assert torch.equal(own_inputs(net, a, b, None, 2, 0.0), b)
+    one = own_inputs(net, a, b, None, 1, 1.0)
+    assert torch.equal(one[:, 0], b[:, 0])
+    assert torch.allclose(one[:, 1:], net(a, b)[:, :-1])
+    two = own_inputs(net, a, b, None, 2, 1.0)
+    assert torch.allclose(two[:, 1:], net(a, one)[:, :-1])
+
+
+def test_training_with_rollouts_lowers_the_own_input_loss(tmp_path) -> None:
+    """With rollouts the run logs the held-out loss on its own inputs too, and it must fall."""
+    codes, targets = toy_data()
+    cfg = ReactorTrainConfig(
+        steps=200, batch=8, crop_steps=8, lr=3e-3, warmup=10, b_noise=0.05, rollouts=2,
+        rollout_share=0.5, eval_every=100, eval_batches=2, threads=1, bf16=False,
+    )  # fmt: skip
+    train_small_reactor(codes, targets, tmp_path / "r", model=tiny_config(), train=cfg, progress=False)
+    log = [__import__("json").loads(x) for x in (tmp_path / "r" / "train_log.jsonl").read_text().splitlines()]
+    assert log[-1]["val_own"] < log[-1]["val_hold_last"] / 3, log
+
+
+def test_the_learning_rate_anneals_over_a_time_budget() -> None:
+    cfg = ReactorTrainConfig(steps=1000, lr=1.0, warmup=1, minutes=1.0)
+    assert _lr(10, cfg, 0.0) == pytest.approx(0.5 * (1 + np.cos(np.pi * 0.01)))
+    assert _lr(10, cfg, 30.0) == pytest.approx(0.5)  # half the minutes gone: half way down
+    assert _lr(10, cfg, 90.0) == pytest.approx(0.0)
+    assert _lr(10, ReactorTrainConfig(steps=1000, lr=1.0, warmup=1), 1e6) > 0.99  # no budget: steps
+
+
+def test_decoded_targets_are_the_tokenizers_reading_of_the_codes() -> None:
+    engine = TorchEngine(shipped_tokenizer_dir(), threads=1)
+    rng = np.random.default_rng(0)
+    Kc, Dq = engine.model.config.codebook_size, engine.num_quantizers
+    steps = [5, 3]
+    b = rng.integers(0, Kc, (sum(steps), Dq)).astype(np.int16)
+    codes = ReactionCodes(
+        a=b.copy(), b=b, offsets=np.array([0, 5, 8]), clip_ids=["x", "y"], splits=["train", "val"],
+        interactions=["wave", "hug"], styles=["calm", "calm"],
+    )  # fmt: skip
+    t = decoded_targets(engine, codes, [1, 0], progress=False)
+    assert t.row == {1: 0, 0: 1} and t.features.dtype == np.float16
+    want = engine.stats.normalize(engine.decode(b[5:8][None].astype(np.int64))[0])
+    assert t.clip(1).shape == (3 * engine.stride, engine.feature_dim)
+    assert np.allclose(t.clip(1), want, atol=2e-2 * max(1.0, float(np.abs(want).max())))
+
+
+def test_reaction_step_bench_runs_and_compares(tmp_path) -> None:
+    """`molam reactor bench` on the shipped models: one row per device, the first the baseline."""
+    from molam_ros.llm.reactor_bench import bench_reactor, format_rows
+    from molam_ros.paths import shipped_reactor_dir
+
+    rows = bench_reactor(
+        shipped_reactor_dir(), shipped_tokenizer_dir(), ["cpu", "cpu"], steps=5, warmup=1, repeats=2
+    )
+    assert [r["device"] for r in rows] == ["cpu", "cpu"] and rows[0]["ratio"] == 1.0
+    assert all(r["median_ms"] > 0 and len(r["round_medians_ms"]) == 2 for r in rows)
+    assert "budget use" in format_rows(rows)
+
+
+def test_stored_instruction_vectors(tmp_path) -> None:
+    """Training where the sentence encoder is missing reads vectors embedded beforehand; an unknown
+    text is a clear error, not a silent zero."""
+    from molam_ros.cli_reactor import _stored_embedder
+
+    words = all_instructions()[:3]
+    np.savez(tmp_path / "v.npz", texts=np.asarray(words), vectors=fake_embed(words))
+    embed = _stored_embedder(tmp_path / "v.npz")
+    assert np.array_equal(embed(words[::-1]), fake_embed(words[::-1]))
+    with pytest.raises(KeyError, match="write it again"):
+        embed(["not an instruction we trained"])

@@ -156,7 +156,7 @@ def save_small_reactor(
     out.mkdir(parents=True, exist_ok=True)
     dtype = torch.float16 if half else torch.float32
     save_file(
-        {k: v.detach().to(dtype).contiguous() for k, v in net.state_dict().items()},
+        {k: v.detach().to("cpu", dtype).contiguous() for k, v in net.state_dict().items()},
         str(out / "model.safetensors"),
     )
     config = {"kind": "small_reactor", "version": 2, "model": net.config.to_dict(), **info}
@@ -205,6 +205,7 @@ class SmallStreamingReactor:
         """`anchor_pull`: the placement smoothing this reactor was measured with (its config.json's
         "anchor_pull", chosen on validation clips; ego.follow_anchor); None: the pipeline's."""
         self.net = net.eval()
+        self.device = next(net.parameters()).device  # where the caller put the net (cpu, cuda)
         self.anchor_pull = anchor_pull
         self.engine = engine
         self.embed = embed
@@ -252,7 +253,7 @@ class SmallStreamingReactor:
         if not text or self.net.text is None or self.embed is None:
             self._text = None
             return
-        self._text = torch.as_tensor(np.asarray(self.embed([text]), dtype=np.float32)[:1])
+        self._text = torch.as_tensor(np.asarray(self.embed([text]), dtype=np.float32)[:1]).to(self.device)
 
     @torch.no_grad()
     def step(self, codes_a: np.ndarray, codes_b: np.ndarray | None = None) -> np.ndarray:
@@ -272,9 +273,9 @@ class SmallStreamingReactor:
         else:
             n = min(len(self._a), c.context_steps)
             prev = [np.zeros(c.step_dim, np.float32)] * max(0, n - len(self._b)) + list(self._b)[-n:]
-            a = torch.as_tensor(np.stack(list(self._a)[-n:]))[None]
-            b = torch.as_tensor(np.stack(prev[-n:]))[None]
-            pred = self.net(a, b, self._text)[0, -1].numpy()
+            a = torch.as_tensor(np.stack(list(self._a)[-n:]))[None].to(self.device)
+            b = torch.as_tensor(np.stack(prev[-n:]))[None].to(self.device)
+            pred = self.net(a, b, self._text)[0, -1].float().cpu().numpy()
             raw = self.engine.stats.denormalize(pred.reshape(c.stride, c.feature_dim))[None].astype(
                 np.float32
             )

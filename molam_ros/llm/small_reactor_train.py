@@ -7,6 +7,11 @@ target (normalised by the tokenizer's stats). Two things are done to the inputs 
 
 - Exposure bias. Live, the reactor reads its own earlier output, which drifts from anything
   recorded, so Gaussian noise of `b_noise` standard deviations is added to that input.
+- Own output as input (`rollouts`, `rollout_share`). Noise is not what the reactor's drift looks
+  like, so windows can also read the model's own predictions: `rollouts` extra passes without
+  gradient, each feeding the previous pass's predicted step t-1 as the input of step t (parallel
+  scheduled sampling, Duckworth et al. 2019: K passes give K levels of self-feedback at the cost of
+  K forward passes, not one pass per step), used for a share `rollout_share` of the windows.
 - Instructions. With chance `text_share` the window carries an instruction written from the clip
   (llm/reaction_instructions.py), embedded by the sentence encoder; otherwise none. Steering pairs
   (llm/reaction_codes.py) always carry theirs.
@@ -35,6 +40,7 @@ from molam_ros.llm.reaction_instructions import all_instructions, reactor_instru
 from molam_ros.llm.small_reactor import Embedder, SmallReactorConfig, SmallReactorNet, save_small_reactor
 
 log = logging.getLogger(__name__)
+OWN_PASSES = 3  # self-feedback depth of the held-out `val_own` figure
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,8 +59,11 @@ class ReactorTrainConfig:
     eval_batches: int = 8
     minutes: float = 0.0  # 0: no time budget
     bf16: bool = True  # bfloat16 autocast: about 2x faster on CPUs with avx512_bf16, same losses
+    rollouts: int = 0  # extra passes feeding the model's own predictions back (module docstring)
+    rollout_share: float = 0.5  # share of windows that read them
     seed: int = 0
     threads: int = 2
+    device: str = "cpu"  # "cuda" where a GPU is lent
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -103,25 +112,67 @@ class _Sampler:
         return t(np.stack(A)), t(np.stack(BP)), t(np.stack(B)), t(np.stack(T)) if self.text_dim else None
 
 
-def _lr(step: int, cfg: ReactorTrainConfig) -> float:
+def _device(net: torch.nn.Module) -> torch.device:
+    return next(net.parameters()).device
+
+
+def _to(batch: tuple[torch.Tensor | None, ...], device: torch.device) -> tuple[Any, ...]:
+    return tuple(None if x is None else x.to(device, non_blocking=True) for x in batch)
+
+
+def own_inputs(
+    net: SmallReactorNet,
+    a: torch.Tensor,
+    b_prev: torch.Tensor,
+    text: torch.Tensor | None,
+    passes: int,
+    share: float,
+) -> torch.Tensor:
+    """`b_prev` where a share of the windows read the model's own predictions instead (module
+    docstring): after `passes` passes, step t's input is the prediction for step t-1 made from inputs
+    that were themselves predictions. The first step keeps its recorded input (live, the reactor's
+    first step follows a given or a held pose)."""
+    if passes <= 0 or share <= 0:
+        return b_prev
+    x = b_prev
+    with torch.no_grad():
+        for _ in range(passes):
+            pred = net(a, x, text).float()
+            x = torch.cat([b_prev[:, :1], pred[:, :-1]], dim=1)
+    pick = torch.rand(len(a), 1, 1, device=a.device) < share
+    return torch.where(pick, x, b_prev)
+
+
+def _lr(step: int, cfg: ReactorTrainConfig, seconds: float = 0.0) -> float:
+    """Warm-up, then a cosine to zero over the steps or, with a time budget, over whichever of the
+    steps and the minutes runs out first (a run on an unknown machine still ends annealed)."""
     warm = min(1.0, (step + 1) / cfg.warmup)
-    return cfg.lr * warm * 0.5 * (1 + math.cos(math.pi * min(step, cfg.steps) / cfg.steps))
+    done = min(step, cfg.steps) / cfg.steps
+    if cfg.minutes > 0:
+        done = max(done, min(1.0, seconds / (cfg.minutes * 60)))
+    return cfg.lr * warm * 0.5 * (1 + math.cos(math.pi * done))
 
 
 @torch.no_grad()
 def held_out(net: SmallReactorNet, sampler: _Sampler, batches: int) -> dict[str, float]:
-    """Mean loss over fixed validation windows (clean inputs), and the loss of holding the last step."""
+    """Mean loss over fixed validation windows with recorded inputs (`val_loss`), with the model's own
+    inputs after OWN_PASSES passes (`val_own`, nearer to closed loop), and of holding the last step."""
     net.eval()
     state = sampler.rng.bit_generator.state
     sampler.rng = np.random.default_rng(1234)
-    losses, hold = [], []
+    losses, own, hold = [], [], []
     for _ in range(batches):
-        a, b_prev, b, text = sampler.batch()
+        a, b_prev, b, text = _to(sampler.batch(), _device(net))
         losses.append(float(net.loss(a, b_prev, b, text)))
+        own.append(float(net.loss(a, own_inputs(net, a, b_prev, text, OWN_PASSES, 1.0), b, text)))
         hold.append(float(((b_prev - b) ** 2).mean()))
     sampler.rng.bit_generator.state = state
     net.train()
-    return {"val_loss": float(np.mean(losses)), "val_hold_last": float(np.mean(hold))}
+    return {
+        "val_loss": float(np.mean(losses)),
+        "val_own": float(np.mean(own)),
+        "val_hold_last": float(np.mean(hold)),
+    }
 
 
 def train_small_reactor(
@@ -159,11 +210,12 @@ def train_small_reactor(
         if vecs.shape != (len(words), mcfg.text_dim):
             raise ValueError(f"the sentence encoder gives {vecs.shape[1:]}, the model reads {mcfg.text_dim}")
         texts = dict(zip(words, vecs, strict=True))
-    net = SmallReactorNet(mcfg)
+    device = torch.device(cfg.device)
+    net = SmallReactorNet(mcfg).to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
     start = 0
     if resume and state_path.is_file():
-        state = torch.load(state_path, weights_only=False)
+        state = torch.load(state_path, weights_only=False, map_location=device)
         net.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         start = int(state["step"])
@@ -188,10 +240,11 @@ def train_small_reactor(
     )
     for step in bar:
         for g in opt.param_groups:
-            g["lr"] = _lr(step, cfg)
-        a, b_prev, b, text = sampler.batch()
-        b_prev = b_prev + cfg.b_noise * torch.randn_like(b_prev)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            g["lr"] = _lr(step, cfg, time.time() - t0)
+        a, b_prev, b, text = _to(sampler.batch(), device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+            b_prev = own_inputs(net, a, b_prev, text, cfg.rollouts, cfg.rollout_share)
+            b_prev = b_prev + cfg.b_noise * torch.randn_like(b_prev)
             loss = net.loss(a, b_prev, b, text)
         opt.zero_grad(set_to_none=True)
         loss.backward()

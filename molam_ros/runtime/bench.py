@@ -68,24 +68,31 @@ def bench_tokenizer(
     warmup: int = 30,
     repeats: int = 3,
     threads: int = 1,
+    torch_devices: tuple[str, ...] = (),
 ) -> tuple[list[BenchRow], list[str]]:
-    """Rows for every backend that loads (torch first, as the baseline), and why others did not."""
+    """Rows for every backend that loads (torch on the CPU first, as the baseline), torch again on
+    each of `torch_devices` ("cuda" where a GPU is lent), and why others did not load."""
     rows, skipped = [], []
-    order = ["torch", *[b for b in backends if b != "torch"]]
-    for backend in order:
+    order = [("torch", "cpu"), *[(b, "cpu") for b in backends if b != "torch"]]
+    order += [("torch", d) for d in torch_devices if d != "cpu"]
+    for backend, device in order:
         config = EngineConfig(
             backend=backend,
             checkpoint=str(checkpoint),
             export_dir=str(export_dir) if export_dir else None,
             fallback=(),
             threads=threads,
+            device=device,
         )
         try:
             engine = create_engine(config)
-        except RuntimeError as e:
-            skipped.append(str(e).splitlines()[-1].strip())
+        except (RuntimeError, AssertionError) as e:  # torch raises AssertionError without CUDA
+            skipped.append(f"{backend} on {device}: {str(e).splitlines()[-1].strip()}")
             continue
-        rows.append(_time_engine(engine, steps, warmup, repeats))
+        row = _time_engine(engine, steps, warmup, repeats)
+        if device != "cpu":
+            row.engine = f"torch {device}"
+        rows.append(row)
     torch_row = next((r for r in rows if r.engine == "torch"), None)
     for r in rows:
         if torch_row is not None:

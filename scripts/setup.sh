@@ -30,11 +30,12 @@ inputs_hash() {
     cat "$ROOT/requirements/requirements.in" "$ROOT/requirements/constraints.txt" \
       "$ROOT/scripts/setup.sh" "$ROOT/pyproject.toml" "$ROOT/requirements/sim.txt" \
       "$ROOT"/ros2_ws/src/molam_msgs/CMakeLists.txt "$ROOT"/ros2_ws/src/molam_msgs/package.xml \
+      "$ROOT"/ros2_ws/fallback/tf2_msgs/CMakeLists.txt "$ROOT"/ros2_ws/fallback/tf2_msgs/msg/*.msg \
       "$ROOT"/msg/*.msg; } | sha256sum | cut -d' ' -f1
 }
 
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$(inputs_hash)" ]] \
-  && "$VENV/bin/python" -c "import molam_ros, molam_msgs.msg, rclpy, torch" 2>/dev/null; then
+  && "$VENV/bin/python" -c "import molam_ros, molam_msgs.msg, tf2_msgs.msg, rclpy, torch" 2>/dev/null; then
   log "environment in $VENV is up to date (delete $STAMP to force a rebuild)"
   exit 0
 fi
@@ -74,6 +75,24 @@ mkdir -p "$BUILD"
   make -j"$(nproc)" install >"$BUILD/build.log" 2>&1 || { tail -n 40 "$BUILD/build.log"; exit 1; }
 )
 
+# The avatar's bones go out as TF (tf2_msgs/TFMessage). A ROS 2 install has tf2_msgs; the PyPI ROS
+# wheels here do not, so a stand-in with the identical TFMessage definition is built the same way,
+# only when the import fails (ros2_ws/fallback/tf2_msgs says why it never shadows the real one).
+if ! "$VENV/bin/python" -c "import tf2_msgs.msg" 2>/dev/null; then
+  log "building the tf2_msgs stand-in (TFMessage) into the venv (cmake)"
+  TF2_BUILD="$ROOT/.cache/build/tf2_msgs"
+  mkdir -p "$TF2_BUILD"
+  (
+    cd "$TF2_BUILD"
+    export PATH="$VENV/bin:$PATH"
+    cmake "$ROOT/ros2_ws/fallback/tf2_msgs" \
+      -DCMAKE_PREFIX_PATH="$VENV" -DCMAKE_INSTALL_PREFIX="$VENV" \
+      -DPython3_EXECUTABLE="$VENV/bin/python" -DBUILD_TESTING=OFF >"$TF2_BUILD/configure.log" 2>&1 \
+      || { tail -n 40 "$TF2_BUILD/configure.log"; exit 1; }
+    make -j"$(nproc)" install >"$TF2_BUILD/build.log" 2>&1 || { tail -n 40 "$TF2_BUILD/build.log"; exit 1; }
+  )
+fi
+
 # Real motion capture for the tokenizer's training and evaluation (CMU "playground" and a boxer,
 # BVH): Debian's assimp-testmodels (21 MB). Optional: without it `molam data real` holds the pybullet
 # clips only, and the tests that read the BVH files skip saying so.
@@ -98,7 +117,7 @@ fi
 log "installing molam_ros (editable)"
 pip_install --no-deps --no-build-isolation -e "$ROOT"
 
-"$VENV/bin/python" -c "import molam_ros, molam_msgs.msg, rclpy, torch, transformers, peft, onnxruntime, lemminflect"
+"$VENV/bin/python" -c "import molam_ros, molam_msgs.msg, tf2_msgs.msg, rclpy, torch, transformers, peft, onnxruntime, lemminflect"
 "$VENV/bin/python" -c "from molam_ros.agent.encoder import model_dir; model_dir()"
 inputs_hash >"$STAMP"
 log "done: activate with 'source $VENV/bin/activate' or call $VENV/bin/molam"

@@ -25,6 +25,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 from std_msgs.msg import String
+from tf2_msgs.msg import TFMessage
 from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import MarkerArray
 
@@ -362,20 +363,20 @@ def test_a_head_and_hands_stream_is_completed_and_reacted_to(
 @pytest.mark.ros
 def test_a_vr_user_drives_the_avatar_at_frame_rate(tiny_llm_env: dict[str, Path], llm_dir: Path) -> None:
     """A VR user (a headset and two controllers: three joints with orientations) replayed over DDS
-    to an avatar: the node completes the body with the shipped completion model, publishes every
-    avatar frame stamped 1/30 s apart for display, eases to idle when the user is gone and comes
-    back when they return."""
+    to a Unity Humanoid avatar: the node completes the body with the shipped completion model,
+    publishes every avatar frame stamped 1/30 s apart for display, as JointState and as TF, eases to
+    idle when the user is gone and comes back when they return."""
     ns = f"/t{uuid.uuid4().hex[:6]}"
     topics = {"person_pose_topic": f"{ns}/pose", "joint_trajectory_topic": f"{ns}/traj"}
     topics |= {"diagnostics_topic": f"{ns}/diag", "markers_topic": f"{ns}/markers", "reply_topic": f"{ns}/r"}
-    topics |= {"command_topic": f"{ns}/c", "joint_states_topic": f"{ns}/js"}
+    topics |= {"command_topic": f"{ns}/c", "joint_states_topic": f"{ns}/js", "tf_topic": f"{ns}/tf"}
     params = {
         "tokenizer_dir": tiny_llm_env["tokenizer"],
         "llm_dir": llm_dir,
         "engine": "torch",
         "plans": False,
     }
-    params |= {"profile": "avatar_smpl", "diagnostics_period": 0.5, "pose_max_age": 1.0, **topics}
+    params |= {"profile": "avatar_unity_humanoid", "diagnostics_period": 0.5, "pose_max_age": 1.0, **topics}
     reaction = _start("molam_ros.ros.reaction_node", params)
     clip_id = MotionDataset(tiny_llm_env["data"]).ids("test")[0]
     replay_params = {"dataset": tiny_llm_env["data"], "clip_id": clip_id, "topic": f"{ns}/pose", "loop": True}
@@ -387,7 +388,9 @@ def test_a_vr_user_drives_the_avatar_at_frame_rate(tiny_llm_env: dict[str, Path]
     diags: list[dict[str, str]] = []
     seen: list[PersonPose] = []
     markers: list[MarkerArray] = []
+    tfs: list[TFMessage] = []
     node.create_subscription(JointState, f"{ns}/js", states.append, RELIABLE)
+    node.create_subscription(TFMessage, f"{ns}/tf", tfs.append, RELIABLE)
     node.create_subscription(PersonPose, f"{ns}/pose", seen.append, SENSOR)
     node.create_subscription(MarkerArray, f"{ns}/markers", markers.append, RELIABLE)
     node.create_subscription(
@@ -421,6 +424,16 @@ def test_a_vr_user_drives_the_avatar_at_frame_rate(tiny_llm_env: dict[str, Path]
         assert (frames > 0.5).all() and np.allclose(frames, np.round(frames), atol=0.03), frames
         assert np.mean(np.round(frames) == 1) > 0.9, frames
         assert len(states[-1].name) == 22 * 4 + 3 and np.isfinite(np.array(states[-1].position)).all()
+        assert states[-1].name[:2] == ["Hips.qx", "Hips.qy"]  # Unity Humanoid bone names
+        # The same frames as a TF tree: world -> avatar/Hips -> ..., stamped like the JointState.
+        tree = {t.child_frame_id: t.header.frame_id for t in tfs[-1].transforms}
+        assert len(tree) == 22 and tree["avatar/Hips"] == "world"
+        assert (
+            tree["avatar/LeftLowerArm"] == "avatar/LeftUpperArm"
+            and tree["avatar/LeftHand"] == "avatar/LeftLowerArm"
+        )
+        tf_stamps = {stamp_seconds(m.transforms[0].header.stamp) for m in tfs}
+        assert {stamp_seconds(m.header.stamp) for m in states[-30:]} <= tf_stamps
         # The VR user leaves: the avatar eases to its idle pose, still publishing; then they return.
         _stop(replay)
         spin(20.0, until=lambda: last("watchdog", "") == "neutral")

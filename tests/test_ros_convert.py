@@ -24,6 +24,7 @@ from molam_ros.ros.convert import (
     pose_to_msg,
     skeleton_markers,
     stamp_seconds,
+    tf_message,
     time_msg,
 )
 
@@ -261,3 +262,23 @@ def test_diagnostic_array_levels_and_values() -> None:
 
 def test_person_pose_is_the_generated_type() -> None:
     assert isinstance(pose_to_msg(np.zeros((22, 3)), stamp=0.0, frame_id="", person_id=""), PersonPose)
+
+
+def test_tf_message_of_a_bone_tree() -> None:
+    from molam_ros.runtime.profiles import load_profile
+    from molam_ros.runtime.rig import bone_transforms
+
+    quats = np.tile([1.0, 0.0, 0.0, 0.0], (22, 1))
+    quats[18] = [np.sqrt(0.5), 0.0, -np.sqrt(0.5), 0.0]  # left elbow, -90 degrees about +Y
+    tree = bone_transforms(load_profile("avatar_vrm"), quats, np.array([1.0, 0.95, 2.0]), world="map")
+    msg = tf_message(tree, stamp=12.5, world_frame="map", prefix="bob/")
+    by_child = {t.child_frame_id: t for t in msg.transforms}
+    assert len(by_child) == 22 and by_child["bob/hips"].header.frame_id == "map"
+    assert by_child["bob/leftLowerArm"].header.frame_id == "bob/leftUpperArm"
+    r = by_child["bob/leftLowerArm"].transform.rotation  # ROS order (x, y, z, w)
+    assert (r.x, r.y, r.z, r.w) == pytest.approx((0.0, -np.sqrt(0.5), 0.0, np.sqrt(0.5)))
+    t = by_child["bob/hips"].transform.translation
+    assert (t.x, t.y, t.z) == (1.0, 0.95, 2.0) and stamp_seconds(msg.transforms[0].header.stamp) == 12.5
+    bad = [type(tree[0])("map", "hips", np.array([np.nan, 0, 0]), tree[0].rotation)]
+    with pytest.raises(ValueError, match="NaN"):
+        tf_message(bad, stamp=1.0, world_frame="map")

@@ -86,6 +86,17 @@ class SparseCompleter:
         self.last_reason = ""
         self.reset()
 
+    def diagnostics(self) -> dict[str, object]:
+        """The figures for a node's diagnostics (poses completed, hands held, yaw from hands, restarts)."""
+        s = self.stats
+        return {
+            "sparse_completion": True,
+            "completed_poses": s["completed"],
+            "completion_held_hands": s["held_hands"],
+            "completion_yaw_from_hands": s["yaw_from_hands"],
+            "completion_restarts": s["restarts"],
+        }
+
     def reset(self) -> None:
         """Forget the stream (history, held hands, yaw); counters are kept."""
         self._stamps: list[float] = []

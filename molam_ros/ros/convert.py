@@ -5,7 +5,7 @@ named joints and quaternions (x, y, z, w). Every conversion happens here, once, 
 re-implements it and the order of quaternion components is flipped in exactly one place.
 
 Two rules hold for every builder (`*_msg`, `joint_trajectory`, `joint_state`, `skeleton_markers`,
-`diagnostic_array`):
+`diagnostic_array` with its `percentiles_ms`, `tf_message`):
 - nothing invalid is ever published: NaN or infinite numbers raise ValueError before a message
   exists, so a bad model output stops in the node instead of reaching a robot's controller;
 - lengths that must agree are checked, and the error says which two disagree and by how much.
@@ -17,16 +17,17 @@ tracker that lost a joint should say so with a low confidence, not with NaN.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from geometry_msgs.msg import Point, Quaternion
+from geometry_msgs.msg import Point, Quaternion, TransformStamped, Vector3
 from molam_msgs.msg import PersonPose
 from sensor_msgs.msg import JointState
 from std_msgs.msg import ColorRGBA, Header
+from tf2_msgs.msg import TFMessage
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from visualization_msgs.msg import Marker, MarkerArray
 
@@ -265,6 +266,33 @@ def joint_state(
     return msg
 
 
+# --- the avatar's skeleton as TF ---------------------------------------------------------------
+
+
+def tf_message(
+    transforms: Sequence[object], *, stamp: float | Time, world_frame: str, prefix: str = ""
+) -> TFMessage:
+    """A tf2_msgs/TFMessage of a bone tree (runtime/rig.py `BoneTransform`s: parent, child,
+    translation (3,), rotation (4,) (w, x, y, z)), one TransformStamped per bone, all at `stamp`.
+
+    Bone frames are named `prefix + bone` (several avatars, or a robot, share one TF tree); the
+    parent named `world_frame` (the root bone's) is left as it is.
+    """
+
+    def name(frame: str) -> str:
+        return frame if frame == world_frame else prefix + frame
+
+    msgs = []
+    for tf in transforms:
+        t = _as_array(f"{tf.child} translation", tf.translation, (3,))
+        q = _as_array(f"{tf.child} rotation", tf.rotation, (4,))
+        msg = TransformStamped(header=_header(stamp, name(tf.parent)), child_frame_id=name(tf.child))
+        msg.transform.translation = Vector3(x=t[0], y=t[1], z=t[2])
+        msg.transform.rotation = Quaternion(x=q[1], y=q[2], z=q[3], w=q[0])  # core (w, x, y, z) -> ROS
+        msgs.append(msg)
+    return TFMessage(transforms=msgs)
+
+
 # --- visualisation and diagnostics -----------------------------------------------------------
 
 
@@ -330,6 +358,18 @@ def _format_value(key: str, value: object) -> str:
             raise ValueError(f"diagnostic value {key!r} is {value}")
         return f"{float(value):.6g}"
     return str(value)
+
+
+def percentiles_ms(name: str, seconds: Iterable[float]) -> dict[str, float]:
+    """{name_p50, name_p99}: the median and 99th percentile of `seconds`, in milliseconds, for a
+    diagnostics message (empty when there are none)."""
+    arr = np.asarray(list(seconds), dtype=float) * 1e3
+    if arr.size == 0:
+        return {}
+    return {
+        f"{name}_p50": round(float(np.median(arr)), 1),
+        f"{name}_p99": round(float(np.percentile(arr, 99)), 1),
+    }
 
 
 def diagnostic_array(

@@ -2,9 +2,6 @@
 
 The node is thin: it converts messages, holds parameters and QoS, and calls the core
 `ReactionPipeline` (molam_ros/runtime/pipeline.py), which does everything that thinks.
-It is over 500 lines for now: it carries three modes' outputs (robot, avatar at frame rate,
-teleoperation) and their diagnostics, merged in one session; the avatar publishing moves out to
-ros/avatar_output.py with the branch that adds the TF output (h-avatar, 5d1772d).
 
     reaction_node --ros-args --params-file config/reaction_node.yaml -p profile:=unitree_h1
 
@@ -32,11 +29,17 @@ Publications (reliable, keep last 10):
   safety filter's watchdog eases to the profile's neutral pose, published the same way.
 - `joint_states_topic` [sensor_msgs/JointState]: robots: the last commanded joints (positions
   and velocities). Avatars: every frame of the reaction at 30 Hz, the bone rotations as (x, y, z, w)
-  quaternion components named `<bone>.qx` ... and the root as `root.x` ..., each message stamped
+  quaternion components named `<bone>.qx` ... and the root as `root.x` ... (Y up; in the profile's
+  `convention`: Unity's axes for avatar_unity_humanoid), each message stamped
   with its display time (the capture stamp of the partner frame it answers plus
   `avatar_display_delay`, so stamps are evenly spaced and a client can interpolate) and released a
   frame before it; when the stream stops the same watchdog as the robots' eases the avatar to its
   idle pose (runtime/avatar_safety.py), published the same way.
+- `tf_topic` [tf2_msgs/TFMessage], reliable, keep last 100 (avatars): the avatar's bones as a
+  transform tree with every frame (runtime/rig.py): `output_frame_id` -> `<tf_prefix><root bone>`
+  -> ... each bone's frame in its parent's, named as the profile names the bones, stamped like
+  the JointState; always ROS's right-handed axes in the input's world (`pose_up_axis`), whatever
+  the profile's `convention` (which applies to the JointState).
 - `reply_topic` [std_msgs/String]: replies to commands.
 - `markers_topic` [visualization_msgs/MarkerArray]: both skeletons, for RViz.
 - `reactor_pose_topic` [molam_msgs/PersonPose], reliable, keep last 30: the reactor's 22 joint
@@ -85,16 +88,17 @@ from molam_ros.agent.reaction_setup import (
     build_teleop_pipeline,
     make_router,
 )
+from molam_ros.ros.avatar_output import AvatarOutput
 from molam_ros.ros.convert import (
     diagnostic_array,
     joint_state,
     joint_trajectory,
+    percentiles_ms,
     pose_from_msg,
     pose_to_msg,
     skeleton_markers,
 )
 from molam_ros.ros.spin import run_node
-from molam_ros.runtime.avatar_stream import AvatarFrameQueue, AvatarStreamConfig
 
 NODE_NAME = "reaction_node"
 SENSOR_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
@@ -147,6 +151,8 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "publish_joint_states": (True, "publish JointState"),
     "publish_markers": (True, "publish MarkerArray"),
     "watchdog_timeout": (0.5, "s without a pose -> ease to neutral"),
+    "tf_topic": ("/tf", "out: tf2_msgs/TFMessage, the avatar's bones (avatars); empty: off"),
+    "tf_prefix": ("avatar/", "avatars: bone frames are <tf_prefix><bone name of the profile>"),
     "avatar_display_delay": (
         0.4,
         "s; avatar frames are stamped for display this long after the capture they answer",
@@ -225,12 +231,10 @@ class ReactionNode(Node):
         self.accepted: deque[tuple[float, float]] = deque(maxlen=600)  # (stamp, arrival)
         self.latency_processing: deque[float] = deque(maxlen=900)
         self.latency_capture: deque[float] = deque(maxlen=900)
-        self.avatar_queue = None
+        self.avatar = None
         if not self.profile.is_robot:
-            self.avatar_queue = AvatarFrameQueue(
-                AvatarStreamConfig(display_delay=float(p["avatar_display_delay"]))
-            )
-        self._last_idle_frame: float | None = None
+            publish_state = self.pub_state.publish if p["publish_joint_states"] else None
+            self.avatar = AvatarOutput(self, self.profile, p, publish_state, self._drop)
         self.follow = p["person_id"]
         self.last_reason = ""
         handlers = {QUESTION: self._answer}
@@ -367,34 +371,9 @@ class ReactionNode(Node):
                 if self.profile.is_robot:
                     self._publish_joints(cmd.positions[None], cmd.velocities[None], now)
                 else:
-                    self._queue_idle_frame(cmd, now)
-        if self.avatar_queue is not None:
-            self._release_avatar_frames(self._now())
-
-    def _queue_idle_frame(self, cmd: Any, now: float) -> None:
-        """A watchdog frame of the avatar (easing, idle), on the 30 Hz grid of the stream's time
-        that the reaction's frames lie on too (k / 30 s), so every stamp a client sees is a whole
-        number of frames after the one before."""
-        t = np.floor(self.pipeline.stream_time(now) * FPS + 1e-6) / FPS
-        if self._last_idle_frame is not None and t <= self._last_idle_frame + 1e-6:
-            return
-        self._last_idle_frame = t
-        self.avatar_queue.push(t, cmd.rotations, cmd.root, cmd.state)
-
-    def _release_avatar_frames(self, now: float) -> None:
-        """Publish the avatar frames that are due, each stamped with its display time."""
-        names = [f"{b}.{c}" for b in self.profile.joint_names for c in ("qx", "qy", "qz", "qw")]
-        names += ["root.x", "root.y", "root.z"]
-        for frame in self.avatar_queue.pop_due(now):
-            values = np.concatenate([frame.rotations[:, [1, 2, 3, 0]].reshape(-1), frame.root])
-            try:
-                msg = joint_state(names, values, stamp=frame.display_time)
-            except ValueError as e:
-                self._drop("invalid_output", str(e))
-                continue
-            if self.p["publish_joint_states"]:
-                self.pub_state.publish(msg)
-            self.counts["published"] += 1
+                    self.avatar.push_idle(cmd, self.pipeline.stream_time(now))
+        if self.avatar is not None:
+            self.avatar.release(self._now())
 
     def _measure(self, chunk: Any, published: float) -> None:
         last = float(chunk.times[-1])
@@ -433,11 +412,8 @@ class ReactionNode(Node):
     def _publish_chunk(self, chunk: Any, now: float) -> None:
         if chunk.joint_positions is not None:
             self._publish_joints(chunk.joint_positions, chunk.joint_velocities, now)
-        else:  # every frame of the step, released at 30 Hz by display time (_release_avatar_frames)
-            for k, t in enumerate(chunk.times):
-                self.avatar_queue.push(
-                    float(t), chunk.avatar_rotations[k], chunk.avatar_root[k], chunk.safety_state
-                )
+        else:  # every frame of the step, released at 30 Hz by display time (ros/avatar_output.py)
+            self.avatar.push_chunk(chunk)
         if self.pub_reactor is not None:
             self._publish_reactor(chunk)
         if self.p["publish_markers"]:
@@ -474,10 +450,11 @@ class ReactionNode(Node):
         stats = self.pipeline.stats
         guard = self.pipeline.safety if self.pipeline.safety is not None else self.pipeline.avatar_safety
         state = guard.state
+        completer = getattr(self.pipeline, "completer", None)  # teleoperation completes nothing
         values: dict[str, object] = {
             "input_rate_hz": round(rate, 1),
             "poses": self.counts["poses"],
-            "published": self.counts["published"],
+            "published": self.counts["published"] + (self.avatar.published if self.avatar is not None else 0),
             "steps": int(stats["steps"]),
             "overruns": int(stats["overruns"]),
             "step_ms": round(step * 1e3, 1),
@@ -489,11 +466,11 @@ class ReactionNode(Node):
             "commands_pending": self.worker.pending,
             "answers": self.worker.done,
             "playing_plan": self.pipeline.playing,
-            **self._completion_values(),
-            **self._avatar_values(),
+            **(completer.diagnostics() if completer is not None else {"sparse_completion": False}),
+            **(self.avatar.diagnostics() if self.avatar is not None else {}),
             **{f"dropped_{k}": v for k, v in sorted(self.drops.items())},
-            **_percentiles("latency_ms", self.latency_processing),
-            **_percentiles("capture_latency_ms", self.latency_capture),
+            **percentiles_ms("latency_ms", self.latency_processing),
+            **percentiles_ms("capture_latency_ms", self.latency_capture),
             **{f"stage_ms_{k}": round(v * 1e3, 1) for k, v in self.pipeline.last_seconds.items()},
         }
         level = "OK"
@@ -505,42 +482,6 @@ class ReactionNode(Node):
         if self.last_reason and level == "OK" and self.drops:
             message = f"reacting; last drop {self.last_reason}"
         self.pub_diag.publish(diagnostic_array(NODE_NAME, level, message, values, stamp=now))
-
-    def _avatar_values(self) -> dict[str, object]:
-        queue = self.avatar_queue
-        if queue is None:
-            return {}
-        return {
-            "avatar_rate_hz": round(queue.rate(), 1),
-            "avatar_frames": queue.stats["released"],
-            "avatar_late_frames": queue.stats["late"],
-            "avatar_display_delay_ms": round(queue.config.display_delay * 1e3, 1),
-            **_percentiles("avatar_display_margin_ms", queue.margins),
-        }
-
-    def _completion_values(self) -> dict[str, object]:
-        completer = getattr(self.pipeline, "completer", None)  # teleoperation completes nothing
-        if completer is None:
-            return {"sparse_completion": False}
-        stats = completer.stats
-        return {
-            "sparse_completion": True,
-            "completed_poses": stats["completed"],
-            "completion_held_hands": stats["held_hands"],
-            "completion_yaw_from_hands": stats["yaw_from_hands"],
-            "completion_restarts": stats["restarts"],
-        }
-
-
-def _percentiles(name: str, values: deque[float]) -> dict[str, float]:
-    """{name_p50, name_p99} in milliseconds of the recent values (empty when there are none)."""
-    if not values:
-        return {}
-    arr = np.asarray(values) * 1e3
-    return {
-        f"{name}_p50": round(float(np.median(arr)), 1),
-        f"{name}_p99": round(float(np.percentile(arr, 99)), 1),
-    }
 
 
 def main(args: list[str] | None = None) -> None:

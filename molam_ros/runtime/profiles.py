@@ -59,11 +59,14 @@ LEG_SMPL_JOINTS = frozenset(JOINT_NAMES[j] for chain in KINEMATIC_CHAINS[:2] for
 _COMMON_KEYS = {"name", "kind", "description", "source", "joints"}
 _TOP_KEYS = {
     "robot": _COMMON_KEYS | {"upper_body_only", "zero_pose_deg", "kinematics"},
-    "avatar": _COMMON_KEYS | {"root_translation", "neutral_pose_deg", "neutral_root"},
+    "avatar": _COMMON_KEYS | {"root_translation", "neutral_pose_deg", "neutral_root", "convention"},
 }
 _ROBOT_JOINT_KEYS = {"name", "smpl", "axis", "sign", "offset", "lower", "upper", "velocity", "neutral"}
 _ROBOT_JOINT_REQUIRED = ("name", "smpl", "axis", "lower", "upper", "velocity")
 _AVATAR_JOINT_KEYS = {"name", "smpl"}
+# Axes an avatar's transforms are published in (runtime/rig.py): the core's (right-handed, Y up) or
+# Unity's (left-handed, Y up, x mirrored).
+AVATAR_CONVENTIONS = ("ros", "unity")
 
 
 class ProfileError(ValueError):
@@ -117,6 +120,7 @@ class Profile:
     root_translation: bool = True  # avatar: publish the pelvis translation
     neutral_root: tuple[float, float, float] = (0.0, 0.0, 0.0)  # avatar fallback root position, m
     kinematics: Kinematics | None = None  # robot: the URDF's chain, when the profile gives it
+    convention: str = "ros"  # avatar: axes of its published transforms (AVATAR_CONVENTIONS)
     path: Path | None = None
 
     @property
@@ -419,6 +423,9 @@ def _avatar(
     if not isinstance(root, Sequence) or isinstance(root, str) or len(root) != 3:
         raise _fail(where, "neutral_root", f"must be [x, y, z] metres, got {root!r}")
     x, y, z = (_number(where, f"neutral_root[{i}]", v) for i, v in enumerate(root))
+    convention = data.get("convention", "ros")
+    if convention not in AVATAR_CONVENTIONS:
+        raise _fail(where, "convention", f"must be one of {list(AVATAR_CONVENTIONS)}, got {convention!r}")
     return Profile(
         name=name,
         kind="avatar",
@@ -428,5 +435,6 @@ def _avatar(
         bones=bones,
         root_translation=root_translation,
         neutral_root=(x, y, z),
+        convention=convention,
         path=path,
     )

@@ -13,6 +13,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from molam_ros import paths
+
 # Model shapes by name: `small` is the shipped reactor's (trains in 30 min on 2 CPU cores); `base`
 # is for a lent GPU, sized so its float16 weights stay under the repository's 25 MB per file.
 REACTOR_PRESETS: dict[str, dict[str, int]] = {
@@ -26,13 +28,6 @@ def default_reactor_dir() -> Path:
     from molam_ros.paths import cache_root
 
     return cache_root() / "reactor" / "small"
-
-
-def default_eval_reactor() -> Path:
-    """What `molam reactor eval` measures when no checkpoint is named (paths.default_reactor_dir)."""
-    from molam_ros.paths import default_reactor_dir as default
-
-    return default()
 
 
 def _embedder() -> Any:
@@ -78,31 +73,10 @@ def cmd_instruction_vectors(args: argparse.Namespace) -> int:
     return 0
 
 
-def _codes(data: list[Path], tokenizer: Path, max_clips: int | None, steering: int = 0) -> Any:
-    from molam_ros.llm.reaction_codes import ReactionCodes, encode_reaction_codes
-
-    parts = [encode_reaction_codes(d, tokenizer, max_clips=max_clips, mismatched=steering) for d in data]
-    if len(parts) == 1:
-        return parts[0]
-    import numpy as np
-
-    offs = [p.offsets[:-1] + sum(len(q.a) for q in parts[:k]) for k, p in enumerate(parts)]
-    return ReactionCodes(
-        a=np.concatenate([p.a for p in parts]),
-        b=np.concatenate([p.b for p in parts]),
-        offsets=np.concatenate([*offs, [sum(len(p.a) for p in parts)]]),
-        clip_ids=[c for p in parts for c in p.clip_ids],
-        splits=[s for p in parts for s in p.splits],
-        interactions=[s for p in parts for s in p.interactions],
-        styles=[s for p in parts for s in p.styles],
-        instructed=[s for p in parts for s in p.instructed],
-    )
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from molam_ros.llm.reaction_codes import decoded_targets, reaction_targets
+    from molam_ros.llm.reaction_codes import decoded_targets, encode_reaction_codes, reaction_targets
     from molam_ros.llm.small_reactor import SmallReactorConfig
     from molam_ros.llm.small_reactor_train import ReactorTrainConfig, train_small_reactor
     from molam_ros.paths import default_tokenizer_dir
@@ -113,7 +87,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     engine = TorchEngine(tok, threads=1, device=args.device)
     if len(args.data) != 1:
         raise SystemExit("molam reactor train takes one --data directory")
-    codes = _codes(args.data, tok, args.max_clips, args.steering)
+    codes = encode_reaction_codes(args.data[0], tok, max_clips=args.max_clips, mismatched=args.steering)
     train = codes.indices("train")
     if args.train_clips:
         train = sorted(np.random.default_rng(0).permutation(train)[: args.train_clips].tolist())
@@ -149,6 +123,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         threads=args.threads,
         rollouts=args.rollouts,
         rollout_share=args.rollout_share,
+        placement_weight=args.placement_weight,
         device=args.device,
     )
     info = {
@@ -200,7 +175,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     clips = eval_clips(ds, args.split, cfg, engine.stride)
     embed = _embedder()
     reactors = {}
-    for ckpt in args.checkpoint or [default_eval_reactor()]:
+    for ckpt in args.checkpoint or [paths.default_reactor_dir()]:
         net, info = load_small_reactor(ckpt)
         check_pairing(info.get("tokenizer"), tok, f"the small reactor {ckpt}")
         reactors[Path(ckpt).name] = SmallStreamingReactor(
@@ -271,7 +246,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from molam_ros.llm.reactor_bench import bench_reactor, format_rows
     from molam_ros.paths import default_tokenizer_dir
 
-    reactor = args.checkpoint or default_eval_reactor()
+    reactor = args.checkpoint or paths.default_reactor_dir()
     rows = bench_reactor(
         reactor,
         args.tokenizer or default_tokenizer_dir(),
@@ -338,6 +313,13 @@ def add_commands(groups: Any, fmt: type) -> None:
         help="passes feeding the model's own predictions back as input (scheduled sampling; 0: off)",
     )
     p.add_argument("--rollout-share", type=float, default=0.5, help="share of windows reading them")
+    p.add_argument(
+        "--placement-weight",
+        type=float,
+        default=1.0,
+        help="loss weight of the 7 features that place the reactor (root and yaw velocity, the "
+        "partner's position and heading); 1: plain MSE",
+    )
     p.add_argument("--device", default="cpu", help="torch device for training: cpu or cuda")
     p.add_argument(
         "--instruction-vectors",

@@ -336,3 +336,24 @@ def test_stored_instruction_vectors(tmp_path) -> None:
     assert np.array_equal(embed(words[::-1]), fake_embed(words[::-1]))
     with pytest.raises(KeyError, match="write it again"):
         embed(["not an instruction we trained"])
+
+
+def test_placement_weight_scales_only_the_placement_features() -> None:
+    from molam_ros.llm.small_reactor_train import placement_weights
+    from molam_ros.motion import ego
+
+    assert placement_weights(ego.EGO_DIM, 1.0) is None
+    w = placement_weights(ego.EGO_DIM, 10.0)
+    assert w is not None and int((w == 10.0).sum()) == 7
+    assert (w[ego.REL_POS] == 10).all() and (w[ego.ROOT_VEL] == 10).all() and (w[ego.RIC] == 1).all()
+    with pytest.raises(ValueError, match="ego layout"):
+        placement_weights(5, 10.0)
+    torch.manual_seed(0)
+    net = SmallReactorNet(tiny_config()).eval()
+    a, bp, b = torch.randint(0, K, (2, 4, D)), torch.randn(2, 4, L * F), torch.randn(2, 4, L * F)
+    plain = net.loss(a, bp, b)
+    assert torch.allclose(net.loss(a, bp, b, weight=torch.ones(F)), plain)
+    only_last = torch.zeros(F)
+    only_last[-1] = float(F)
+    err = ((net(a, bp) - b) ** 2).view(2, 4, L, F)
+    assert torch.allclose(net.loss(a, bp, b, weight=only_last), err[..., -1].mean())

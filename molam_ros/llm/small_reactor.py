@@ -139,10 +139,19 @@ class SmallReactorNet(nn.Module):
         return self.out(self.ln(x))
 
     def loss(
-        self, a: torch.Tensor, b_prev: torch.Tensor, b: torch.Tensor, text: torch.Tensor | None = None
+        self,
+        a: torch.Tensor,
+        b_prev: torch.Tensor,
+        b: torch.Tensor,
+        text: torch.Tensor | None = None,
+        weight: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Mean squared error of the reactor's normalised next-step features."""
-        return ((self(a, b_prev, text).float() - b) ** 2).mean()
+        """Mean squared error of the reactor's normalised next-step features, each of the F features
+        weighted by `weight` (F,) where given (the mean over all of them stays the unweighted MSE)."""
+        err = (self(a, b_prev, text).float() - b) ** 2
+        if weight is not None:
+            err = err.view(*err.shape[:-1], self.config.stride, -1) * weight
+        return err.mean()
 
 
 def save_small_reactor(

@@ -30,6 +30,20 @@ def default_reactor_dir() -> Path:
     return cache_root() / "reactor" / "small"
 
 
+# Groups of ego features (motion/ego.py) that `--blind` can hide from the reactor's previous-step input.
+BLIND_GROUPS = {
+    "relation": ("REL_POS", "REL_HEAD"),
+    "velocity": ("YAW_VEL", "ROOT_VEL"),
+}
+
+
+def blind_ranges(groups: list[str]) -> tuple[tuple[int, int], ...]:
+    """[start, stop) feature ranges of the named --blind groups."""
+    from molam_ros.motion import ego
+
+    return tuple((getattr(ego, n).start, getattr(ego, n).stop) for g in groups for n in BLIND_GROUPS[g])
+
+
 def _embedder() -> Any:
     """The shipped sentence encoder as a texts -> vectors function, or None when it is missing."""
     from molam_ros.agent.encoder import EncoderUnavailableError, shared_encoder
@@ -107,6 +121,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         feature_dim=engine.feature_dim,
         **shape,
         context_steps=args.context_steps,
+        blind=blind_ranges(args.blind),
         text_dim=0 if args.no_text else 384,
         dropout=args.dropout,
     )
@@ -144,6 +159,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         else (_stored_embedder(args.instruction_vectors) if args.instruction_vectors else _embedder()),
         info=info,
         resume=args.resume,
+        init=args.init,
     )
     print(json.dumps(last))
     return 0
@@ -314,6 +330,13 @@ def add_commands(groups: Any, fmt: type) -> None:
     )
     p.add_argument("--rollout-share", type=float, default=0.5, help="share of windows reading them")
     p.add_argument(
+        "--blind",
+        nargs="*",
+        choices=sorted(BLIND_GROUPS),
+        default=[],
+        help="ego feature groups hidden from the reactor's previous-step input (llm/small_reactor.py)",
+    )
+    p.add_argument(
         "--placement-weight",
         type=float,
         default=1.0,
@@ -343,6 +366,7 @@ def add_commands(groups: Any, fmt: type) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--init", type=Path, help="start from the weights of this run (same shape)")
     p.set_defaults(func=cmd_train)
 
     p = cmds.add_parser(

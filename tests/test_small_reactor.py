@@ -357,3 +357,32 @@ def test_placement_weight_scales_only_the_placement_features() -> None:
     only_last[-1] = float(F)
     err = ((net(a, bp) - b) ** 2).view(2, 4, L, F)
     assert torch.allclose(net.loss(a, bp, b, weight=only_last), err[..., -1].mean())
+
+
+def test_blind_inputs_are_unseen_and_survive_save_load(tmp_path) -> None:
+    """Features named blind cannot change the prediction through the previous-step input; the
+    config round-trips through config.json (JSON lists); `init` starts a new run from those weights."""
+    torch.manual_seed(0)
+    cfg = tiny_config(blind=((0, 2),))
+    net = SmallReactorNet(cfg).eval()
+    a, b = torch.randint(0, K, (1, 5, D)), torch.randn(1, 5, L * F)
+    b2 = b.clone().view(1, 5, L, F)
+    b2[..., 0:2] += 5.0
+    assert torch.allclose(net(a, b), net(a, b2.view(1, 5, L * F)))
+    b2[..., 3] += 5.0
+    assert not torch.allclose(net(a, b), net(a, b2.view(1, 5, L * F)))
+    save_small_reactor(net, tmp_path / "r", {})
+    again, _ = load_small_reactor(tmp_path / "r")
+    assert again.config.blind == ((0, 2),) and torch.allclose(again(a, b), net(a, b))
+    codes, targets = toy_data()
+    train_small_reactor(
+        codes,
+        targets,
+        tmp_path / "from",
+        model=tiny_config(),
+        train=ReactorTrainConfig(steps=1, batch=2, crop_steps=4, eval_every=1, eval_batches=1, lr=0.0),
+        init=tmp_path / "r",
+        progress=False,
+    )
+    started, _ = load_small_reactor(tmp_path / "from")
+    assert started.config.blind == () and torch.allclose(started.code.weight, net.code.weight)

@@ -23,6 +23,14 @@ teacher forcing, and in closed loop keeps the pose better than standing still (`
 figures in the README). Exposure bias: live, the reactor reads its own earlier output, so training
 adds noise to that input (`ReactorTrainConfig.b_noise`).
 
+Blind inputs (`SmallReactorConfig.blind`). Measured on held-out windows fed the model's own
+predictions (3 passes), its error on the partner's position in its own frame was 2.4x that of
+holding the last step, though 4x lower in teacher forcing: the model copies the relation it reads
+from its own previous step, and in closed loop that copy compounds. The person's codes already
+carry the same relation seen from the other side (the person's features are computed against the
+reactor as generated), anchored to where the reactor really is; hiding the reactor's own placement
+features from its input makes the model read the relation from there.
+
 The instruction is one vector added to every position: the sentence encoder's embedding (384-d
 MiniLM) projected to the width, or a learned "no instruction" vector; training drops it half of
 the time, so the model reacts with and without being told.
@@ -60,6 +68,9 @@ class SmallReactorConfig:
     context_steps: int = 64  # steps the model attends to
     text_dim: int = 384  # instruction embedding size (agent/encoder.py); 0: no instructions
     dropout: float = 0.1
+    # [start, stop) ranges of the F features hidden from the previous-step input (module docstring:
+    # "Blind inputs"); the model still predicts them
+    blind: tuple[tuple[int, int], ...] = ()
 
     def __post_init__(self) -> None:
         if self.width % self.heads:
@@ -76,7 +87,7 @@ class SmallReactorConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SmallReactorConfig:
-        return cls(**d)
+        return cls(**{**d, "blind": tuple(tuple(r) for r in d.get("blind", ()))})
 
 
 class _Block(nn.Module):
@@ -112,6 +123,10 @@ class SmallReactorNet(nn.Module):
         self.ln = nn.LayerNorm(c.width)
         self.out = nn.Linear(c.width, c.step_dim)
         self.register_buffer("_off", torch.arange(c.depth) * c.codebook_size, persistent=False)
+        seen = torch.ones(c.feature_dim)
+        for start, stop in c.blind:
+            seen[start:stop] = 0.0
+        self.register_buffer("_seen", seen.repeat(c.stride), persistent=False)
 
     def _text(self, text: torch.Tensor | None, B: int) -> torch.Tensor:
         """(B, W): the projected instruction, or the no-instruction vector where text is None/NaN."""
@@ -130,7 +145,7 @@ class SmallReactorNet(nn.Module):
             raise ValueError(f"{L} steps exceed the context of {self.config.context_steps}")
         x = (
             self.code(a.long() + self._off).sum(2)
-            + self.prev(b_prev)
+            + self.prev(b_prev * self._seen)
             + self.pos[:L]
             + self._text(text, B)[:, None]
         )

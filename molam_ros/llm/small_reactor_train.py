@@ -205,9 +205,11 @@ def train_small_reactor(
     embed: Embedder | None = None,
     info: dict[str, Any] | None = None,
     resume: bool = False,
+    init: str | Path | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Train (or continue) a small reactor into `out`; returns the last logged figures."""
+    """Train (or continue) a small reactor into `out`; returns the last logged figures. `init`: start
+    from another run's weights (same shape; this run's config otherwise, e.g. blind inputs)."""
     cfg = train or ReactorTrainConfig()
     out = Path(out)
     state_path = out / "train_state.pt"
@@ -236,6 +238,12 @@ def train_small_reactor(
     weight = None if weight is None else weight.to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
     start = 0
+    if init is not None and not (resume and state_path.is_file()):
+        from molam_ros.llm.small_reactor import load_small_reactor
+
+        start_net, _ = load_small_reactor(init)
+        net.load_state_dict(start_net.state_dict())
+        log.info("starting from the weights of %s", init)
     if resume and state_path.is_file():
         state = torch.load(state_path, weights_only=False, map_location=device)
         net.load_state_dict(state["model"])

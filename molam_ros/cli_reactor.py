@@ -139,6 +139,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         rollouts=args.rollouts,
         rollout_share=args.rollout_share,
         placement_weight=args.placement_weight,
+        loss=args.loss,
         device=args.device,
     )
     info = {
@@ -329,6 +330,12 @@ def add_commands(groups: Any, fmt: type) -> None:
         help="passes feeding the model's own predictions back as input (scheduled sampling; 0: off)",
     )
     p.add_argument("--rollout-share", type=float, default=0.5, help="share of windows reading them")
+    p.add_argument(
+        "--loss",
+        choices=("mse", "l1"),
+        default="mse",
+        help="mse (the conditional mean) or l1 (the median: decisive where reactions differ)",
+    )
     p.add_argument(
         "--blind",
         nargs="*",

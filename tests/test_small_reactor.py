@@ -357,6 +357,9 @@ def test_placement_weight_scales_only_the_placement_features() -> None:
     only_last[-1] = float(F)
     err = ((net(a, bp) - b) ** 2).view(2, 4, L, F)
     assert torch.allclose(net.loss(a, bp, b, weight=only_last), err[..., -1].mean())
+    assert torch.allclose(net.loss(a, bp, b, kind="l1"), (net(a, bp) - b).abs().mean())
+    with pytest.raises(ValueError, match="loss"):
+        ReactorTrainConfig(loss="huber")
 
 
 def test_blind_inputs_are_unseen_and_survive_save_load(tmp_path) -> None:

@@ -160,10 +160,12 @@ class SmallReactorNet(nn.Module):
         b: torch.Tensor,
         text: torch.Tensor | None = None,
         weight: torch.Tensor | None = None,
+        kind: str = "mse",
     ) -> torch.Tensor:
-        """Mean squared error of the reactor's normalised next-step features, each of the F features
-        weighted by `weight` (F,) where given (the mean over all of them stays the unweighted MSE)."""
-        err = (self(a, b_prev, text).float() - b) ** 2
+        """Mean squared (kind "mse") or absolute ("l1") error of the reactor's normalised next-step
+        features, each of the F features weighted by `weight` (F,) where given."""
+        diff = self(a, b_prev, text).float() - b
+        err = diff.abs() if kind == "l1" else diff**2
         if weight is not None:
             err = err.view(*err.shape[:-1], self.config.stride, -1) * weight
         return err.mean()

@@ -17,6 +17,12 @@ target (normalised by the tokenizer's stats). Two things are done to the inputs 
   they weigh 3 % of the loss, while a wrong place costs more than any wrong pose in closed loop.
   `placement_weight` multiplies their share of the loss (1: the plain MSE). The held-out figures
   stay the plain MSE, comparable across runs.
+- The loss. Unprompted, one person's motion often fits several reactions (a wave starts like a
+  beckon; the reactor of one walks over, of the other stays): the mean that MSE learns walks half
+  way in both, and in closed loop that drift costs more than standing still. MPJPE is a distance,
+  not a squared one; its best answer under doubt is the median, which `loss="l1"` learns (a
+  reactor that moves when most similar situations move, and stays otherwise). Held-out figures
+  stay the MSE, comparable across runs.
 - Instructions. With chance `text_share` the window carries an instruction written from the clip
   (llm/reaction_instructions.py), embedded by the sentence encoder; otherwise none. Steering pairs
   (llm/reaction_codes.py) always carry theirs.
@@ -66,11 +72,18 @@ class ReactorTrainConfig:
     minutes: float = 0.0  # 0: no time budget
     bf16: bool = True  # bfloat16 autocast: about 2x faster on CPUs with avx512_bf16, same losses
     placement_weight: float = 1.0  # loss weight of the features that place the reactor (module docstring)
+    loss: str = "mse"  # "l1": the conditional median (module docstring)
     rollouts: int = 0  # extra passes feeding the model's own predictions back (module docstring)
     rollout_share: float = 0.5  # share of windows that read them
     seed: int = 0
     threads: int = 2
     device: str = "cpu"  # "cuda" where a GPU is lent
+
+    def __post_init__(self) -> None:
+        if self.loss not in ("mse", "l1"):
+            raise ValueError(f"loss must be 'mse' or 'l1', got {self.loss!r}")
+        if self.rollouts < 0 or not 0.0 <= self.rollout_share <= 1.0:
+            raise ValueError("rollouts must be >= 0 and rollout_share in [0, 1]")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -275,7 +288,7 @@ def train_small_reactor(
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
             b_prev = own_inputs(net, a, b_prev, text, cfg.rollouts, cfg.rollout_share)
             b_prev = b_prev + cfg.b_noise * torch.randn_like(b_prev)
-            loss = net.loss(a, b_prev, b, text, weight)
+            loss = net.loss(a, b_prev, b, text, weight, cfg.loss)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)

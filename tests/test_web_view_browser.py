@@ -111,14 +111,16 @@ class Browser:
         for line in self.proc.stderr:
             self.log.append(line)
 
-    def call(self, method: str, **params: object) -> dict:
+    def call(self, method: str, timeout: float = 120.0, **params: object) -> dict:
+        """One DevTools command; its reply (events and late replies to earlier calls are skipped).
+        The timeout is generous: SwiftShader on two busy cores can take seconds per frame."""
         msg_id = next(self.ids)
         message: dict = {"id": msg_id, "method": method, "params": params}
         if method.split(".")[0] not in ("Target",):
             message["sessionId"] = self.session
         self.ws.send(json.dumps(message))
         while True:
-            reply = json.loads(self.ws.recv(timeout=120))  # SwiftShader on 2 busy cores is slow
+            reply = json.loads(self.ws.recv(timeout=timeout))  # SwiftShader on 2 busy cores is slow
             if reply.get("id") == msg_id:
                 if "error" in reply:
                     raise RuntimeError(f"{method}: {reply['error']}")
@@ -130,7 +132,7 @@ class Browser:
             raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
         return result["result"].get("value")
 
-    def wait_for(self, expression: str, timeout: float) -> object:
+    def wait_for(self, expression: str, timeout: float, state: str = "null") -> object:
         end = time.monotonic() + timeout
         value = None
         while time.monotonic() < end:
@@ -138,7 +140,17 @@ class Browser:
             if value:
                 return value
             time.sleep(0.2)
-        raise TimeoutError(f"{expression} stayed {value!r} for {timeout} s")
+        raise TimeoutError(f"{expression} stayed {value!r} for {timeout} s; {self.evaluate(state)}")
+
+    def screenshot(self) -> bytes:
+        """A PNG of the page. Asked twice at most: a capture waits for a new compositor frame, and
+        on a starved CPU the first request has been seen to get none (a later one did)."""
+        for _ in range(2):
+            try:
+                return base64.b64decode(self.call("Page.captureScreenshot", timeout=90, format="png")["data"])
+            except TimeoutError:
+                continue
+        raise TimeoutError("no screenshot in 2 x 90 s; the browser said:\n" + "".join(self.log[-20:]))
 
     def close(self) -> None:
         try:
@@ -213,7 +225,14 @@ def test_page_receives_frames_and_draws_both_bodies(tmp_path: Path) -> None:
             time.sleep(0.05)
         assert commands == ["be more hesitant"]
 
-        shot = base64.b64decode(browser.call("Page.captureScreenshot", format="png")["data"])
+        # Pause: the last drawn frame stays (no more WebGL work, so a software renderer's CPU goes
+        # to the screenshot), frames keep arriving.
+        paused_at = browser.evaluate("molam.setPaused(true); [molam.rendered, molam.frames]")
+        browser.wait_for(f"molam.rendered > {paused_at[0]}", 60, state)  # the frozen frame, drawn once
+        time.sleep(1.0)
+        rendered, frames = browser.evaluate("[molam.rendered, molam.frames]")
+        assert rendered == paused_at[0] + 1 and frames > paused_at[1], (paused_at, rendered, frames)
+        shot = browser.screenshot()
         rect = browser.evaluate(
             "(() => { const r = document.querySelector('#view canvas').getBoundingClientRect();"
             " return [r.left, r.top, r.width, r.height]; })()"

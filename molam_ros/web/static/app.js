@@ -7,8 +7,12 @@
 // interpolating, and the reaction lines up with what it reacts to. `?delay=0` shows the newest
 // frames as they come.
 //
-// `window.molam` counts what happened (frames, texts, rendered, drawn bodies), for
-// tests/test_web_view_browser.py and for anyone debugging a headset from its console.
+// Pause (the button, or the space bar) freezes the view on a screen to look at a pose from every
+// side; frames keep arriving and it goes on from the newest. Nothing is drawn while paused and
+// still, which also leaves a software-rendered browser's CPU to a screenshot.
+//
+// `window.molam` counts what happened (frames, texts, rendered, drawn bodies) and holds
+// `setPaused`, for tests/test_web_view_browser.py and for anyone debugging a headset from its console.
 
 import * as THREE from 'three';
 import { OrbitControls } from 'three/addons/controls/OrbitControls.js';
@@ -57,10 +61,14 @@ if (renderer) {
   controls = new OrbitControls(camera, renderer.domElement);
   controls.target.set(0, 0.9, 0);
   controls.update();
+  controls.addEventListener('change', () => { dirty = true; });
   if ('xr' in navigator) document.body.appendChild(VRButton.createButton(renderer));
 }
 
+let dirty = true; // paused: something changed the picture (the camera, the window), draw once more
+
 function resize() {
+  dirty = true;
   camera.aspect = Math.max(view.clientWidth, 1) / Math.max(view.clientHeight, 1);
   camera.updateProjectionMatrix();
   if (renderer) renderer.setSize(view.clientWidth, view.clientHeight);
@@ -132,11 +140,13 @@ class Body {
     return lerpJoints(a.joints, b.joints, (t - a.stamp) / (b.stamp - a.stamp));
   }
 
-  draw(t) {
-    const joints = this.sample(t);
+  draw(t, frozen) {
+    // frozen: the pose held by pause (the buffer moves on meanwhile), undefined when not paused
+    const joints = frozen === undefined ? this.sample(t) : frozen;
     this.group.visible = joints !== null;
     if (!joints) return false;
-    this.material.opacity = t - this.newest().stamp > STALE ? 0.35 : 1.0;
+    const newest = this.newest();
+    this.material.opacity = newest && t - newest.stamp > STALE ? 0.35 : 1.0;
     joints.forEach((p, i) => {
       this.joints[i].visible = p !== null;
       if (p) this.joints[i].position.set(p[0], p[1], p[2]);
@@ -316,6 +326,30 @@ if (renderer) {
   });
 }
 
+// --- pause ---------------------------------------------------------------------------------
+
+let paused = false;
+let frozenAt = 0;
+const pauseButton = document.getElementById('pause');
+
+const frozen = new Map(); // body -> the joints shown when pause was pressed
+
+function setPaused(value) {
+  paused = Boolean(value);
+  frozenAt = drawStamp();
+  for (const [name, body] of bodies) frozen.set(name, body.sample(frozenAt));
+  dirty = true;
+  pauseButton.textContent = paused ? 'resume' : 'pause';
+}
+molam.setPaused = setPaused;
+pauseButton.addEventListener('click', () => setPaused(!paused));
+window.addEventListener('keydown', (event) => {
+  if (event.code === 'Space' && document.activeElement?.tagName !== 'INPUT') {
+    event.preventDefault();
+    setPaused(!paused);
+  }
+});
+
 // --- the loop ------------------------------------------------------------------------------
 
 const target = new THREE.Vector3();
@@ -329,11 +363,14 @@ function follow() {
 }
 
 function render() {
-  const t = drawStamp();
+  const presenting = renderer.xr.isPresenting; // a headset draws every frame, paused or not
+  if (paused && !presenting && !dirty) return;
+  dirty = false;
+  const t = paused ? frozenAt : drawStamp();
   let drawn = 0;
-  for (const body of bodies.values()) if (body.draw(t)) drawn++;
-  if (!renderer.xr.isPresenting) {
-    follow();
+  for (const [name, body] of bodies) if (body.draw(t, paused ? frozen.get(name) : undefined)) drawn++;
+  if (!presenting) {
+    if (!paused) follow();
     controls.update();
   }
   renderer.render(scene, camera);

@@ -25,8 +25,9 @@ pip_install() {
 log() { printf '[setup %5ss] %s\n' "$SECONDS" "$*"; }
 
 inputs_hash() {
-  # MOLAM_SIM is an input too: asking for the optional extra after a default set-up is new work.
-  { echo "MOLAM_SIM=${MOLAM_SIM:-0}"
+  # MOLAM_SIM and MOLAM_BROWSER are inputs too: asking for an optional extra after a default set-up
+  # is new work.
+  { echo "MOLAM_SIM=${MOLAM_SIM:-0} MOLAM_BROWSER=${MOLAM_BROWSER:-0}"
     cat "$ROOT/requirements/requirements.in" "$ROOT/requirements/constraints.txt" \
       "$ROOT/scripts/setup.sh" "$ROOT/pyproject.toml" "$ROOT/requirements/sim.txt" \
       "$ROOT"/ros2_ws/src/molam_msgs/CMakeLists.txt "$ROOT"/ros2_ws/src/molam_msgs/package.xml \
@@ -114,10 +115,26 @@ if [[ "${MOLAM_SIM:-0}" == "1" ]]; then
   pip_install -r "$ROOT/requirements/sim.txt" -c "$ROOT/requirements/constraints.txt"
 fi
 
+# Optional: headless Chromium for the live web view's browser test (tests/test_web_view_browser.py
+# loads the page, receives frames, takes a screenshot). Debian's chromium-headless-shell, about 100 MB
+# to download, 300 MB installed, so off by default: MOLAM_BROWSER=1 turns it on. Without it that test
+# skips, saying so; the page itself needs no browser on the robot.
+if [[ "${MOLAM_BROWSER:-0}" == "1" ]] && ! command -v chromium-headless-shell >/dev/null \
+  && ! command -v chromium >/dev/null; then
+  if [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null; then
+    log "installing Debian's chromium-headless-shell (the web view's browser test)"
+    apt_chromium() { timeout 900 apt-get install -y -q --no-install-recommends chromium-headless-shell >/dev/null 2>&1; }
+    apt_chromium || { timeout 300 apt-get update -q >/dev/null 2>&1 && apt_chromium; } \
+      || log "could not install chromium-headless-shell: the browser test will skip"
+  else
+    log "chromium-headless-shell is not installed (needs root apt-get): the browser test will skip"
+  fi
+fi
+
 log "installing molam_ros (editable)"
 pip_install --no-deps --no-build-isolation -e "$ROOT"
 
-"$VENV/bin/python" -c "import molam_ros, molam_msgs.msg, tf2_msgs.msg, rclpy, torch, transformers, peft, onnxruntime, lemminflect"
+"$VENV/bin/python" -c "import molam_ros, molam_msgs.msg, tf2_msgs.msg, rclpy, torch, transformers, peft, onnxruntime, lemminflect, websockets"
 "$VENV/bin/python" -c "from molam_ros.agent.encoder import model_dir; model_dir()"
 inputs_hash >"$STAMP"
 log "done: activate with 'source $VENV/bin/activate' or call $VENV/bin/molam"

@@ -54,6 +54,7 @@ LAYERS: dict[str, int] = {
     "runtime": 5,
     "coordination": 5,
     "sim": 5,  # the simulated robot (optional MuJoCo): reads runtime profiles, ros runs it
+    "web": 5,  # the live web view's messages and server (no ROS): reads motion, ros feeds it
     "agent": 6,
     "ros": 7,
     "bringup": 7,

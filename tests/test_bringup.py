@@ -55,6 +55,14 @@ def test_default_node_set() -> None:
     }
 
 
+def test_web_view_is_off_by_default_and_takes_its_port() -> None:
+    (reaction, web) = describe_nodes(BRINGUP_YAML, {"web": "true", "web_port": "9000", "person_id": "alice"})
+    assert (web.name, web.module) == ("web_view_node", "molam_ros.ros.web_view_node")
+    assert web.params_files == (str(REPO / "config" / "web_view_node.yaml"),)
+    assert web.parameters == {"port": 9000, "person_id": "alice"}  # an int, as the node declares it
+    assert reaction.parameters["person_id"] == "alice"  # both follow the same person
+
+
 def test_replay_only_with_typed_overrides() -> None:
     (replay,) = describe_nodes(
         BRINGUP_YAML, {"replay": "true", "reaction": False, "clip_id": "000123", "dataset": "/data"}
@@ -199,9 +207,9 @@ def test_params_file_comes_after_the_argument_overrides(tmp_path: Path) -> None:
 
 def test_nothing_enabled_is_an_error(capsys: pytest.CaptureFixture, launch_module: types.ModuleType) -> None:
     message = (
-        r"no node is enabled by .*bringup.yaml with reaction:=false replay:=false sim:=false, so nothing "
-        r"would start; reaction_node needs reaction:=true; pose_replay_node needs replay:=true; "
-        r"sim_node needs sim:=true"
+        r"no node is enabled by .*bringup.yaml with reaction:=false replay:=false sim:=false web:=false, so "
+        r"nothing would start; reaction_node needs reaction:=true; pose_replay_node needs replay:=true; "
+        r"sim_node needs sim:=true; web_view_node needs web:=true"
     )
     with pytest.raises(ValueError, match=message):
         describe_nodes(BRINGUP_YAML, {"reaction": "false"})

@@ -21,7 +21,16 @@ setup(
     packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
     # The trained defaults (safetensors + manifests) travel with the code: a fresh install reacts
     # without training anything.
-    package_data={PACKAGE: ["models/*/*.safetensors", "models/*/*.json"]},
+    # The live web view's page and its vendored three.js (molam_ros/web/static) travel the same way.
+    package_data={
+        PACKAGE: [
+            "models/*/*.safetensors",
+            "models/*/*.json",
+            "web/static/*",
+            "web/static/vendor/three/*",
+            "web/static/vendor/three/addons/*/*",
+        ]
+    },
     python_requires=">=3.10",
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
@@ -41,6 +50,7 @@ setup(
             "pose_replay_node = molam_ros.ros.pose_replay_node:main",
             "reaction_node = molam_ros.ros.reaction_node:main",
             "sim_node = molam_ros.ros.sim_node:main",
+            "web_view_node = molam_ros.ros.web_view_node:main",
         ],
     },
 )

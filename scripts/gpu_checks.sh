@@ -29,7 +29,7 @@ $py -c "import tensorrt; print('tensorrt', tensorrt.__version__)" 2>&1 | tail -1
 
 train() {  # name, preset, batch: one run in the background, its log beside it
   $py -m molam_ros.cli reactor train --data "$data" --out "$runs/$1" --preset "$2" --batch "$3" \
-    --device "$device" --targets decoded --rollouts 2 --steering "${STEERING:-3000}" --train-clips 0 \
+    --device "$device" --targets decoded --rollouts 2 --placement-weight 10 --steering "${STEERING:-3000}" --train-clips 0 \
     --steps "${STEPS:-40000}" --minutes "$minutes" --eval-every "${EVAL_EVERY:-500}" --threads 2 \
     --instruction-vectors "$vectors" > "$runs/$1.log" 2>&1
 }

@@ -231,7 +231,11 @@ def _cmd_tokenizer_train(args: argparse.Namespace) -> int:
     summary = train(
         args.data,
         args.out,
-        model_config=preset(args.preset, feature_dim=layout_of(args.layout).dim),
+        model_config=preset(
+            args.preset,
+            feature_dim=layout_of(args.layout).dim,
+            **({"rel_weight": args.rel_weight} if args.rel_weight is not None else {}),
+        ),
         train_config=train_config,
         resume=args.out if args.resume else None,
     )
@@ -573,6 +577,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--preset", default="small", help="architecture preset: tiny, small (default model), base, paper"
+    )
+    p.add_argument(
+        "--rel-weight",
+        type=float,
+        help="loss weight of the relation to the partner (TokenizerConfig.rel_weight; default: the preset's)",
     )
     p.add_argument(
         "--data",

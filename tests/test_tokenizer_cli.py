@@ -17,9 +17,27 @@ def test_train_eval_export_bench(tmp_path: Path, capsys: pytest.CaptureFixture[s
     data, ckpt, export = tmp_path / "data", tmp_path / "ckpt", tmp_path / "export"
     write_dataset(data, generate_dataset(12, 0), progress=False)
     train = ["tokenizer", "train", "--preset", "tiny", "--data", str(data), "--out", str(ckpt)]
-    assert main([*train, "--steps", "12", "--batch-size", "8", "--window", "32", "--eval-every", "6"]) == 0
+    assert (
+        main(
+            [
+                *train,
+                "--steps",
+                "12",
+                "--batch-size",
+                "8",
+                "--window",
+                "32",
+                "--eval-every",
+                "6",
+                "--rel-weight",
+                "3",
+            ]
+        )
+        == 0
+    )
     info = json.loads((ckpt / "config.json").read_text())
     assert info["extra"]["step"] == 12 and info["config"]["width"] == 32
+    assert info["config"]["rel_weight"] == 3.0  # --rel-weight replaces the preset's
     # Resume continues the step counter up to the new total.
     assert main([*train, "--steps", "16", "--batch-size", "8", "--window", "32", "--resume"]) == 0
     assert json.loads((ckpt / "config.json").read_text())["extra"]["step"] == 16

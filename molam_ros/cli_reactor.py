@@ -114,11 +114,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         **REACTOR_PRESETS[args.preset],
         **{k: getattr(args, k) for k in ("width", "layers", "heads") if getattr(args, k)},
     }
-    model = SmallReactorConfig(
-        codebook_size=int(engine.model.config.codebook_size),
-        depth=engine.num_quantizers,
-        stride=engine.stride,
-        feature_dim=engine.feature_dim,
+    model = SmallReactorConfig.for_engine(
+        engine,
         **shape,
         context_steps=args.context_steps,
         blind=blind_ranges(args.blind),

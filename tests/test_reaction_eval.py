@@ -150,11 +150,8 @@ def test_ship_writes_weights_manifest_and_figures(setup, tmp_path) -> None:
     targets = reaction_targets(
         root / "data", shipped_tokenizer_dir(), rc, list(range(len(rc))), progress=False
     )
-    model = SmallReactorConfig(
-        codebook_size=engine.model.config.codebook_size,
-        depth=engine.num_quantizers,
-        stride=engine.stride,
-        feature_dim=engine.feature_dim,
+    model = SmallReactorConfig.for_engine(
+        engine,
         width=32,
         layers=1,
         heads=2,

@@ -208,11 +208,8 @@ def test_the_node_builds_and_streams_with_the_small_reactor(tiny_models, tiny_ll
     tok = tiny_models / "tokenizer" / "small"
     engine = TorchEngine(tok)
     codes = encode_reaction_codes(tiny_llm_env["data"], tok, tmp_path / "codes.npz", progress=False)
-    model = SmallReactorConfig(
-        codebook_size=engine.model.config.codebook_size,
-        depth=engine.num_quantizers,
-        stride=engine.stride,
-        feature_dim=engine.feature_dim,
+    model = SmallReactorConfig.for_engine(
+        engine,
         width=32,
         layers=1,
         heads=2,

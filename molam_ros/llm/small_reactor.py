@@ -86,6 +86,18 @@ class SmallReactorConfig:
         return asdict(self)
 
     @classmethod
+    def for_engine(cls, engine: Any, **shape: Any) -> SmallReactorConfig:
+        """The shape fields that must follow the tokenizer (K, D, l, F) read from its torch engine,
+        the rest from `shape`."""
+        return cls(
+            codebook_size=int(engine.model.config.codebook_size),
+            depth=engine.num_quantizers,
+            stride=engine.stride,
+            feature_dim=engine.feature_dim,
+            **shape,
+        )
+
+    @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SmallReactorConfig:
         return cls(**{**d, "blind": tuple(tuple(r) for r in d.get("blind", ()))})
 

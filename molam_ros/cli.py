@@ -231,13 +231,14 @@ def _cmd_tokenizer_train(args: argparse.Namespace) -> int:
     summary = train(
         args.data,
         args.out,
-        model_config=preset(
-            args.preset,
-            feature_dim=layout_of(args.layout).dim,
-            **({"rel_weight": args.rel_weight} if args.rel_weight is not None else {}),
-        ),
+        model_config=preset(args.preset, feature_dim=layout_of(args.layout).dim),
         train_config=train_config,
         resume=args.out if args.resume else None,
+        loss_weights={
+            k: v
+            for k, v in (("rel_weight", args.rel_weight), ("traj_weight", args.traj_weight))
+            if v is not None
+        },
     )
     print(json.dumps(summary, indent=1, default=str))
     print(f"trained preset {args.preset!r} in {time.perf_counter() - start:.0f} s; checkpoint in {args.out}")
@@ -581,7 +582,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--rel-weight",
         type=float,
-        help="loss weight of the relation to the partner (TokenizerConfig.rel_weight; default: the preset's)",
+        help="loss weight of the relation to the partner (TokenizerConfig.rel_weight; default: the preset's, "
+        "or the checkpoint's with --resume, where a given weight wins)",
+    )
+    p.add_argument(
+        "--traj-weight",
+        type=float,
+        help="loss weight of the integrated root's drift (TokenizerConfig.traj_weight; as --rel-weight)",
     )
     p.add_argument(
         "--data",

@@ -38,9 +38,14 @@ def test_train_eval_export_bench(tmp_path: Path, capsys: pytest.CaptureFixture[s
     info = json.loads((ckpt / "config.json").read_text())
     assert info["extra"]["step"] == 12 and info["config"]["width"] == 32
     assert info["config"]["rel_weight"] == 3.0  # --rel-weight replaces the preset's
-    # Resume continues the step counter up to the new total.
-    assert main([*train, "--steps", "16", "--batch-size", "8", "--window", "32", "--resume"]) == 0
-    assert json.loads((ckpt / "config.json").read_text())["extra"]["step"] == 16
+    # Resume continues the step counter up to the new total; loss weights given win over the
+    # checkpoint's, the others (and the architecture) are the checkpoint's.
+    resume = [*train, "--steps", "16", "--batch-size", "8", "--window", "32", "--resume"]
+    resume += ["--traj-weight", "0.7"]
+    assert main(resume) == 0
+    info = json.loads((ckpt / "config.json").read_text())
+    assert info["extra"]["step"] == 16 and info["config"]["width"] == 32
+    assert info["config"]["traj_weight"] == 0.7 and info["config"]["rel_weight"] == 3.0
     capsys.readouterr()
 
     metrics = tmp_path / "eval.json"

@@ -104,6 +104,8 @@ def test_bad_training_settings_raise(data_dir: Path, tmp_path: Path) -> None:
         )
     with pytest.raises(ValueError, match="min_lr"):
         TrainConfig(lr=1e-4, min_lr=1e-3)
+    with pytest.raises(ValueError, match="not loss weights"):  # the architecture is not a loss weight
+        train(data_dir, tmp_path, model_config=PRESETS["tiny"], loss_weights={"width": 64.0}, progress=False)
 
 
 def test_lr_schedule() -> None:

@@ -14,6 +14,10 @@ from typing import Any
 
 from molam_ros.motion.layout import DEFAULT_LAYOUT, layout_of
 
+# The fields of TokenizerConfig that weigh the training loss: they change what training optimises,
+# never the architecture, so a resumed run may set them (tokenizer/train.py, `loss_weights`).
+LOSS_WEIGHTS = ("pos_weight", "vel_weight", "traj_weight", "rel_weight")
+
 
 @dataclass(frozen=True, kw_only=True)
 class TokenizerConfig:

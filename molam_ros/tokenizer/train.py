@@ -31,7 +31,7 @@ from tqdm import tqdm
 from molam_ros.data.dataset import MotionDataset, clip_features
 from molam_ros.motion.layout import layout_of
 from molam_ros.motion.normalization import FeatureStats
-from molam_ros.tokenizer.config import TokenizerConfig
+from molam_ros.tokenizer.config import LOSS_WEIGHTS, TokenizerConfig
 from molam_ros.tokenizer.evaluate import evaluate
 from molam_ros.tokenizer.rqvae import RQVAE, load_checkpoint, read_checkpoint_info, save_checkpoint
 
@@ -121,6 +121,7 @@ def train(
     model_config: TokenizerConfig | None = None,
     train_config: TrainConfig = TrainConfig(),  # noqa: B008 (frozen dataclass, safe default)
     resume: str | Path | None = None,
+    loss_weights: dict[str, float] | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Train a tokenizer on the dataset at `data_dir`, writing checkpoints to `out_dir`; returns a summary.
@@ -128,6 +129,9 @@ def train(
     resume: a checkpoint directory (usually `out_dir` itself) to continue from: the architecture
     and feature stats come from it (a different `model_config` is ignored with a warning), and
     the optimiser state and step counter too when it holds `optimizer.pt`.
+    loss_weights: TokenizerConfig loss weights (`LOSS_WEIGHTS`) that win over the preset's and, on
+    resume, over the checkpoint's: they shape training only, not the architecture, so a fine-tune
+    may change them (the relation's weight 1 -> 4 is how the shipped default was continued).
     """
     tc = train_config
     out_dir = Path(out_dir)
@@ -157,6 +161,12 @@ def train(
         model_config = model_config or TokenizerConfig()
         model = RQVAE(model_config).to(device)
         rng = np.random.default_rng(tc.seed)
+    if loss_weights:
+        unknown = set(loss_weights) - set(LOSS_WEIGHTS)
+        if unknown:
+            raise ValueError(f"not loss weights of TokenizerConfig: {sorted(unknown)}; known: {LOSS_WEIGHTS}")
+        model_config = dataclasses.replace(model_config, **loss_weights)
+        model.config = model_config
     l = model_config.stride
     if tc.window % l:
         raise ValueError(f"TrainConfig.window={tc.window} must be a multiple of the tokenizer stride l={l}")

@@ -170,7 +170,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from molam_ros.data.dataset import MotionDataset
     from molam_ros.llm.reaction_eval import ReactionEvalConfig, eval_clips, evaluate_reactors, format_rows
     from molam_ros.llm.reaction_instructions import reactor_instruction
-    from molam_ros.llm.small_reactor import SmallStreamingReactor, load_small_reactor
+    from molam_ros.llm.small_reactor import SmallStreamingReactor, load_small_reactor, reactor_settings
     from molam_ros.paths import default_tokenizer_dir
     from molam_ros.tokenizer.engines import TorchEngine
     from molam_ros.tokenizer.rqvae import check_pairing
@@ -192,9 +192,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for ckpt in args.checkpoint or [paths.default_reactor_dir()]:
         net, info = load_small_reactor(ckpt)
         check_pairing(info.get("tokenizer"), tok, f"the small reactor {ckpt}")
-        reactors[Path(ckpt).name] = SmallStreamingReactor(
-            net, engine, embed=embed, anchor_pull=info.get("anchor_pull")
-        )
+        settings = reactor_settings(info)
+        if args.guidance is not None:
+            settings["guidance"] = args.guidance
+        reactors[Path(ckpt).name] = SmallStreamingReactor(net, engine, embed=embed, **settings)
     rng = np.random.default_rng(0)
     instructions = {}
     if args.instructions == "clip":
@@ -247,6 +248,7 @@ def cmd_ship(args: argparse.Namespace) -> int:
         clips=args.clips,
         classifiers=_classifiers(ds, args.data),
         anchor_pull=args.anchor_pull,
+        guidance=args.guidance,
         embed=_embedder(),
     )
     from molam_ros.llm.reaction_eval import format_rows
@@ -391,6 +393,11 @@ def add_commands(groups: Any, fmt: type) -> None:
         help="placement smoothing (ego.follow_anchor); default: the reactor's own",
     )
     p.add_argument(
+        "--guidance",
+        type=float,
+        help="instruction guidance scale g (llm/small_reactor.py; 1: none); default: the reactor's own",
+    )
+    p.add_argument(
         "--direct", action="store_true", help="place the reactor's features, not its decoded codes"
     )
     p.add_argument(
@@ -423,6 +430,12 @@ def add_commands(groups: Any, fmt: type) -> None:
         type=float,
         required=True,
         help="placement smoothing shipped with it, chosen on VALIDATION clips (reactor eval --split val)",
+    )
+    p.add_argument(
+        "--guidance",
+        type=float,
+        default=1.0,
+        help="instruction guidance scale shipped with it, chosen on VALIDATION clips (1: none)",
     )
     p.set_defaults(func=cmd_ship)
     p = cmds.add_parser(

@@ -141,7 +141,7 @@ def test_ship_writes_weights_manifest_and_figures(setup, tmp_path) -> None:
 
     from molam_ros.llm.reaction_codes import reaction_targets
     from molam_ros.llm.reactor_ship import ship_small_reactor
-    from molam_ros.llm.small_reactor import SmallReactorConfig, load_small_reactor
+    from molam_ros.llm.small_reactor import SmallReactorConfig, load_small_reactor, reactor_settings
     from molam_ros.llm.small_reactor_train import ReactorTrainConfig, train_small_reactor
     from molam_ros.tokenizer.rqvae import checkpoint_identity
 
@@ -173,12 +173,22 @@ def test_ship_writes_weights_manifest_and_figures(setup, tmp_path) -> None:
     if split_ds is None:
         pytest.skip("the tiny dataset has no test clip")
     manifest = ship_small_reactor(
-        run, ds, engine, out, commands=["molam reactor train ..."], clips=2, anchor_pull=0.02, progress=False
+        run,
+        ds,
+        engine,
+        out,
+        commands=["molam reactor train ..."],
+        clips=2,
+        anchor_pull=0.02,
+        guidance=2.5,
+        progress=False,
     )
     assert manifest["dtype"] in ("float16", "float32") and manifest["anchor_pull"] == 0.02
+    assert manifest["guidance"] == 2.5
     for name, digest in manifest["files"].items():
         assert hashlib.sha256((out / name).read_bytes()).hexdigest() == digest
     assert {"small_reactor", "still", "mirror", "codes", "recorded"} <= set(manifest["eval"]["rows"])
     assert json.loads((out / "manifest.json").read_text())["commands"] == ["molam reactor train ..."]
     net, info = load_small_reactor(out)
     assert info["anchor_pull"] == 0.02 and info["tokenizer"]["sha256"]
+    assert reactor_settings(info) == {"anchor_pull": 0.02, "guidance": 2.5}  # what the node loads

@@ -179,6 +179,42 @@ def test_streaming_with_the_shipped_tokenizer() -> None:
         SmallStreamingReactor(SmallReactorNet(tiny_config()), engine)
 
 
+def test_guidance_extrapolates_from_the_untold_prediction() -> None:
+    """pred = u + g (c - u): g 1 is the told prediction, g 0 the untold one, g 2 twice as far; no
+    instruction, no guidance; a bad scale is refused."""
+    engine = TorchEngine(shipped_tokenizer_dir(), threads=1)
+    cfg = tiny_config(
+        codebook_size=engine.model.config.codebook_size,
+        depth=engine.num_quantizers,
+        stride=engine.stride,
+        feature_dim=engine.feature_dim,
+    )
+    torch.manual_seed(0)
+    net = SmallReactorNet(cfg).eval()
+    with torch.no_grad():
+        net.no_text.normal_()  # an untrained net's "untold" vector is zero; make told and untold differ
+    a = torch.as_tensor(np.random.default_rng(1).integers(0, cfg.codebook_size, (1, 5, cfg.depth)))
+    b = torch.randn(1, 5, cfg.step_dim)
+    with torch.no_grad():
+        told = net(a, b, torch.as_tensor(fake_embed(["wave back"])))[0, -1].numpy()
+        untold = net(a, b)[0, -1].numpy()
+    assert np.abs(told - untold).max() > 1e-3
+
+    def guided(g: float | None, text: str | None = "wave back") -> np.ndarray:
+        r = SmallStreamingReactor(net, engine, embed=fake_embed, instruction=text, guidance=g)
+        with torch.no_grad():
+            return r._predict(a, b)
+
+    np.testing.assert_allclose(guided(None), told, atol=1e-5)
+    np.testing.assert_allclose(guided(1.0), told, atol=1e-5)
+    np.testing.assert_allclose(guided(0.0), untold, atol=1e-5)
+    np.testing.assert_allclose(guided(2.0), 2 * told - untold, atol=1e-4)
+    np.testing.assert_allclose(guided(3.0, None), untold, atol=1e-5)  # nothing told: nothing to guide
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match="guidance"):
+            SmallStreamingReactor(net, engine, guidance=bad)
+
+
 def test_instructions_and_runtime_partner() -> None:
     rng = np.random.default_rng(0)
     texts = {reactor_instruction({"interaction": "handshake", "style": "hesitant"}, rng) for _ in range(50)}

@@ -93,7 +93,7 @@ def _small_reactor(p: dict[str, Any], tok: Path, engine: Any) -> Any:
     """The small reactor named by the parameters, paired with the tokenizer in use, with the shipped
     sentence encoder for its instructions (the same encoder the command classifier uses)."""
     from molam_ros.agent.encoder import EncoderUnavailableError, shared_encoder
-    from molam_ros.llm.small_reactor import SmallStreamingReactor, load_small_reactor
+    from molam_ros.llm.small_reactor import SmallStreamingReactor, load_small_reactor, reactor_settings
     from molam_ros.paths import default_reactor_dir
     from molam_ros.tokenizer.rqvae import check_pairing
 
@@ -104,7 +104,7 @@ def _small_reactor(p: dict[str, Any], tok: Path, engine: Any) -> Any:
         embed = shared_encoder().encode
     except EncoderUnavailableError:
         embed = None  # reacts unprompted; an instruction is refused with a clear reason
-    return SmallStreamingReactor(net, engine, embed=embed, anchor_pull=info.get("anchor_pull"))
+    return SmallStreamingReactor(net, engine, embed=embed, **reactor_settings(info))
 
 
 def build_teleop_pipeline(p: dict[str, Any]) -> tuple[Any, str]:

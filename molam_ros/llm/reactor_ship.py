@@ -39,6 +39,7 @@ def ship_small_reactor(
     clips: int = 94,
     tolerance_mm: float = 2.0,
     anchor_pull: float | None = None,
+    guidance: float = 1.0,
     embed: Any = None,
     classifiers: tuple[Any, Any] | None = None,
     progress: bool = True,
@@ -47,6 +48,7 @@ def ship_small_reactor(
     net, info = load_small_reactor(run)
     if anchor_pull is not None:
         info["anchor_pull"] = anchor_pull
+    info["guidance"] = guidance
     cfg = ReactionEvalConfig(clips=clips)
     held_out = eval_clips(dataset, "test", cfg, engine.stride)
     with tempfile.TemporaryDirectory() as tmp:
@@ -74,7 +76,11 @@ def ship_small_reactor(
     keep = half if use_half else net
     pair, steer = classifiers if classifiers is not None else (None, None)
     rows = evaluate_reactors(
-        {"small_reactor": SmallStreamingReactor(keep, engine, anchor_pull=anchor_pull, embed=embed)},
+        {
+            "small_reactor": SmallStreamingReactor(
+                keep, engine, anchor_pull=anchor_pull, guidance=guidance, embed=embed
+            )
+        },
         engine,
         held_out,
         cfg,
@@ -92,6 +98,7 @@ def ship_small_reactor(
         "files": {name: _sha(out / name) for name in ("model.safetensors", "config.json")},
         "tokenizer": info.get("tokenizer"),
         "anchor_pull": anchor_pull,
+        "guidance": guidance,
         "steps": info.get("step"),
         "train_seconds_2core_cpu": (info.get("last") or {}).get("seconds"),
         "held_out_losses": info.get("last"),

@@ -34,6 +34,13 @@ features from its input makes the model read the relation from there.
 The instruction is one vector added to every position: the sentence encoder's embedding (384-d
 MiniLM) projected to the width, or a learned "no instruction" vector; training drops it half of
 the time, so the model reacts with and without being told.
+
+Guidance. Because the same network predicts with and without the instruction, an instructed step
+can be pushed further along what the instruction changes: pred = u + g (c - u), c the prediction
+told, u the one untold, g the `guidance` (classifier-free guidance, Ho & Salimans 2022, applied to
+the regressed features instead of a score). g = 1 is the plain conditional prediction. Measured
+on validation clips, the instruction's effect on an unguided reactor is small (steering 7 %): the
+actor's motion dominates what the reactor does.
 """
 
 from __future__ import annotations
@@ -202,6 +209,12 @@ def save_small_reactor(
     return out
 
 
+def reactor_settings(info: dict[str, Any]) -> dict[str, float | None]:
+    """The inference settings a trained reactor was chosen with on validation clips (its
+    config.json: "anchor_pull", "guidance"), as SmallStreamingReactor keywords."""
+    return {"anchor_pull": info.get("anchor_pull"), "guidance": info.get("guidance")}
+
+
 def load_small_reactor(directory: str | Path) -> tuple[SmallReactorNet, dict[str, Any]]:
     """The network (float32, eval mode) and its config.json, or a clear error."""
     from safetensors.torch import load_file
@@ -239,9 +252,15 @@ class SmallStreamingReactor:
         embed: Embedder | None = None,
         instruction: str | None = None,
         anchor_pull: float | None = None,
+        guidance: float | None = None,
     ) -> None:
         """`anchor_pull`: the placement smoothing this reactor was measured with (its config.json's
-        "anchor_pull", chosen on validation clips; ego.follow_anchor); None: the pipeline's."""
+        "anchor_pull", chosen on validation clips; ego.follow_anchor); None: the pipeline's.
+        `guidance`: the instruction's guidance scale g (module docstring; None or 1: none); it costs
+        a second row in the same forward pass, only while an instruction is set."""
+        if guidance is not None and not (np.isfinite(guidance) and guidance >= 0.0):
+            raise ValueError(f"guidance must be a finite number >= 0, got {guidance!r}")
+        self.guidance = 1.0 if guidance is None else float(guidance)
         self.net = net.eval()
         self.device = next(net.parameters()).device  # where the caller put the net (cpu, cuda)
         self.anchor_pull = anchor_pull
@@ -313,7 +332,7 @@ class SmallStreamingReactor:
             prev = [np.zeros(c.step_dim, np.float32)] * max(0, n - len(self._b)) + list(self._b)[-n:]
             a = torch.as_tensor(np.stack(list(self._a)[-n:]))[None].to(self.device)
             b = torch.as_tensor(np.stack(prev[-n:]))[None].to(self.device)
-            pred = self.net(a, b, self._text)[0, -1].float().cpu().numpy()
+            pred = self._predict(a, b)
             raw = self.engine.stats.denormalize(pred.reshape(c.stride, c.feature_dim))[None].astype(
                 np.float32
             )
@@ -323,6 +342,14 @@ class SmallStreamingReactor:
             out = codes[0, 0].astype(np.int64)
         self.history.append((a_now, out))
         return out.copy()
+
+    def _predict(self, a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
+        """The next step's normalised (l*F,) features, guided where an instruction is set."""
+        if self._text is None or self.guidance == 1.0:
+            return self.net(a, b, self._text)[0, -1].float().cpu().numpy()
+        told_untold = torch.cat([self._text, torch.full_like(self._text, float("nan"))])  # NaN: untold
+        c, u = self.net(a.expand(2, -1, -1), b.expand(2, -1, -1), told_untold)[:, -1].float()
+        return (u + self.guidance * (c - u)).cpu().numpy()
 
     def react(self, codes_a: np.ndarray, start_b: np.ndarray | None = None) -> np.ndarray:
         """(L, D) actor codes -> (L, D) reactor codes from a fresh start (optionally its first step)."""
@@ -340,5 +367,6 @@ __all__ = [
     "SmallReactorNet",
     "SmallStreamingReactor",
     "load_small_reactor",
+    "reactor_settings",
     "save_small_reactor",
 ]

@@ -79,6 +79,8 @@ class Augment:
     yaw_noise_rate: share of windows with such a turn.
     scale: body sizes drawn uniformly from this range (about the floor).
     mirror: left and right exchanged with p = 0.5.
+    tracker_noise: std (m) of independent noise on each tracked point of each frame, the targets
+        untouched (tracker jitter; 0: the points are the recorded joints).
     """
 
     optional_rate: float = 0.5
@@ -86,6 +88,7 @@ class Augment:
     yaw_noise_rate: float = 0.5
     scale: tuple[float, float] = (0.9, 1.1)
     mirror: bool = True
+    tracker_noise: float = 0.0
 
 
 def sample_windows(
@@ -105,6 +108,8 @@ def sample_windows(
     turned = rng.random(count) < augment.yaw_noise_rate
     yaw += np.where(turned, rng.normal(0.0, augment.yaw_noise, count), 0.0)[:, None]
     points = pos[:, :, TRACKED_INDEX]
+    if augment.tracker_noise > 0:
+        points = points + rng.normal(0.0, augment.tracker_noise, points.shape)
     present = np.zeros((count, NUM_SLOTS), dtype=bool)
     present[:, : len(REQUIRED)] = True
     some = rng.random(count) < augment.optional_rate

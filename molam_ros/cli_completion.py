@@ -68,7 +68,9 @@ def _cmd_fold(args: argparse.Namespace) -> int:
 
     held_out = FOLDS[args.fold] if args.fold else args.hold_out
     info = write_source_fold(args.data, held_out, args.out)
-    print(f"wrote {args.out}: {info['splits']['train']} train clips, val = {', '.join(info['held_out_sources'])}")
+    print(
+        f"wrote {args.out}: {info['splits']['train']} train clips, val = {', '.join(info['held_out_sources'])}"
+    )
     return 0
 
 
@@ -78,7 +80,9 @@ def _group_weight(text: str) -> tuple[str, float]:
 
     group, sep, value = text.partition("=")
     if not sep or group not in JOINT_GROUPS:
-        raise argparse.ArgumentTypeError(f"expected GROUP=WEIGHT with GROUP in {tuple(JOINT_GROUPS)}, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected GROUP=WEIGHT with GROUP in {tuple(JOINT_GROUPS)}, got {text!r}"
+        )
     try:
         weight = float(value)
     except ValueError as e:
@@ -158,7 +162,9 @@ def add_commands(groups: Any, fmt: type) -> None:
     )
     p.add_argument("--data", type=Path, required=True, help="the real dataset (molam data real)")
     which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--fold", choices=("A", "B"), help="one of the fixed folds (completion/folds.py FOLDS)")
+    which.add_argument(
+        "--fold", choices=("A", "B"), help="one of the fixed folds (completion/folds.py FOLDS)"
+    )
     which.add_argument("--hold-out", nargs="+", metavar="SOURCE", help="training sources to hold out")
     p.add_argument("--out", type=Path, required=True, help="fold dataset directory to write")
     p.set_defaults(func=_cmd_fold)

@@ -19,7 +19,7 @@ and measure with `molam completion eval --split val`.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,9 +59,16 @@ def source_of(clip_id: str) -> str:
     return head if sep and tail.isdigit() else clip_id
 
 
-def write_source_fold(real: str | Path, held_out: Sequence[str], out: str | Path) -> dict[str, Any]:
+def write_source_fold(
+    real: str | Path,
+    held_out: Sequence[str],
+    out: str | Path,
+    *,
+    recorded: Mapping[str, Callable[[], MotionClip]] | None = None,
+) -> dict[str, Any]:
     """Write the fold of the real dataset at `real` that holds out the sources `held_out` (module
-    docstring) into `out`; returns its manifest. A name that is not a training source is an error."""
+    docstring) into `out`; returns its manifest. A name that is not a training source is an error.
+    `recorded`: how to load each source as recorded (default: real_clips.real_sources())."""
     real, out = Path(real), Path(out)
     ds = MotionDataset(real)
     train_ids = ds.ids("train")
@@ -76,13 +83,14 @@ def write_source_fold(real: str | Path, held_out: Sequence[str], out: str | Path
         link = out / "motions" / f"{clip_id}.npz"
         link.unlink(missing_ok=True)
         link.symlink_to((real / "motions" / f"{clip_id}.npz").resolve())
-    recorded = {s.name: s for s in real_sources()}
+    if recorded is None:
+        recorded = {s.name: s.load for s in real_sources()}
     missing = sorted(held - set(recorded))
     if missing:
         raise ValueError(f"sources {missing} are not installed here (real_clips.real_sources)")
     val = sorted(held)
     for name in val:
-        clip = recorded[name].load()  # as recorded, as real_clips writes the test clips
+        clip = recorded[name]()  # as recorded, as real_clips writes the test clips
         meta = {**clip.meta, "split": "val", "source_clip": name}
         write_clip(out, MotionClip(name, clip.positions, fps=clip.fps, texts=clip.texts, meta=meta))
     (out / "splits").mkdir(exist_ok=True)

@@ -108,11 +108,11 @@ def sample_windows(
     turned = rng.random(count) < augment.yaw_noise_rate
     yaw += np.where(turned, rng.normal(0.0, augment.yaw_noise, count), 0.0)[:, None]
     points = pos[:, :, TRACKED_INDEX]
-    if augment.tracker_noise > 0:
-        points = points + rng.normal(0.0, augment.tracker_noise, points.shape)
     present = np.zeros((count, NUM_SLOTS), dtype=bool)
     present[:, : len(REQUIRED)] = True
     some = rng.random(count) < augment.optional_rate
     present[:, len(REQUIRED) :] = some[:, None] & (rng.random((count, len(OPTIONAL))) < 0.5)
     points[~np.broadcast_to(present[:, None], points.shape[:3])] = np.nan
+    if augment.tracker_noise > 0:  # drawn last: the other draws are those of a run without noise
+        points += rng.normal(0.0, augment.tracker_noise, points.shape)
     return points, yaw, pos[:, -1]

@@ -68,9 +68,8 @@ def _cmd_fold(args: argparse.Namespace) -> int:
 
     held_out = FOLDS[args.fold] if args.fold else args.hold_out
     info = write_source_fold(args.data, held_out, args.out)
-    print(
-        f"wrote {args.out}: {info['splits']['train']} train clips, val = {', '.join(info['held_out_sources'])}"
-    )
+    val = ", ".join(info["held_out_sources"])
+    print(f"wrote {args.out}: {info['splits']['train']} train clips, val = {val}")
     return 0
 
 

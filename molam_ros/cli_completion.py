@@ -28,7 +28,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         lr=args.lr,
         weights=weights,
         group_weights=tuple(args.loss_weight),
-        augment=Augment(tracker_noise=args.tracker_noise),
+        augment=Augment(tracker_noise=args.tracker_noise, reverse_rate=args.reverse_rate),
         seed=args.seed,
     )
     model = CompletionConfig(window=args.window, width=args.width, layers=args.layers)
@@ -127,6 +127,9 @@ def add_commands(groups: Any, fmt: type) -> None:
     )
     p.add_argument(
         "--tracker-noise", type=float, default=0.0, metavar="M", help="std (m) of noise on the tracked points"
+    )
+    p.add_argument(
+        "--reverse-rate", type=float, default=0.0, metavar="P", help="share of windows played backwards"
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")

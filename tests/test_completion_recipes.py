@@ -90,6 +90,26 @@ def test_tracker_noise_moves_the_points_not_the_targets(real: Path) -> None:
     np.testing.assert_array_equal(clean[2][:, TRACKED_INDEX[:3]], clean[0][:, -1, :3])
 
 
+def test_a_reversed_window_runs_backwards_to_its_target(real: Path) -> None:
+    streams = load_streams(real, "train")
+    plain = Augment(mirror=False, scale=(1, 1), yaw_noise_rate=0.0)
+    fwd = sample_windows(streams, 64, 8, np.random.default_rng(1), plain)
+    back = sample_windows(
+        streams,
+        64,
+        8,
+        np.random.default_rng(1),
+        Augment(mirror=False, scale=(1, 1), yaw_noise_rate=0.0, reverse_rate=1.0),
+    )
+    head = TRACKED_INDEX[0]
+    np.testing.assert_array_equal(fwd[2], back[2])  # the same target frames
+    for body, win in zip(back[2], back[0], strict=True):  # the window: that frame, then earlier in time
+        (k,) = np.flatnonzero((streams.positions == body.astype(np.float32)).all(axis=(1, 2)))[:1]
+        a, b = next(bd for bd in streams.bounds if bd[0] <= k < bd[1])
+        frames = np.minimum(k + np.arange(7, -1, -1), b - 1)
+        np.testing.assert_allclose(win[:, 0], streams.positions[frames, head], atol=1e-6)
+
+
 def test_the_cli_passes_the_recipe_options(
     real: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -105,12 +125,23 @@ def test_the_cli_passes_the_recipe_options(
     parser = build_parser()
     argv = ["completion", "train", "--data", str(real), "--out", str(tmp_path / "c"), "--steps", "7"]
     args = parser.parse_args(
-        [*argv, "--loss-weight", "legs=2", "torso=1.5", "--tracker-noise", "0.01", "--lr", "1e-3"]
+        [
+            *argv,
+            "--loss-weight",
+            "legs=2",
+            "torso=1.5",
+            "--tracker-noise",
+            "0.01",
+            "--lr",
+            "1e-3",
+            "--reverse-rate",
+            "0.3",
+        ]
     )
     assert args.func(args) == 0
     config = seen["config"]
     assert config.group_weights == (("legs", 2.0), ("torso", 1.5)) and config.augment.tracker_noise == 0.01
-    assert config.lr == 1e-3 and config.steps == 7
+    assert config.lr == 1e-3 and config.steps == 7 and config.augment.reverse_rate == 0.3
     for bad in ("feet=2", "legs", "legs=-1", "legs=x"):
         with pytest.raises(SystemExit):
             parser.parse_args([*argv, "--loss-weight", bad])

@@ -135,7 +135,9 @@ def add_commands(groups: Any, fmt: type) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
     p = cmds.add_parser(
-        "eval", help="MPJPE per joint group on the test splits, next to two baselines", formatter_class=fmt
+        "eval",
+        help="MPJPE per joint group on the test (or val) splits, next to two baselines",
+        formatter_class=fmt,
     )
     p.add_argument("--checkpoint", type=Path, help="checkpoint (default: the shipped model)")
     p.add_argument("--data", type=Path, nargs="+", required=True, help="dataset directories")

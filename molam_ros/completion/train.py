@@ -39,8 +39,9 @@ class CompletionTrainConfig:
         are few but are what a VR user moves like, so they get half by default).
     group_weights: loss weight per joint group (motion/sparse.py JOINT_GROUPS), e.g.
         (("legs", 2.0),); groups not named weigh 1. The loss is the weighted mean of the per-joint
-        distances, so with no weights it is the MPJPE reported. Heavier legs and torso pay for
-        the joints the sparse points say least about (the model loses there to the nearest pose).
+        distances, so with no weights it is the MPJPE reported (with weights, the history's
+        `train_mpjpe_mm` is the weighted figure). Heavier legs and torso pay for the joints the
+        sparse points say least about (the model loses there to the nearest pose on real clips).
     """
 
     steps: int = 6000

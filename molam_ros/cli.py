@@ -408,7 +408,8 @@ def _cmd_bench_sim(args: argparse.Namespace) -> int:
 
     cols = ("clips", "minutes", "acc", "jerk", "tracking_p99", "tracking_max", "collisions_per_min",
             "limit_steps", "hand_mm", "elbow_mm")  # fmt: skip
-    print(f"tracker noise {args.noise} m; split {args.split}")
+    guards = {"off": (False,), "on": (True,), "both": (False, True)}[args.guard]
+    print(f"tracker noise {args.noise} m; split {args.split}; self-collision guard {args.guard}")
     print("| data | profile | stream | " + " | ".join(cols) + " |")
     print("|---|---|---|" + "---|" * len(cols))
     for root in args.data:
@@ -419,12 +420,19 @@ def _cmd_bench_sim(args: argparse.Namespace) -> int:
             two = len(clip.positions) > 1
             actor = int(clip.meta.get("actor", 0)) if two else 0
             clips.append((cid, clip.positions[actor], clip.positions[1 - actor] if two else None))
+        notes = []
         for name in args.profile:
-            for kind, figures in bench(load_profile(name), clips, noise=args.noise).items():
+            for kind, figures in bench(load_profile(name), clips, noise=args.noise, guards=guards).items():
                 row = summarize(figures)
                 if row:
                     cells = [f"{row[c]:.3g}" if isinstance(row[c], float) else str(row[c]) for c in cols]
                     print(f"| {Path(root).name} | {name} | {kind} | " + " | ".join(cells) + " |", flush=True)
+                    if row["pairs"] or row["limit_joints"]:
+                        notes.append(
+                            f"{name} {kind}: collisions {row['pairs']}; at a limit {row['limit_joints']}"
+                        )
+        for note in notes:  # which links collided, which joints sat at a limit (clips)
+            print(note)
     return 0
 
 
@@ -697,6 +705,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", nargs="+", default=["unitree_g1", "unitree_h1"])
     p.add_argument("--limit", type=int, default=0, help="first N clips per dataset (0: all)")
     p.add_argument("--noise", type=float, default=0.01, help="teleop: tracker noise, m (Gaussian std)")
+    p.add_argument(
+        "--guard",
+        choices=("off", "on", "both"),
+        default="both",
+        help="the self-collision guard (sim/collision_guard.py): every stream without it, with it, or both",
+    )
     p.set_defaults(func=_cmd_bench_sim)
     p = bench_cmds.add_parser(
         "tokenizer",

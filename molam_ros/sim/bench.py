@@ -19,6 +19,7 @@ and for each stream:
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -33,6 +34,7 @@ from molam_ros.runtime.profiles import Profile
 from molam_ros.runtime.retarget import Retargeter
 from molam_ros.runtime.safety import SafetyFilter
 from molam_ros.runtime.teleop import TeleopConfig, TeleopPipeline
+from molam_ros.sim.collision_guard import CollisionGuard
 from molam_ros.sim.execute import execute_stream
 from molam_ros.sim.ik_retarget import IKRetargeter
 from molam_ros.sim.robot import SimulatedRobot
@@ -57,6 +59,8 @@ class StreamFigures:
     limit_steps: int
     hand_mm: float = float("nan")
     elbow_mm: float = float("nan")
+    pairs: tuple[tuple[str, str], ...] = ()  # the link pairs of the collision events
+    limit_joints: tuple[str, ...] = ()  # joints the simulated robot held at a limit
 
 
 def smoothness(q: np.ndarray, fps: float = FPS) -> tuple[float, float]:
@@ -66,11 +70,19 @@ def smoothness(q: np.ndarray, fps: float = FPS) -> tuple[float, float]:
     return float(np.abs(acc).mean()), float(np.abs(jerk).mean())
 
 
-def teleop_commands(profile: Profile, operator: np.ndarray, filtered: bool, ik: bool = False) -> np.ndarray:
+def teleop_commands(
+    profile: Profile, operator: np.ndarray, filtered: bool, ik: bool = False, guard: bool = False
+) -> np.ndarray:
     """(T, J) commanded joints of a teleoperation stream of the operator's (T, 22, 3) positions;
-    `ik`: retargeted by mink IK (sim/ik_retarget.py) instead of the axis decomposition."""
+    `ik`: retargeted by mink IK (sim/ik_retarget.py) instead of the axis decomposition; `guard`: the
+    safety filter's self-collision guard (sim/collision_guard.py) on."""
     config = TeleopConfig(person_id="op") if filtered else TeleopConfig(person_id="op", filter=None)
-    pipe = TeleopPipeline(profile, config, ik=IKRetargeter(profile) if ik else None)
+    pipe = TeleopPipeline(
+        profile,
+        config,
+        ik=IKRetargeter(profile) if ik else None,
+        guard=CollisionGuard(profile) if guard else None,
+    )
     out = []
     for i, pose in enumerate(operator):
         stamp = 100.0 + i / FPS
@@ -79,10 +91,10 @@ def teleop_commands(profile: Profile, operator: np.ndarray, filtered: bool, ik: 
     return np.stack(out)
 
 
-def reaction_commands(profile: Profile, reactor: np.ndarray) -> np.ndarray:
+def reaction_commands(profile: Profile, reactor: np.ndarray, guard: bool = False) -> np.ndarray:
     """(T, J) commanded joints for a reactor's (T, 22, 3) motion: retargeting + safety, as the pipeline."""
     target = Retargeter(profile).robot(features_to_local_quats(positions_to_features(reactor))).positions
-    safety = SafetyFilter(profile)
+    safety = SafetyFilter(profile, guard=CollisionGuard(profile) if guard else None)
     return np.stack([safety.update(i / FPS, t).positions for i, t in enumerate(target)])
 
 
@@ -146,30 +158,42 @@ def run_stream(
         tracking_max=s["tracking_error_max_rad"],
         collisions=s["self_collisions"],
         limit_steps=s["limit_steps"],
+        pairs=tuple(e.links for e in report.collisions),
+        limit_joints=tuple(sorted(report.limit_joints)),
     )
     if operator is not None:
         fig.hand_mm, fig.elbow_mm = arm_errors(robot, q, operator)
     return fig
 
 
+STREAMS = ("teleop_raw", "teleop_filtered", "teleop_ik", "reaction")
+
+
 def bench(
-    profile: Profile, clips: Iterable[tuple[str, np.ndarray, np.ndarray | None]], noise: float = 0.01
+    profile: Profile,
+    clips: Iterable[tuple[str, np.ndarray, np.ndarray | None]],
+    noise: float = 0.01,
+    guards: tuple[bool, ...] = (False,),
 ) -> dict[str, list]:
-    """Figures per stream kind ("teleop_raw", "teleop_filtered", "reaction") over (id, operator,
-    reactor or None) clips; fidelity is measured against the operator without the tracker noise."""
-    out: dict[str, list] = {"teleop_raw": [], "teleop_filtered": [], "teleop_ik": [], "reaction": []}
+    """Figures per stream kind (STREAMS; "+guard" appended with the self-collision guard on) over
+    (id, operator, reactor or None) clips; fidelity is measured against the operator without the
+    tracker noise. `guards`: run every stream without (False) and/or with (True) the guard."""
+    out: dict[str, list] = {k + ("+guard" if g else ""): [] for g in guards for k in STREAMS}
     rng = np.random.default_rng(0)
     for _, operator, reactor in clips:
         tracked = operator + rng.normal(0.0, noise, operator.shape) if noise > 0 else operator
-        for kind, filtered, ik in (
-            ("teleop_raw", False, False),
-            ("teleop_filtered", True, False),
-            ("teleop_ik", True, True),
-        ):
-            q = teleop_commands(profile, tracked, filtered, ik)
-            out[kind].append(run_stream(profile, q, stride=1, operator=operator[-len(q) :]))
-        if reactor is not None:
-            out["reaction"].append(run_stream(profile, reaction_commands(profile, reactor), stride=4))
+        for guard in guards:
+            tag = "+guard" if guard else ""
+            for kind, filtered, ik in (
+                ("teleop_raw", False, False),
+                ("teleop_filtered", True, False),
+                ("teleop_ik", True, True),
+            ):
+                q = teleop_commands(profile, tracked, filtered, ik, guard)
+                out[kind + tag].append(run_stream(profile, q, stride=1, operator=operator[-len(q) :]))
+            if reactor is not None:
+                q = reaction_commands(profile, reactor, guard)
+                out["reaction" + tag].append(run_stream(profile, q, stride=4))
     return out
 
 
@@ -189,4 +213,6 @@ def summarize(figures: list[StreamFigures]) -> dict[str, float]:
         "limit_steps": int(sum(f.limit_steps for f in figures)),
         "hand_mm": float(np.mean([f.hand_mm for f in figures])),
         "elbow_mm": float(np.mean([f.elbow_mm for f in figures])),
+        "pairs": dict(Counter("/".join(p) for f in figures for p in f.pairs).most_common(4)),
+        "limit_joints": dict(Counter(j for f in figures for j in f.limit_joints).most_common(4)),
     }

@@ -9,8 +9,9 @@ measures what the stream does.
 
 What is measured, per frame offered to the buffer (accepted or too late): its reorder depth, how
 far its capture stamp lies behind the newest stamp already received (0 for a frame in order). A
-frame is lost to reordering exactly when its depth exceeds the window, so the window is the
-`quantile` of the depths over the last `history` frames, clamped to [floor, cap]: an in-order
+frame is lost to reordering exactly when its depth reaches the window (the grid frame it belongs to
+was emitted as the newer one arrived), so the window is the `quantile` of the depths over the last
+`history` frames plus `margin`, clamped to [floor, cap]: an in-order
 stream keeps the floor (0: no added latency), a reordering one widens it until that quantile of its
 late frames slot in, and it shrinks again once the reordering stops (the history moves on). The
 cap bounds the latency a bad link can add; the frames beyond it are dropped and counted, as before.
@@ -31,18 +32,23 @@ class AdaptiveWindowConfig:
     quantile: fraction of the recent frames the window must let slot in (0.95: 1 in 20 late ones
         may be dropped rather than make every frame wait for it).
     history: frames the quantile looks back over (300: 10 s at 30 Hz).
+    margin: s added to the quantile: a frame exactly as late as the window would miss it, and
+        trackers' stamps jitter by a few milliseconds.
     """
 
     floor: float = 0.0
     cap: float = 0.1
     quantile: float = 0.95
     history: int = 300
+    margin: float = 0.005
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.floor) and math.isfinite(self.cap) and 0 <= self.floor <= self.cap):
             raise ValueError(f"reorder window: need 0 <= floor <= cap, got {self.floor}, {self.cap}")
         if not 0 < self.quantile <= 1:
             raise ValueError(f"reorder window quantile must be in (0, 1], got {self.quantile}")
+        if not (math.isfinite(self.margin) and self.margin >= 0):
+            raise ValueError(f"reorder window margin must be >= 0 s, got {self.margin}")
         if self.history < 1:
             raise ValueError(f"reorder window history must be >= 1 frame, got {self.history}")
 
@@ -71,4 +77,4 @@ class AdaptiveWindow:
             self.value = cfg.floor
         else:
             q = float(np.quantile(np.fromiter(self._depths, float), cfg.quantile))
-            self.value = min(max(q, cfg.floor), cfg.cap)
+            self.value = min(max(q + cfg.margin, cfg.floor), cfg.cap)

@@ -61,8 +61,8 @@ class CollisionGuardConfig:
         linearises the distances; beyond that the line search decides).
     """
 
-    clearance: float = 0.03
-    detection_distance: float = 0.12
+    clearance: float = 0.02
+    detection_distance: float = 0.06
     iterations: int = 2
     sweep_step: float = 0.05
     position_margin: float = 0.02

@@ -10,7 +10,6 @@ import pytest
 from molam_ros.runtime.pose_buffer import PoseBuffer, PoseBufferConfig
 from molam_ros.runtime.reorder_window import AdaptiveWindow, AdaptiveWindowConfig
 from molam_ros.runtime.teleop import TeleopConfig
-
 from tests.test_pose_buffer import pose_at
 
 

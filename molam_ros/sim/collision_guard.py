@@ -38,6 +38,7 @@ import mujoco
 import numpy as np
 
 from molam_ros.runtime.profiles import Profile
+from molam_ros.sim.mink_limits import DisplacementCollisionLimit
 from molam_ros.sim.model import RobotModel, build_model
 
 
@@ -101,11 +102,13 @@ class CollisionGuard:
         for a, b in self._pairs:
             groups.setdefault(float(self._required[a, b]), []).append(([a], [b]))
         self._collision = [
-            mink.CollisionAvoidanceLimit(
-                m,
-                pairs,
-                minimum_distance_from_collisions=clearance,
-                collision_detection_distance=self.config.detection_distance,
+            DisplacementCollisionLimit(
+                mink.CollisionAvoidanceLimit(
+                    m,
+                    pairs,
+                    minimum_distance_from_collisions=clearance,
+                    collision_detection_distance=self.config.detection_distance,
+                )
             )
             for clearance, pairs in groups.items()
         ]

@@ -37,6 +37,7 @@ import numpy as np
 from molam_ros.motion.canonical import facing_angle
 from molam_ros.motion.skeleton import JOINT_INDEX
 from molam_ros.runtime.profiles import Profile
+from molam_ros.sim.mink_limits import DisplacementCollisionLimit
 from molam_ros.sim.model import build_model
 
 ARM_SITES = (("left_shoulder", "left_elbow", "left_wrist"), ("right_shoulder", "right_elbow", "right_wrist"))
@@ -104,9 +105,11 @@ class IKRetargeter:
         if not (left and right and body):
             return []
         pairs = [(left, body), (right, body), (left, right)]
-        return [
-            mink.CollisionAvoidanceLimit(
-                m, pairs, minimum_distance_from_collisions=clearance, collision_detection_distance=0.15
+        return [  # bound as a displacement: mink's own is 30x looser at dt = 1/30 (sim/mink_limits.py)
+            DisplacementCollisionLimit(
+                mink.CollisionAvoidanceLimit(
+                    m, pairs, minimum_distance_from_collisions=clearance, collision_detection_distance=0.15
+                )
             )
         ]
 

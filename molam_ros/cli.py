@@ -457,6 +457,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         commands=tuple(parse_command(c) for c in args.command) if args.command else DemoConfig.commands,
         instructions=tuple(args.instruction) if args.instruction else DemoConfig.instructions,
         prepare=not args.no_prepare,
+        sim=False if args.no_sim else None,
     )
     try:
         run_demo(config)
@@ -803,6 +804,11 @@ def build_parser() -> argparse.ArgumentParser:
         "'Be friendly.' and 'Be hesitant.'; '' reacts freely)",
     )
     p.add_argument("--no-prepare", action="store_true", help="fail instead of making missing models")
+    p.add_argument(
+        "--no-sim",
+        action="store_true",
+        help="no simulated robot (default: run it and draw its body where the [sim] extra is installed)",
+    )
     p.set_defaults(func=_cmd_demo)
     return parser
 

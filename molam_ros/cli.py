@@ -409,7 +409,8 @@ def _cmd_bench_sim(args: argparse.Namespace) -> int:
     cols = ("clips", "minutes", "acc", "jerk", "tracking_p99", "tracking_max", "collisions_per_min",
             "limit_steps", "hand_mm", "elbow_mm")  # fmt: skip
     guards = {"off": (False,), "on": (True,), "both": (False, True)}[args.guard]
-    print(f"tracker noise {args.noise} m; split {args.split}; self-collision guard {args.guard}")
+    vel = "published (the safety filter's)" if args.published else "central differences"
+    print(f"tracker noise {args.noise} m; split {args.split}; collision guard {args.guard}; velocities {vel}")
     print("| data | profile | stream | " + " | ".join(cols) + " |")
     print("|---|---|---|" + "---|" * len(cols))
     for root in args.data:
@@ -422,7 +423,8 @@ def _cmd_bench_sim(args: argparse.Namespace) -> int:
             clips.append((cid, clip.positions[actor], clip.positions[1 - actor] if two else None))
         notes = []
         for name in args.profile:
-            for kind, figures in bench(load_profile(name), clips, noise=args.noise, guards=guards).items():
+            figs = bench(load_profile(name), clips, noise=args.noise, guards=guards, published=args.published)
+            for kind, figures in figs.items():
                 row = summarize(figures)
                 if row:
                     cells = [f"{row[c]:.3g}" if isinstance(row[c], float) else str(row[c]) for c in cols]
@@ -711,6 +713,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("off", "on", "both"),
         default="both",
         help="the self-collision guard (sim/collision_guard.py): every stream without it, with it, or both",
+    )
+    p.add_argument(
+        "--published",
+        action="store_true",
+        help="the robot gets the velocities the node publishes (default: central differences of positions)",
     )
     p.set_defaults(func=_cmd_bench_sim)
     p = bench_cmds.add_parser(

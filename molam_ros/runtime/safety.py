@@ -29,7 +29,8 @@ Every `update(now, target)` applies, in this order:
    through the body. Its output becomes the filter's state, so the next step starts from what
    was really commanded.
 So every output is finite, within the limits, and within the velocity limit of the previous one
-(and, with a guard, clear of the robot's own body).
+(and, with a guard, clear of the robot's own body). The velocity sent with a position near a limit
+is capped so that the controller's spline through it does not swing past the limit (`_limit_safe`).
 """
 
 from __future__ import annotations
@@ -76,6 +77,8 @@ class SafetyConfig:
     timeout: input silence after which the robot eases to neutral; 0 turns the watchdog off.
     ease_time: duration of the ease to neutral (the velocity limit may make it longer).
     resume_time: crossfade back to the live stream when input returns after a silence.
+    limit_safe_velocity: cap the velocity sent with a position near a limit so the controller's
+        spline does not swing past the limit (`SafetyFilter._limit_safe`); False: the raw step.
     """
 
     control_period: float = 1.0 / 30.0
@@ -85,6 +88,7 @@ class SafetyConfig:
     timeout: float = 0.5
     ease_time: float = 2.0
     resume_time: float = 0.5
+    limit_safe_velocity: bool = True
 
     def __post_init__(self) -> None:
         for name in ("control_period", "blend_time", "ease_time", "resume_time"):
@@ -290,6 +294,8 @@ class SafetyFilter:
         if not np.all(np.isfinite(new)):  # unreachable with finite targets: the last line of defence
             new = self._out.copy()
         velocities = (new - self._out) / dt if dt > 0 else np.zeros_like(new)
+        if self.config.limit_safe_velocity:
+            velocities = self._limit_safe(new, velocities)
         self._out = new
         if (
             self._state == EASING
@@ -299,6 +305,23 @@ class SafetyFilter:
             self._state = NEUTRAL
         self._last_now = now
         return SafetyOutput(new.copy(), velocities, self._state, held=held, rate_limited=rate_limited)
+
+    def _limit_safe(self, positions: np.ndarray, velocities: np.ndarray) -> np.ndarray:
+        """The velocities to publish with `positions`: towards a joint limit, at most what keeps the
+        robot's trajectory spline inside it.
+
+        A joint_trajectory_controller joins the points with cubic Hermite splines (sim/trajectory.py);
+        from a point p with velocity v towards a limit, to a held point, the spline swings past p by
+        (4/27) v h (h: the time between points). Measured: a G1 shoulder stopped at the position
+        clamp (0.02 rad inside its limit) at full speed swung 0.027 rad past the limit. So the
+        velocity towards the nearer limit is capped at d 27 / (8 h), d the distance to the limit:
+        the swing stays within half of d (the other half is the servo's)."""
+        h = self.config.control_period
+        room_up = self.profile.upper - positions
+        room_down = positions - self.profile.lower
+        cap_up = np.maximum(room_up, 0.0) * 27.0 / (8.0 * h)
+        cap_down = np.maximum(room_down, 0.0) * 27.0 / (8.0 * h)
+        return np.clip(velocities, -cap_down, cap_up)
 
     def _ease_time_start(self, now: float) -> float:
         return self._ease_start if self._ease_start is not None else now

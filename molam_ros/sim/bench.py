@@ -32,7 +32,7 @@ from molam_ros.motion.layout import features_to_local_quats
 from molam_ros.motion.skeleton import JOINT_INDEX, JOINT_NAMES
 from molam_ros.runtime.profiles import Profile
 from molam_ros.runtime.retarget import Retargeter
-from molam_ros.runtime.safety import SafetyFilter
+from molam_ros.runtime.safety import SafetyConfig, SafetyFilter
 from molam_ros.runtime.teleop import TeleopConfig, TeleopPipeline
 from molam_ros.sim.collision_guard import CollisionGuard
 from molam_ros.sim.execute import execute_stream
@@ -71,31 +71,54 @@ def smoothness(q: np.ndarray, fps: float = FPS) -> tuple[float, float]:
 
 
 def teleop_commands(
-    profile: Profile, operator: np.ndarray, filtered: bool, ik: bool = False, guard: bool = False
-) -> np.ndarray:
+    profile: Profile,
+    operator: np.ndarray,
+    filtered: bool,
+    ik: bool = False,
+    guard: bool = False,
+    *,
+    with_velocities: bool = False,
+    safety: SafetyConfig | None = None,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """(T, J) commanded joints of a teleoperation stream of the operator's (T, 22, 3) positions;
     `ik`: retargeted by mink IK (sim/ik_retarget.py) instead of the axis decomposition; `guard`: the
-    safety filter's self-collision guard (sim/collision_guard.py) on."""
-    config = TeleopConfig(person_id="op") if filtered else TeleopConfig(person_id="op", filter=None)
+    safety filter's self-collision guard (sim/collision_guard.py) on. `with_velocities`: also the
+    (T, J) velocities the node publishes with them (the safety filter's)."""
+    safety = safety or TeleopConfig.safety
+    config = TeleopConfig(person_id="op", safety=safety)
+    if not filtered:
+        config = TeleopConfig(person_id="op", filter=None, safety=safety)
     pipe = TeleopPipeline(
         profile,
         config,
         ik=IKRetargeter(profile) if ik else None,
         guard=CollisionGuard(profile) if guard else None,
     )
-    out = []
+    out, vel = [], []
     for i, pose in enumerate(operator):
         stamp = 100.0 + i / FPS
         pipe.push_pose(stamp, pose, JOINT_NAMES, now=stamp)
-        out += [c.joint_positions[0] for c in pipe.process(now=stamp)]
-    return np.stack(out)
+        for c in pipe.process(now=stamp):
+            out.append(c.joint_positions[0])
+            vel.append(c.joint_velocities[0])
+    return (np.stack(out), np.stack(vel)) if with_velocities else np.stack(out)
 
 
-def reaction_commands(profile: Profile, reactor: np.ndarray, guard: bool = False) -> np.ndarray:
-    """(T, J) commanded joints for a reactor's (T, 22, 3) motion: retargeting + safety, as the pipeline."""
+def reaction_commands(
+    profile: Profile,
+    reactor: np.ndarray,
+    guard: bool = False,
+    *,
+    with_velocities: bool = False,
+    safety: SafetyConfig | None = None,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """(T, J) commanded joints for a reactor's (T, 22, 3) motion: retargeting + safety, as the
+    pipeline (`with_velocities`: and the velocities it publishes)."""
     target = Retargeter(profile).robot(features_to_local_quats(positions_to_features(reactor))).positions
-    safety = SafetyFilter(profile, guard=CollisionGuard(profile) if guard else None)
-    return np.stack([safety.update(i / FPS, t).positions for i, t in enumerate(target)])
+    filt = SafetyFilter(profile, safety, guard=CollisionGuard(profile) if guard else None)
+    out = [filt.update(i / FPS, t) for i, t in enumerate(target)]
+    q = np.stack([o.positions for o in out])
+    return (q, np.stack([o.velocities for o in out])) if with_velocities else q
 
 
 def _body_frame(positions: np.ndarray) -> np.ndarray:
@@ -142,11 +165,16 @@ def arm_errors(robot: SimulatedRobot, q: np.ndarray, operator: np.ndarray) -> tu
 
 
 def run_stream(
-    profile: Profile, q: np.ndarray, stride: int, operator: np.ndarray | None = None
+    profile: Profile,
+    q: np.ndarray,
+    stride: int,
+    operator: np.ndarray | None = None,
+    velocities: np.ndarray | None = None,
 ) -> StreamFigures:
-    """Execute a command stream on a fresh simulated robot and measure it."""
+    """Execute a command stream on a fresh simulated robot and measure it; `velocities`: those
+    published with the positions (the safety filter's), None: central differences of q."""
     robot = SimulatedRobot(profile, initial=q[0])
-    vel = np.gradient(q, 1 / FPS, axis=0)
+    vel = np.gradient(q, 1 / FPS, axis=0) if velocities is None else velocities
     report = execute_stream(robot, q, vel, stride=stride, horizon=max(stride, 15))
     s = report.summary()
     acc, jerk = smoothness(q)
@@ -174,10 +202,13 @@ def bench(
     clips: Iterable[tuple[str, np.ndarray, np.ndarray | None]],
     noise: float = 0.01,
     guards: tuple[bool, ...] = (False,),
+    published: bool = False,
 ) -> dict[str, list]:
     """Figures per stream kind (STREAMS; "+guard" appended with the self-collision guard on) over
     (id, operator, reactor or None) clips; fidelity is measured against the operator without the
-    tracker noise. `guards`: run every stream without (False) and/or with (True) the guard."""
+    tracker noise. `guards`: run every stream without (False) and/or with (True) the guard.
+    `published`: the robot gets the velocities the node publishes (the safety filter's, capped near
+    the limits) instead of central differences of the positions."""
     out: dict[str, list] = {k + ("+guard" if g else ""): [] for g in guards for k in STREAMS}
     rng = np.random.default_rng(0)
     for _, operator, reactor in clips:
@@ -189,11 +220,12 @@ def bench(
                 ("teleop_filtered", True, False),
                 ("teleop_ik", True, True),
             ):
-                q = teleop_commands(profile, tracked, filtered, ik, guard)
-                out[kind + tag].append(run_stream(profile, q, stride=1, operator=operator[-len(q) :]))
+                q, v = teleop_commands(profile, tracked, filtered, ik, guard, with_velocities=True)
+                v = v if published else None
+                out[kind + tag].append(run_stream(profile, q, 1, operator=operator[-len(q) :], velocities=v))
             if reactor is not None:
-                q = reaction_commands(profile, reactor, guard)
-                out["reaction" + tag].append(run_stream(profile, q, stride=4))
+                q, v = reaction_commands(profile, reactor, guard, with_velocities=True)
+                out["reaction" + tag].append(run_stream(profile, q, 4, velocities=v if published else None))
     return out
 
 

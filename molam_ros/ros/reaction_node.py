@@ -177,7 +177,7 @@ PARAMETERS: dict[str, tuple[object, str]] = {
         "auto",
         "robots: self-collision guard after the safety filter, auto | on | off (extra [sim])",
     ),
-    "collision_clearance": (0.03, "m the guard keeps between the robot's own links"),
+    "collision_clearance": (0.02, "m the guard keeps between the robot's own links"),
 }
 MODES = ("reaction", "teleop")
 

@@ -115,3 +115,25 @@ def test_the_guard_config_is_checked_and_pairs_resting_close_keep_less() -> None
         "left_shoulder_yaw_link",
         "torso_link",
     ) in guard.pairs
+
+
+def test_the_node_builds_the_guard_as_its_parameter_says() -> None:
+    from molam_ros.agent.reaction_setup import build_guard, build_teleop_pipeline
+    from molam_ros.ros.reaction_node import PARAMETERS
+
+    p = {name: default for name, (default, _) in PARAMETERS.items()}
+    p.update(mode="teleop", person_id="op", profile="unitree_g1")
+    pipeline, _ = build_teleop_pipeline(p)  # auto, with the extra installed: on
+    assert isinstance(pipeline.guard, CollisionGuard) and pipeline.safety.guard is pipeline.guard
+    assert pipeline.guard.config.clearance == p["collision_clearance"]
+    assert build_teleop_pipeline({**p, "collision_guard": "off"})[0].guard is None
+    assert build_guard(
+        {**p, "collision_guard": "on", "collision_clearance": 0.05}, load_profile("unitree_h1")
+    )
+    with pytest.raises(ValueError, match="collision_guard"):
+        build_guard({**p, "collision_guard": "maybe"}, load_profile("unitree_g1"))
+    # A robot state given before the stream keeps the guard (the filter is rebuilt there).
+    assert (
+        pipeline.set_robot_state(load_profile("unitree_g1").neutral)
+        and pipeline.safety.guard is pipeline.guard
+    )

@@ -173,10 +173,7 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "teleop_filter_beta": (1.0, "1/m (teleop): One Euro filter speed coefficient"),
     "teleop_blend_time": (1.0, "s (teleop): crossfade from the robot's pose to the operator's"),
     "teleop_retarget": ("axis", "teleop: axis (decomposition) | ik (mink on the MuJoCo model, extra [sim])"),
-    "collision_guard": (
-        "auto",
-        "robots: self-collision guard after the safety filter, auto | on | off (extra [sim])",
-    ),
+    "collision_guard": ("auto", "robots: self-collision guard, auto | on | off (extra [sim])"),
     "collision_clearance": (0.02, "m the guard keeps between the robot's own links"),
 }
 MODES = ("reaction", "teleop")
@@ -480,9 +477,8 @@ class ReactionNode(Node):
             **percentiles_ms("capture_latency_ms", self.latency_capture),
             **{f"stage_ms_{k}": round(v * 1e3, 1) for k, v in self.pipeline.last_seconds.items()},
             "reorder_window_ms": round(self.pipeline.buffer.reorder_window * 1e3, 1),
+            "collision_guarded": int(guard.stats.get("guarded", 0)),  # commands the guard moved (robots)
         }
-        if getattr(guard, "guard", None) is not None:  # the robot's self-collision guard
-            values["collision_guarded"] = int(guard.stats["guarded"])
         level = "OK"
         message = "reacting"
         if state in ("easing_to_neutral", "neutral"):

@@ -403,6 +403,10 @@ def _cmd_bench_sim(args: argparse.Namespace) -> int:
     except ImportError as e:
         print(f"molam bench sim needs MuJoCo: pip install 'molam_ros[sim]' ({e})", file=sys.stderr)
         return 2
+    import json
+    from dataclasses import asdict
+    from typing import Any
+
     from molam_ros.data.dataset import MotionDataset
     from molam_ros.runtime.profiles import load_profile
 
@@ -413,17 +417,39 @@ def _cmd_bench_sim(args: argparse.Namespace) -> int:
     print(f"tracker noise {args.noise} m; split {args.split}; collision guard {args.guard}; velocities {vel}")
     print("| data | profile | stream | " + " | ".join(cols) + " |")
     print("|---|---|---|" + "---|" * len(cols))
+    log = args.jsonl.open("a") if args.jsonl else None
+
+    def record(profile: str, root: Path) -> Any:
+        def write(cid: str, kind: str, fig: Any) -> None:
+            if log is not None:  # one line per clip and stream, as it is measured
+                row = {"data": root.name, "profile": profile, "clip": cid, "stream": kind, **asdict(fig)}
+                log.write(json.dumps(row) + "\n")
+                log.flush()
+
+        return write
+
+    shard, shards = (int(x) for x in args.shard.split("/"))
     for root in args.data:
         ds = MotionDataset(root)
         clips = []
-        for cid in ds.ids(args.split)[: args.limit or None]:
+        for i, cid in enumerate(ds.ids(args.split)[: args.limit or None]):
+            if i % shards != shard:
+                continue
             clip = ds.load(cid)
             two = len(clip.positions) > 1
             actor = int(clip.meta.get("actor", 0)) if two else 0
             clips.append((cid, clip.positions[actor], clip.positions[1 - actor] if two else None))
         notes = []
         for name in args.profile:
-            figs = bench(load_profile(name), clips, noise=args.noise, guards=guards, published=args.published)
+            figs = bench(
+                load_profile(name),
+                clips,
+                noise=args.noise,
+                guards=guards,
+                published=args.published,
+                streams=tuple(args.streams),
+                on_figures=record(name, root),
+            )
             for kind, figures in figs.items():
                 row = summarize(figures)
                 if row:
@@ -719,6 +745,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the robot gets the velocities the node publishes (default: central differences of positions)",
     )
+    streams = ("teleop_raw", "teleop_filtered", "teleop_ik", "reaction")  # sim/bench.py STREAMS
+    p.add_argument("--streams", nargs="+", default=list(streams), choices=streams, help="streams measured")
+    p.add_argument("--shard", default="0/1", help="K/N: only the clips i with i %% N == K (parallel runs)")
+    p.add_argument("--jsonl", type=Path, help="append each clip's and stream's figures here as measured")
     p.set_defaults(func=_cmd_bench_sim)
     p = bench_cmds.add_parser(
         "tokenizer",

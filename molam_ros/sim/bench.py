@@ -20,7 +20,7 @@ and for each stream:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import mujoco
@@ -203,29 +203,37 @@ def bench(
     noise: float = 0.01,
     guards: tuple[bool, ...] = (False,),
     published: bool = False,
+    streams: tuple[str, ...] = STREAMS,
+    on_figures: Callable[[str, str, StreamFigures], None] | None = None,
 ) -> dict[str, list]:
-    """Figures per stream kind (STREAMS; "+guard" appended with the self-collision guard on) over
-    (id, operator, reactor or None) clips; fidelity is measured against the operator without the
-    tracker noise. `guards`: run every stream without (False) and/or with (True) the guard.
-    `published`: the robot gets the velocities the node publishes (the safety filter's, capped near
-    the limits) instead of central differences of the positions."""
-    out: dict[str, list] = {k + ("+guard" if g else ""): [] for g in guards for k in STREAMS}
+    """Figures per stream kind (`streams` of STREAMS; "+guard" appended with the self-collision
+    guard on) over (id, operator, reactor or None) clips; fidelity is measured against the operator
+    without the tracker noise. `guards`: run every stream without (False) and/or with (True) the
+    guard. `published`: the robot gets the velocities the node publishes (the safety filter's,
+    capped near the limits) instead of central differences of the positions. `on_figures(clip id,
+    stream, figures)`: called as each is measured (a long run's progress, kept if it is stopped)."""
+    out: dict[str, list] = {k + ("+guard" if g else ""): [] for g in guards for k in STREAMS if k in streams}
     rng = np.random.default_rng(0)
-    for _, operator, reactor in clips:
+    teleop = (("teleop_raw", False, False), ("teleop_filtered", True, False), ("teleop_ik", True, True))
+    for cid, operator, reactor in clips:
         tracked = operator + rng.normal(0.0, noise, operator.shape) if noise > 0 else operator
         for guard in guards:
             tag = "+guard" if guard else ""
-            for kind, filtered, ik in (
-                ("teleop_raw", False, False),
-                ("teleop_filtered", True, False),
-                ("teleop_ik", True, True),
-            ):
-                q, v = teleop_commands(profile, tracked, filtered, ik, guard, with_velocities=True)
-                v = v if published else None
-                out[kind + tag].append(run_stream(profile, q, 1, operator=operator[-len(q) :], velocities=v))
-            if reactor is not None:
+            measured = []
+            for kind, filtered, ik in teleop:
+                if kind in streams:
+                    q, v = teleop_commands(profile, tracked, filtered, ik, guard, with_velocities=True)
+                    v = v if published else None
+                    measured.append(
+                        (kind, run_stream(profile, q, 1, operator=operator[-len(q) :], velocities=v))
+                    )
+            if reactor is not None and "reaction" in streams:
                 q, v = reaction_commands(profile, reactor, guard, with_velocities=True)
-                out["reaction" + tag].append(run_stream(profile, q, 4, velocities=v if published else None))
+                measured.append(("reaction", run_stream(profile, q, 4, velocities=v if published else None)))
+            for kind, fig in measured:
+                out[kind + tag].append(fig)
+                if on_figures is not None:
+                    on_figures(cid, kind + tag, fig)
     return out
 
 

@@ -168,7 +168,7 @@ def build_guard(p: dict[str, Any], profile: Any) -> Any:
         if choice == "on":
             raise RuntimeError(f"collision_guard on needs pip install 'molam_ros[sim]' ({e})") from e
         return None
-    clearance = float(p.get("collision_clearance", 0.02))
+    clearance = float(p.get("collision_clearance", 0.03))
     detection = max(CollisionGuardConfig.detection_distance, 3.0 * clearance)
     return CollisionGuard(profile, CollisionGuardConfig(clearance=clearance, detection_distance=detection))
 

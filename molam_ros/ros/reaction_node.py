@@ -174,7 +174,7 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "teleop_blend_time": (1.0, "s (teleop): crossfade from the robot's pose to the operator's"),
     "teleop_retarget": ("axis", "teleop: axis (decomposition) | ik (mink on the MuJoCo model, extra [sim])"),
     "collision_guard": ("auto", "robots: self-collision guard, auto | on | off (extra [sim])"),
-    "collision_clearance": (0.02, "m the guard keeps between the robot's own links"),
+    "collision_clearance": (0.03, "m the guard keeps between the robot's own links"),
 }
 MODES = ("reaction", "teleop")
 

@@ -20,9 +20,10 @@ Targets, per frame, from the operator's SMPL joint positions (metres, Y up) in t
   a posture task with a stiff cost on the leg joints.
 A posture task towards the neutral pose regularises the rest (wrist roll, redundant twists).
 Self-collision is a constraint of the QP (mink's CollisionAvoidanceLimit): each forearm and upper
-arm keeps `clearance` from the body and from the other arm. Without it the IK puts a robot's hand
-where a human's is, and a robot's capsules are fatter than a human's limbs: measured on the
-generator test clips, G1 collided hundreds of times a minute (`molam bench sim`).
+arm keeps `clearance` (3 cm, the guard's: sim/collision_guard.py) from the body and from the
+other arm. Without it the IK puts a robot's hand where a human's is, and a robot's capsules are
+fatter than a human's limbs: measured on the generator test clips, G1 collided hundreds of times
+a minute (`molam bench sim`).
 
 The axis decomposition (runtime/retarget.py) stays the default and the fallback: it needs no
 optional dependency, and when the QP fails for a frame the previous solution is held.
@@ -56,7 +57,7 @@ class IKRetargeter:
     """Operator positions -> robot joints by mink IK, warm-started (module docstring)."""
 
     def __init__(
-        self, profile: Profile, *, iterations: int = 4, posture_cost: float = 1e-2, clearance: float = 0.02
+        self, profile: Profile, *, iterations: int = 4, posture_cost: float = 1e-2, clearance: float = 0.03
     ) -> None:
         self.profile = profile
         self.rm = build_model(profile)

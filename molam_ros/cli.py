@@ -404,28 +404,64 @@ def _cmd_bench_sim(args: argparse.Namespace) -> int:
     except ImportError as e:
         print(f"molam bench sim needs MuJoCo: pip install 'molam_ros[sim]' ({e})", file=sys.stderr)
         return 2
+    import json
+    from dataclasses import asdict
+    from typing import Any
+
     from molam_ros.data.dataset import MotionDataset
     from molam_ros.runtime.profiles import load_profile
 
     cols = ("clips", "minutes", "acc", "jerk", "tracking_p99", "tracking_max", "collisions_per_min",
             "limit_steps", "hand_mm", "elbow_mm")  # fmt: skip
-    print(f"tracker noise {args.noise} m; split {args.split}")
+    guards = {"off": (False,), "on": (True,), "both": (False, True)}[args.guard]
+    vel = "published (the safety filter's)" if args.published else "central differences"
+    print(f"tracker noise {args.noise} m; split {args.split}; collision guard {args.guard}; velocities {vel}")
     print("| data | profile | stream | " + " | ".join(cols) + " |")
     print("|---|---|---|" + "---|" * len(cols))
+    log = args.jsonl.open("a") if args.jsonl else None
+
+    def record(profile: str, root: Path) -> Any:
+        def write(cid: str, kind: str, fig: Any) -> None:
+            if log is not None:  # one line per clip and stream, as it is measured
+                row = {"data": root.name, "profile": profile, "clip": cid, "stream": kind, **asdict(fig)}
+                log.write(json.dumps(row) + "\n")
+                log.flush()
+
+        return write
+
+    shard, shards = (int(x) for x in args.shard.split("/"))
     for root in args.data:
         ds = MotionDataset(root)
         clips = []
-        for cid in ds.ids(args.split)[: args.limit or None]:
+        for i, cid in enumerate(ds.ids(args.split)[: args.limit or None]):
+            if i % shards != shard:
+                continue
             clip = ds.load(cid)
             two = len(clip.positions) > 1
             actor = int(clip.meta.get("actor", 0)) if two else 0
             clips.append((cid, clip.positions[actor], clip.positions[1 - actor] if two else None))
+        notes = []
         for name in args.profile:
-            for kind, figures in bench(load_profile(name), clips, noise=args.noise).items():
+            figs = bench(
+                load_profile(name),
+                clips,
+                noise=args.noise,
+                guards=guards,
+                published=args.published,
+                streams=tuple(args.streams),
+                on_figures=record(name, root),
+            )
+            for kind, figures in figs.items():
                 row = summarize(figures)
                 if row:
                     cells = [f"{row[c]:.3g}" if isinstance(row[c], float) else str(row[c]) for c in cols]
                     print(f"| {Path(root).name} | {name} | {kind} | " + " | ".join(cells) + " |", flush=True)
+                    if row["pairs"] or row["limit_joints"]:
+                        notes.append(
+                            f"{name} {kind}: collisions {row['pairs']}; at a limit {row['limit_joints']}"
+                        )
+        for note in notes:  # which links collided, which joints sat at a limit (clips)
+            print(note)
     return 0
 
 
@@ -450,6 +486,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         commands=tuple(parse_command(c) for c in args.command) if args.command else DemoConfig.commands,
         instructions=tuple(args.instruction) if args.instruction else DemoConfig.instructions,
         prepare=not args.no_prepare,
+        sim=False if args.no_sim else None,
     )
     try:
         run_demo(config)
@@ -704,6 +741,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", nargs="+", default=["unitree_g1", "unitree_h1"])
     p.add_argument("--limit", type=int, default=0, help="first N clips per dataset (0: all)")
     p.add_argument("--noise", type=float, default=0.01, help="teleop: tracker noise, m (Gaussian std)")
+    p.add_argument(
+        "--guard",
+        choices=("off", "on", "both"),
+        default="both",
+        help="the self-collision guard (sim/collision_guard.py): every stream without it, with it, or both",
+    )
+    p.add_argument(
+        "--published",
+        action="store_true",
+        help="the robot gets the velocities the node publishes (default: central differences of positions)",
+    )
+    streams = ("teleop_raw", "teleop_filtered", "teleop_ik", "reaction")  # sim/bench.py STREAMS
+    p.add_argument("--streams", nargs="+", default=list(streams), choices=streams, help="streams measured")
+    p.add_argument("--shard", default="0/1", help="K/N: only the clips i with i %% N == K (parallel runs)")
+    p.add_argument("--jsonl", type=Path, help="append each clip's and stream's figures here as measured")
     p.set_defaults(func=_cmd_bench_sim)
     p = bench_cmds.add_parser(
         "tokenizer",
@@ -796,6 +848,11 @@ def build_parser() -> argparse.ArgumentParser:
         "'Be friendly.' and 'Be hesitant.'; '' reacts freely)",
     )
     p.add_argument("--no-prepare", action="store_true", help="fail instead of making missing models")
+    p.add_argument(
+        "--no-sim",
+        action="store_true",
+        help="no simulated robot (default: run it and draw its body where the [sim] extra is installed)",
+    )
     p.set_defaults(func=_cmd_demo)
     return parser
 

@@ -77,14 +77,16 @@ def build_pipeline(p: dict[str, Any]) -> tuple[Any, str]:
         instruction=p["instruction"] or None,
     )
     reactor = _small_reactor(p, tok, engine) if p.get("reactor", "llm") == "small" else None
+    profile = load_profile(p["profile"])
     pipeline = ReactionPipeline(
         mlm,
         engine,
-        load_profile(p["profile"]),
+        profile,
         config,
         text_mlm=text_mlm,
         reactor=reactor,
         completer=build_completer(p),
+        guard=build_guard(p, profile),
     )
     return pipeline, type(engine).__name__
 
@@ -122,6 +124,8 @@ def build_teleop_pipeline(p: dict[str, Any]) -> tuple[Any, str]:
     config = TeleopConfig(
         person_id=p["person_id"],
         reorder_window=float(p["teleop_reorder_window"]),
+        reorder_window_max=max(float(p["teleop_reorder_window"]), float(p["teleop_reorder_window_max"])),
+        reorder_quantile=float(p["teleop_reorder_quantile"]),
         filter=OneEuroConfig(min_cutoff=cutoff, beta=float(p["teleop_filter_beta"])) if cutoff > 0 else None,
         safety=SafetyConfig(
             timeout=p["watchdog_timeout"],
@@ -139,12 +143,34 @@ def build_teleop_pipeline(p: dict[str, Any]) -> tuple[Any, str]:
         ik = IKRetargeter(profile)
     elif p["teleop_retarget"] != "axis":
         raise ValueError(f"teleop_retarget must be 'axis' or 'ik', got {p['teleop_retarget']!r}")
-    pipeline = TeleopPipeline(profile, config, ik=ik)
+    pipeline = TeleopPipeline(profile, config, ik=ik, guard=build_guard(p, profile))
     if p["pose_up_axis"] == "z":
-        from molam_ros.runtime.pose_buffer import PoseBuffer, PoseBufferConfig
-
-        pipeline.buffer = PoseBuffer(PoseBufferConfig(reorder_window=config.reorder_window, z_up=True))
+        pipeline.buffer = config.make_buffer(z_up=True)
     return pipeline, "none (teleoperation)"
+
+
+def build_guard(p: dict[str, Any], profile: Any) -> Any:
+    """The safety filter's self-collision guard (sim/collision_guard.py) the `collision_guard`
+    parameter asks for: `auto` builds it where the optional MuJoCo extra is installed and the
+    profile has a kinematic model, `on` insists (an error without them), `off` none."""
+    choice = str(p.get("collision_guard", "auto"))
+    if choice not in ("auto", "on", "off"):
+        raise ValueError(f"collision_guard must be auto, on or off, got {choice!r}")
+    if choice == "off" or not profile.is_robot:
+        return None
+    if profile.kinematics is None:
+        if choice == "on":
+            raise ValueError(f"collision_guard on: profile {profile.name!r} has no kinematics: section")
+        return None
+    try:  # optional extra (mujoco, mink)
+        from molam_ros.sim.collision_guard import CollisionGuard, CollisionGuardConfig
+    except ImportError as e:
+        if choice == "on":
+            raise RuntimeError(f"collision_guard on needs pip install 'molam_ros[sim]' ({e})") from e
+        return None
+    clearance = float(p.get("collision_clearance", 0.03))
+    detection = max(CollisionGuardConfig.detection_distance, 3.0 * clearance)
+    return CollisionGuard(profile, CollisionGuardConfig(clearance=clearance, detection_distance=detection))
 
 
 def build_completer(p: dict[str, Any]) -> Any:

@@ -33,10 +33,11 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def measure(checkpoint: str | Path, data: list[Path]) -> dict[str, Any]:
-    """The held-out figures of a checkpoint (evaluate's dict), baselines fitted on the train splits."""
+def measure(checkpoint: str | Path, data: list[Path], split: str = "test") -> dict[str, Any]:
+    """The figures of a checkpoint on the `split` splits of `data` (evaluate's dict), baselines fitted
+    on the train splits. `split="val"` is for choosing a recipe; "test" is for reporting one."""
     train = [load_streams(d, "train") for d in data]
-    tests = [load_streams(d, "test") for d in data]
+    tests = [load_streams(d, split) for d in data]
     return evaluate(load_checkpoint(checkpoint), train, tests)
 
 

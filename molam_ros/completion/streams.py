@@ -79,6 +79,11 @@ class Augment:
     yaw_noise_rate: share of windows with such a turn.
     scale: body sizes drawn uniformly from this range (about the floor).
     mirror: left and right exchanged with p = 0.5.
+    tracker_noise: std (m) of independent noise on each tracked point of each frame, the targets
+        untouched (tracker jitter; 0: the points are the recorded joints).
+    reverse_rate: share of windows played backwards (the window runs from later frames to the
+        target frame): a get-up backwards is a lying down, a step forward one back; the poses are
+        all recorded ones, only the direction of the motion is new.
     """
 
     optional_rate: float = 0.5
@@ -86,6 +91,8 @@ class Augment:
     yaw_noise_rate: float = 0.5
     scale: tuple[float, float] = (0.9, 1.1)
     mirror: bool = True
+    tracker_noise: float = 0.0
+    reverse_rate: float = 0.0
 
 
 def sample_windows(
@@ -95,6 +102,11 @@ def sample_windows(
     slots, head yaw (count, W), and the full body of the window's last frame (count, 22, 3)."""
     t = rng.integers(0, len(streams), count)
     idx = np.maximum(t[:, None] - np.arange(window - 1, -1, -1)[None, :], streams.start[t][:, None])
+    if augment.reverse_rate > 0:
+        first, stop = (np.array(b, dtype=np.int64) for b in zip(*streams.bounds, strict=True))
+        last = stop[np.searchsorted(first, t, side="right") - 1] - 1  # the last frame of t's stream
+        ahead = np.minimum(t[:, None] + np.arange(window - 1, -1, -1)[None, :], last[:, None])
+        idx = np.where((rng.random(count) < augment.reverse_rate)[:, None], ahead, idx)
     pos = streams.positions[idx].astype(np.float64)  # (count, W, 22, 3)
     yaw = streams.yaw[idx].copy()
     if augment.mirror:
@@ -110,4 +122,6 @@ def sample_windows(
     some = rng.random(count) < augment.optional_rate
     present[:, len(REQUIRED) :] = some[:, None] & (rng.random((count, len(OPTIONAL))) < 0.5)
     points[~np.broadcast_to(present[:, None], points.shape[:3])] = np.nan
+    if augment.tracker_noise > 0:  # drawn last: the other draws are those of a run without noise
+        points += rng.normal(0.0, augment.tracker_noise, points.shape)
     return points, yaw, pos[:, -1]

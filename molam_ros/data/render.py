@@ -55,7 +55,9 @@ def _camera_azimuth(pos: np.ndarray) -> float:
 class _Scene:
     """One matplotlib 3D axes with a floor grid and a line per bone chain per person."""
 
-    def __init__(self, ax, clip: MotionClip) -> None:
+    def __init__(self, ax, clip: MotionClip, body: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """`body`: a robot drawn as capsules, (T, N, 2, 3) segment ends in the clip's frame and (N,)
+        radii (sim/body.py); it replaces the clip's second person (the reactor it executes)."""
         pos = clip.positions
         self.ax, self.pos = ax, pos
         centre, half = _bounds(pos)
@@ -80,7 +82,14 @@ class _Scene:
         for gz in np.arange(g0z, g1z + 1e-6, step):
             ax.plot([centre[0] - half, centre[0] + half], [gz, gz], [0, 0], color="0.85", lw=0.6)
         self.lines = []
-        for p in range(pos.shape[0]):
+        self.body = body
+        self.capsules = []
+        if body is not None:
+            for radius in body[1]:  # line width in points ~ the capsule's diameter at this zoom
+                (line,) = ax.plot([], [], [], color="0.45", lw=max(1.5, 110 * float(radius)), alpha=0.85)
+                self.capsules.append(line)
+        people = 1 if body is not None else pos.shape[0]
+        for p in range(people):
             colour = PERSON_COLOURS[p % len(PERSON_COLOURS)]
             for chain in KINEMATIC_CHAINS:
                 (line,) = ax.plot([], [], [], color=colour, lw=2.2 if chain[0] == 0 else 1.8)
@@ -94,8 +103,13 @@ class _Scene:
             pts = self.pos[p, frame, list(chain)]
             line.set_data(pts[:, 0], pts[:, 2])
             line.set_3d_properties(pts[:, 1])
+        if self.body is not None:
+            seg = self.body[0][min(frame, len(self.body[0]) - 1)]
+            for ends, line in zip(seg, self.capsules, strict=True):
+                line.set_data(ends[:, 0], ends[:, 2])
+                line.set_3d_properties(ends[:, 1])
         self.label.set_text(f"frame {frame}  t={frame / fps:.2f}s")
-        return [ln for _, _, ln in self.lines] + [self.label]
+        return [ln for _, _, ln in self.lines] + self.capsules + [self.label]
 
 
 def render_clip(
@@ -164,10 +178,12 @@ def render_side_by_side(
     captions: list[tuple[float, str]] | None = None,
     max_frames: int | None = 240,
     progress: bool = True,
+    bodies: list[tuple[np.ndarray, np.ndarray] | None] | None = None,
 ) -> Path:
     """One animated GIF with a panel per clip (same length and rate), e.g. a reaction next to the
     recorded one. `captions` ((time s, text), ...) are shown under the panels from their time on:
-    what was said to the system, and when."""
+    what was said to the system, and when. `bodies`: per clip, None or a robot's capsules drawn
+    instead of its second person (`_Scene`)."""
     out_path = Path(out_path)
     T = min(c.num_frames for c in clips)
     fps = clips[0].fps
@@ -177,7 +193,7 @@ def render_side_by_side(
     scenes = []
     for k, (clip, title) in enumerate(zip(clips, titles, strict=True)):
         ax = fig.add_subplot(1, len(clips), k + 1, projection="3d")
-        scenes.append(_Scene(ax, clip))
+        scenes.append(_Scene(ax, clip, bodies[k] if bodies else None))
         ax.set_title(title, fontsize=9)
     said = fig.text(0.5, 0.03, "", ha="center", fontsize=9, color="tab:green")
     fig.subplots_adjust(left=0, right=1, bottom=0.08, top=0.92, wspace=0)

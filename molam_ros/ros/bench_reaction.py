@@ -39,6 +39,8 @@ ORDER = (
     "stage_ms_filter",
     "stage_ms_ik",
     "input_rate_hz",
+    "reorder_window_ms",
+    "collision_guarded",
     "steps",
     "overruns",
     "published",

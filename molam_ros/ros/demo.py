@@ -18,7 +18,9 @@ config/bringup.yaml, as `molam bringup --replay` starts it):
 3. During each run the demo says what `--command AT:TEXT` gives (default: a question); replies are
    printed as they come.
 4. At the end it reads the bags back and writes out/demo/reaction.gif (the person with molam's
-   reaction under each instruction, next to the recorded partner where there is one),
+   reaction under each instruction, next to the recorded partner where there is one, and, where
+   the optional MuJoCo extra is installed, the simulated robot's body as the sim node executed
+   the reaction, standing next to the person: sim/body.py, `--no-sim` leaves it out),
    out/demo/joints.png (the robot's commanded joints over time, one line style per instruction)
    and out/demo/summary.json, and prints the latency and real-time summary of each run.
 """
@@ -45,6 +47,7 @@ from molam_ros.ros.demo_report import (
     read_recording,
     render_runs,
 )
+from molam_ros.runtime.profiles import load_profile
 
 DEFAULT_COMMANDS: tuple[tuple[float, str], ...] = ((0.65, "what is he doing?"),)
 # One run per instruction, the same person each time: the styles the model is trained to follow
@@ -54,7 +57,7 @@ DEFAULT_INSTRUCTIONS: tuple[str, ...] = ("Be friendly.", "Be hesitant.")
 # publisher to tell the type: a one-person clip never has a /molam/reference_reaction publisher, and
 # the replay waits for the recorder. The others are published by the nodes the demo starts; the
 # recorder waits for them, and so matches their QoS (reliable where they are).
-MAYBE_UNPUBLISHED = {"reference": "molam_msgs/msg/PersonPose"}
+MAYBE_UNPUBLISHED = {"reference": "molam_msgs/msg/PersonPose", "sim_joints": "sensor_msgs/msg/JointState"}
 
 
 @dataclass
@@ -72,8 +75,22 @@ class DemoConfig:
     commands: tuple[tuple[float, str], ...] = DEFAULT_COMMANDS  # (fraction of the run, text)
     instructions: tuple[str, ...] = DEFAULT_INSTRUCTIONS  # one run each; "" = react freely
     prepare: bool = True  # make missing models; False: fail with the command to run
+    sim: bool | None = None  # run the simulated robot and show its body; None: where MuJoCo is installed
     startup_timeout: float = 240.0
     answer_timeout: float = 30.0
+
+
+def sim_wanted(config: DemoConfig) -> bool:
+    """Whether the demo runs the simulated robot (sim node) and draws its body: asked for, or by
+    default where the optional MuJoCo extra is installed and the profile is a robot with a model."""
+    if config.sim is not None:
+        return config.sim
+    import importlib.util
+
+    if importlib.util.find_spec("mujoco") is None:
+        return False
+    profile = load_profile(config.profile)
+    return profile.is_robot and profile.kinematics is not None
 
 
 def parse_command(spec: str) -> tuple[float, str]:
@@ -264,6 +281,7 @@ def run_live(
         **person.source,
         "loop": loop,
         "publish_reference": True,
+        "sim": sim_wanted(config),
     }
     bag = out / "bag"
     if bag.exists():
@@ -380,7 +398,8 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
         run = run_live(config, person, duration, instruction, config.out / f"run{i + 1}")
         runs.append((run, read_recording(run.bag)))
     title = person.label
-    written = render_runs([(run.instruction, rec) for run, rec in runs], config.out, title)
+    profile = load_profile(config.profile) if sim_wanted(config) else None
+    written = render_runs([(run.instruction, rec) for run, rec in runs], config.out, title, profile)
     for run, rec in runs:
         print()
         print(format_summary(run.instruction, run.seconds, run.diagnostics, rec, person.label))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,6 +23,7 @@ TOPICS = {
     "reply": "/molam/reply",
     "diagnostics": "/molam/diagnostics",
     "markers": "/molam/markers",
+    "sim_joints": "/molam/sim/joint_states",  # the simulated robot's executed joints (sim node, optional)
 }
 # The bench's figures (latency, real-time factor, stages, ...) and the answers given.
 SUMMARY_KEYS = (*ORDER, "answers")
@@ -42,6 +44,9 @@ class Recording:
     said: list[tuple[float, str]]
     replies: list[tuple[float, str]]
     counts: dict[str, int]
+    # The simulated robot's executed joints on the reactor's stamps ((T, J), profile order, NaN
+    # rows where no state was near) and their names; None when no sim node ran.
+    sim: tuple[np.ndarray, list[str]] | None = None
 
 
 def _poses(bag: Path, topic: str) -> tuple[np.ndarray, np.ndarray]:
@@ -82,6 +87,7 @@ def _nearest(stamps: np.ndarray, values: np.ndarray, at: np.ndarray, tol: float)
 
 def read_recording(bag: Path) -> Recording:
     """Person, reactor and recorded partner aligned by stamp; what was said and replied, when."""
+    from sensor_msgs.msg import JointState
     from std_msgs.msg import String
     from trajectory_msgs.msg import JointTrajectory
 
@@ -119,6 +125,18 @@ def read_recording(bag: Path) -> Recording:
         t = np.array([stamp_seconds(m.header.stamp) for _, m in trajs]) - origin
         q = np.array([list(m.points[0].positions) for _, m in trajs])
         joints = (t, q, list(trajs[0][1].joint_names))
+    sim = None
+    _, states = read_messages(bag, JointState, TOPICS["sim_joints"]) if counts["sim_joints"] else (None, [])
+    if states:  # the robot as it was at each reactor frame's stamp (100 Hz states: within 20 ms)
+        st = np.array([stamp_seconds(m.header.stamp) for _, m in states])
+        sq = np.array([list(m.position) for _, m in states])
+        order = np.argsort(st)
+        st, sq = st[order], sq[order]
+        idx = np.clip(np.searchsorted(st, rs), 1, max(len(st) - 1, 1))
+        idx = np.where(np.abs(st[idx - 1] - rs) <= np.abs(st[idx] - rs), idx - 1, idx)
+        at = sq[idx].astype(np.float64)
+        at[np.abs(st[idx] - rs) > 0.02] = np.nan  # before the sim started, or a gap
+        sim = (at, list(states[0][1].name))
     first_log = next(iter(read_raw_topic(bag, TOPICS["person"])))[0] * 1e-9
 
     def texts(topic: str) -> list[tuple[float, str]]:
@@ -133,6 +151,7 @@ def read_recording(bag: Path) -> Recording:
         said=texts(TOPICS["command"]),
         replies=texts(TOPICS["reply"]),
         counts=counts,
+        sim=sim,
     )
 
 
@@ -154,10 +173,41 @@ def reaction_difference_mm(recs: list[Recording]) -> float | None:
     return float(np.linalg.norm(recs[0].reactor[:n] - recs[1].reactor[:n], axis=-1).mean() * 1e3)
 
 
-def render_runs(runs: list[tuple[str, Recording]], out: Path, title: str) -> list[Path]:
+def robot_body(rec: Recording, profile: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """The simulated robot's capsules on every reactor frame, (T, N, 2, 3) in the scene and (N,)
+    radii, standing where the reactor stands (sim/body.py); None without MuJoCo or a sim
+    recording. Frames without a sim state hold the last one (the neutral pose before the first)."""
+    if rec.sim is None:
+        return None
+    try:
+        from molam_ros.motion.canonical import facing_angle
+        from molam_ros.sim.body import RobotBody, place
+    except ImportError:  # MuJoCo is an optional extra: the robot panel is left out
+        return None
+    q_rec, names = rec.sim
+    body = RobotBody(profile)
+    column = {n: i for i, n in enumerate(names)}
+    if any(n not in column for n in profile.joint_names):
+        return None
+    q = q_rec[:, [column[n] for n in profile.joint_names]]
+    yaw = facing_angle(rec.reactor)
+    last = profile.neutral
+    frames = []
+    for t in range(len(q)):
+        if np.isfinite(q[t]).all():
+            last = q[t]
+        frames.append(place(body.segments(last), rec.reactor[t, 0], float(yaw[t])))
+    return np.stack(frames), body.radii
+
+
+def render_runs(
+    runs: list[tuple[str, Recording]], out: Path, title: str, profile: Any | None = None
+) -> list[Path]:
     """reaction.gif: one panel per instruction (the same person, molam's reaction to it), then the
-    recorded partner where the clip has one; joints.png: the robot's commanded joints over time,
-    one colour per joint and one line style per instruction, so the effect of the text is visible."""
+    recorded partner where the clip has one, then, where the simulated robot ran (`profile` given,
+    MuJoCo installed), its body as it executed the reaction, next to the person; joints.png: the
+    robot's commanded joints over time, one colour per joint and one line style per instruction,
+    so the effect of the text is visible."""
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
@@ -172,8 +222,15 @@ def render_runs(runs: list[tuple[str, Recording]], out: Path, title: str) -> lis
     if first.reference is not None:
         clips.append(MotionClip(name="recorded", positions=np.stack([first.person, first.reference])))
         titles.append("the recorded partner")
+    bodies: list = [None] * len(clips)
+    for instruction, rec in runs:  # the simulated robot's body next to the person, where it ran
+        body = robot_body(rec, profile) if rec.sim is not None and profile is not None else None
+        if body is not None:
+            clips.append(MotionClip(name="robot", positions=np.stack([rec.person, rec.reactor])))
+            titles.append(f"the simulated {profile.name} (grey, executed), told {_label(instruction)}")
+            bodies.append(body)
     captions = [(t - float(first.times[0]), text) for t, text in first.said]
-    written = [render_side_by_side(clips, titles, out / "reaction.gif", captions=captions)]
+    written = [render_side_by_side(clips, titles, out / "reaction.gif", captions=captions, bodies=bodies)]
     with_joints = [(instruction, rec.joints) for instruction, rec in runs if rec.joints is not None]
     if with_joints:
         fig, ax = plt.subplots(figsize=(9, 4.5), dpi=100)

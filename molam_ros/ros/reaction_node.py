@@ -166,11 +166,15 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "diagnostics_period": (1.0, "s between diagnostics messages"),
     "mode": ("reaction", "reaction | teleop: the operator person_id drives the robot, no model"),
     "robot_joint_states_topic": ("", "in (teleop): the robot's JointState, blended in from; empty: neutral"),
-    "teleop_reorder_window": (0.0, "s (teleop): a frame waits this long for late tracker frames"),
+    "teleop_reorder_window": (0.0, "s (teleop): a frame waits at least this long for late tracker frames"),
+    "teleop_reorder_window_max": (0.1, "s (teleop): ... and at most this long, adapting to the stream"),
+    "teleop_reorder_quantile": (0.95, "teleop: fraction of recent late frames the window lets slot in"),
     "teleop_filter_min_cutoff": (1.0, "Hz (teleop): One Euro filter cutoff at rest; 0: no filter"),
     "teleop_filter_beta": (1.0, "1/m (teleop): One Euro filter speed coefficient"),
     "teleop_blend_time": (1.0, "s (teleop): crossfade from the robot's pose to the operator's"),
     "teleop_retarget": ("axis", "teleop: axis (decomposition) | ik (mink on the MuJoCo model, extra [sim])"),
+    "collision_guard": ("auto", "robots: self-collision guard, auto | on | off (extra [sim])"),
+    "collision_clearance": (0.03, "m the guard keeps between the robot's own links"),
 }
 MODES = ("reaction", "teleop")
 
@@ -378,7 +382,7 @@ class ReactionNode(Node):
     def _measure(self, chunk: Any, published: float) -> None:
         last = float(chunk.times[-1])
         self.latency_capture.append(published - last)
-        release = last + self.pipeline.buffer.config.reorder_window
+        release = last + self.pipeline.buffer.reorder_window
         arrival = next((a for s, a in self.accepted if s >= release - 1e-6), None)
         if arrival is not None:
             self.latency_processing.append(published - arrival)
@@ -472,6 +476,8 @@ class ReactionNode(Node):
             **percentiles_ms("latency_ms", self.latency_processing),
             **percentiles_ms("capture_latency_ms", self.latency_capture),
             **{f"stage_ms_{k}": round(v * 1e3, 1) for k, v in self.pipeline.last_seconds.items()},
+            "reorder_window_ms": round(self.pipeline.buffer.reorder_window * 1e3, 1),
+            "collision_guarded": int(guard.stats.get("guarded", 0)),  # commands the guard moved (robots)
         }
         level = "OK"
         message = "reacting"

@@ -114,12 +114,14 @@ class ReactionPipeline:
         text_mlm: Any | None = None,
         reactor: Any | None = None,
         completer: SparseCompleter | None = None,
+        guard: Any | None = None,
     ) -> None:
         """`text_mlm`: the model that writes text answers, when the step's `mlm` is quantized (int8
         streams well but writes poor text, llm/quantize.py); default `mlm`. `reactor`: what writes the
         reaction step by step instead of the LLM (the small reactor, llm/small_reactor.py); the LLM
         still answers text. `completer`: completes sparse poses (a VR headset and controllers) to the
-        full body; without one they are refused."""
+        full body; without one they are refused. `guard`: the robot safety filter's self-collision
+        guard (sim/collision_guard.py); None: none."""
         self.mlm = mlm
         self.text_mlm = text_mlm if text_mlm is not None else mlm
         self.engine = engine
@@ -148,7 +150,7 @@ class ReactionPipeline:
         # A reactor measured with its own placement smoothing keeps it (llm/small_reactor.py).
         self._pull = getattr(reactor, "anchor_pull", None) or self.config.anchor_pull
         self.retargeter = Retargeter(profile)
-        self.safety = SafetyFilter(profile, self.config.safety) if profile.is_robot else None
+        self.safety = SafetyFilter(profile, self.config.safety, guard=guard) if profile.is_robot else None
         self.avatar_safety = None if profile.is_robot else AvatarSafety(profile, self.config.safety)
         # The stream's clock: how far the newest chunk's last frame lagged its processing, and that
         # frame's stamp; a chunk is due within a step and a bit (idle() says nothing before that).

@@ -13,7 +13,8 @@ grid. `PoseBuffer` sits between the two:
   happened last, for diagnostics.
 - `pop_ready()` returns the grid frames (t = k / fps, on an absolute grid) that are final:
   linear interpolation between the source frames around t, emitted once a frame stamped at least
-  `reorder_window` after t has arrived. A late frame within the window still slots in; the
+  `reorder_window` after t has arrived (or the adaptive window's current value, when the buffer
+  has one: runtime/reorder_window.py). A late frame within the window still slots in; the
   latency is bounded by reorder_window plus one source frame period (in stamp time).
 - A gap longer than `max_gap` between consecutive source frames is not interpolated across: the
   stream restarts at the next grid point after the gap, and that frame has `segment_start` set so
@@ -33,6 +34,7 @@ import numpy as np
 
 from molam_ros.data.interhuman import zup_to_yup
 from molam_ros.motion.skeleton import JOINT_INDEX, JOINT_NAMES, NUM_JOINTS, PARENTS
+from molam_ros.runtime.reorder_window import AdaptiveWindow
 
 ACCEPTED = "accepted"
 # Outcomes of push(), each counted in PoseBuffer.stats under the same name.
@@ -149,10 +151,16 @@ class PoseBuffer:
     """
 
     def __init__(
-        self, config: PoseBufferConfig | None = None, clock: Callable[[], float] | None = None
+        self,
+        config: PoseBufferConfig | None = None,
+        clock: Callable[[], float] | None = None,
+        window: AdaptiveWindow | None = None,
     ) -> None:
+        """`window`: an adaptive reorder window (runtime/reorder_window.py) used instead of the
+        config's fixed `reorder_window`; it is shown every valid frame's reorder depth."""
         self.config = config or PoseBufferConfig()
         self.clock = clock
+        self.window = window
         self.stats: dict[str, int] = dict.fromkeys((*PUSH_OUTCOMES, "emitted", "restarts"), 0)
         self.last_status = ""
         self.last_reason = ""
@@ -166,6 +174,11 @@ class PoseBuffer:
         self._next_index: int | None = None  # next grid index to emit; None until the stream starts
         self._last_emitted: float | None = None
         self._segment_start = True
+
+    @property
+    def reorder_window(self) -> float:
+        """The window in use now (s): the adaptive one's value, or the config's."""
+        return self.window.value if self.window is not None else self.config.reorder_window
 
     @property
     def pending(self) -> int:
@@ -237,6 +250,8 @@ class PoseBuffer:
             now = None  # no usable clock reading: the future check is skipped for this frame
         if now is not None and t > now + cfg.max_future:
             return self._outcome("rejected_future", f"stamp {t:.3f} is {t - now:.3f} s ahead of the clock")
+        if self.window is not None:  # how late this frame is, whether or not it still fits
+            self.window.observe(0.0 if self._newest is None else self._newest - t)
         if self._last_emitted is not None and t <= self._last_emitted + _STAMP_EPS:
             return self._outcome("dropped_stale", f"stamp {t:.3f} not after the last emitted grid time")
         if self._newest is not None and t < self._newest - cfg.max_age:
@@ -276,7 +291,7 @@ class PoseBuffer:
         """Grid frames that are final (a source frame reorder_window later has arrived), in order."""
         if self._newest is None:
             return []
-        return self._emit_until(self._newest - self.config.reorder_window)
+        return self._emit_until(self._newest - self.reorder_window)
 
     def flush(self) -> list[PoseFrame]:
         """Every grid frame up to the newest source frame, not waiting for late ones (end of stream)."""

@@ -20,13 +20,23 @@ Every `update(now, target)` applies, in this order:
 4. the velocity limit: each joint moves at most velocity_limit * velocity_scale * dt per call,
    dt = time since the previous call, but never more than `control_period` (a late call does not
    earn a bigger step);
-5. the position clamp (limits shrunk by `position_margin`).
-So every output is finite, within the limits, and within the velocity limit of the previous one.
+5. the position clamp (limits shrunk by `position_margin`);
+6. the self-collision guard, when one is given (`guard`: sim/collision_guard.py, MuJoCo): a
+   command whose capsules come closer than its clearance is moved, from the previous command and
+   within the same velocity limit, to the nearest pose that keeps the clearance. It runs here,
+   after the velocity limit and the crossfades, because those move joints independently along a
+   straight line in joint space, and a straight line between two collision-free poses can pass
+   through the body. Its output becomes the filter's state, so the next step starts from what
+   was really commanded.
+So every output is finite, within the limits, and within the velocity limit of the previous one
+(and, with a guard, clear of the robot's own body). The velocity sent with a position near a limit
+is capped so that the controller's spline through it does not swing past the limit (`_limit_safe`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -49,6 +59,7 @@ STAT_KEYS = (
     "resumes",  # input returned after a silence
     "blends",  # new segments crossfaded in
     "bad_time",  # non-finite or decreasing time stamps
+    "guarded",  # commands the self-collision guard moved
 )
 _NEUTRAL_TOL = 1e-9  # rad: this close to neutral counts as there
 
@@ -66,6 +77,8 @@ class SafetyConfig:
     timeout: input silence after which the robot eases to neutral; 0 turns the watchdog off.
     ease_time: duration of the ease to neutral (the velocity limit may make it longer).
     resume_time: crossfade back to the live stream when input returns after a silence.
+    limit_safe_velocity: cap the velocity sent with a position near a limit so the controller's
+        spline does not swing past the limit (`SafetyFilter._limit_safe`); False: the raw step.
     """
 
     control_period: float = 1.0 / 30.0
@@ -75,6 +88,7 @@ class SafetyConfig:
     timeout: float = 0.5
     ease_time: float = 2.0
     resume_time: float = 0.5
+    limit_safe_velocity: bool = True
 
     def __post_init__(self) -> None:
         for name in ("control_period", "blend_time", "ease_time", "resume_time"):
@@ -101,6 +115,15 @@ class SafetyOutput:
     rate_limited: bool = False  # the velocity limit cut at least one joint's step
 
 
+class CommandGuard(Protocol):
+    """A last correction of each command (sim/collision_guard.py's CollisionGuard): the command to
+    send instead of `candidate`, moving from `previous` within `dt` s at most `max_velocity` rad/s."""
+
+    def project(
+        self, previous: np.ndarray, candidate: np.ndarray, dt: float, max_velocity: np.ndarray
+    ) -> np.ndarray: ...
+
+
 def _smoothstep(w: float) -> float:
     w = min(max(w, 0.0), 1.0)
     return w * w * (3.0 - 2.0 * w)
@@ -112,10 +135,15 @@ class SafetyFilter:
     initial: the robot's current joint positions (e.g. from /joint_states) if known; the filter
     starts there and eases to neutral until input arrives. Without it, the filter assumes the
     robot is at the neutral pose.
+    guard: the self-collision guard (step 6 of the module docstring); None: no collision check.
     """
 
     def __init__(
-        self, profile: Profile, config: SafetyConfig | None = None, initial: np.ndarray | None = None
+        self,
+        profile: Profile,
+        config: SafetyConfig | None = None,
+        initial: np.ndarray | None = None,
+        guard: CommandGuard | None = None,
     ) -> None:
         if not profile.is_robot:
             raise ValueError(f"SafetyFilter needs a robot profile, {profile.name!r} is an avatar")
@@ -128,6 +156,7 @@ class SafetyFilter:
         self.lower, self.upper = lower + margin, upper - margin
         self.neutral = np.clip(profile.neutral, self.lower, self.upper)
         self.max_velocity = profile.velocity * self.config.velocity_scale
+        self.guard = guard
         self.stats: dict[str, int] = dict.fromkeys(STAT_KEYS, 0)
         self.last_reason = ""
         self._last_now: float | None = None
@@ -254,9 +283,19 @@ class SafetyFilter:
         if rate_limited and dt > 0:
             self.stats["rate_limited"] += 1
         new = np.clip(self._out + step, self.lower, self.upper)
+        if self.guard is not None and np.all(np.isfinite(new)):
+            guarded = np.clip(
+                self.guard.project(self._out, new, dt, self.max_velocity), self.lower, self.upper
+            )
+            if np.any(guarded != new):
+                self.stats["guarded"] += 1
+            # the guard moves from the previous command within the velocity limit; the clip makes sure
+            new = self._out + np.clip(guarded - self._out, -limit, limit)
         if not np.all(np.isfinite(new)):  # unreachable with finite targets: the last line of defence
             new = self._out.copy()
         velocities = (new - self._out) / dt if dt > 0 else np.zeros_like(new)
+        if self.config.limit_safe_velocity:
+            velocities = self._limit_safe(new, velocities)
         self._out = new
         if (
             self._state == EASING
@@ -266,6 +305,23 @@ class SafetyFilter:
             self._state = NEUTRAL
         self._last_now = now
         return SafetyOutput(new.copy(), velocities, self._state, held=held, rate_limited=rate_limited)
+
+    def _limit_safe(self, positions: np.ndarray, velocities: np.ndarray) -> np.ndarray:
+        """The velocities to publish with `positions`: towards a joint limit, at most what keeps the
+        robot's trajectory spline inside it.
+
+        A joint_trajectory_controller joins the points with cubic Hermite splines (sim/trajectory.py);
+        from a point p with velocity v towards a limit, to a held point, the spline swings past p by
+        (4/27) v h (h: the time between points). Measured: a G1 shoulder stopped at the position
+        clamp (0.02 rad inside its limit) at full speed swung 0.027 rad past the limit. So the
+        velocity towards the nearer limit is capped at d 27 / (8 h), d the distance to the limit:
+        the swing stays within half of d (the other half is the servo's)."""
+        h = self.config.control_period
+        room_up = self.profile.upper - positions
+        room_down = positions - self.profile.lower
+        cap_up = np.maximum(room_up, 0.0) * 27.0 / (8.0 * h)
+        cap_down = np.maximum(room_down, 0.0) * 27.0 / (8.0 * h)
+        return np.clip(velocities, -cap_down, cap_up)
 
     def _ease_time_start(self, now: float) -> float:
         return self._ease_start if self._ease_start is not None else now

@@ -15,9 +15,10 @@ grid frame each, so the reaction node publishes them through the same outputs; t
 chunk is the operator's filtered pose (what the robot copies).
 
 Why frame by frame and not every l = 4 frames: nothing waits for a tokenizer step, so the robot
-follows the operator one grid frame after capture plus the reorder window
-(`TeleopConfig.reorder_window`, 0 by default: a tracker's frames arrive in order over one link,
-and every frame of window is a frame of latency).
+follows the operator one grid frame after capture plus the reorder window. The window adapts to
+the stream (runtime/reorder_window.py): between `reorder_window` (the floor, 0 by default: a
+tracker's frames usually arrive in order over one link, and every frame of window is a frame of
+latency) and `reorder_window_max`, as wide as the stream's measured reordering needs.
 
 Enabling is explicit (the node's `mode` parameter) and bound to one person (`person_id`): the node
 refuses teleoperation without one, so a passer-by can never drive the robot. Blending in: the
@@ -45,6 +46,7 @@ from molam_ros.runtime.one_euro import OneEuroConfig, OneEuroFilter
 from molam_ros.runtime.pipeline import ReactionChunk
 from molam_ros.runtime.pose_buffer import PoseBuffer, PoseBufferConfig, PoseFrame
 from molam_ros.runtime.profiles import Profile
+from molam_ros.runtime.reorder_window import AdaptiveWindow, AdaptiveWindowConfig
 from molam_ros.runtime.retarget import Retargeter
 from molam_ros.runtime.safety import SafetyConfig, SafetyFilter
 
@@ -56,19 +58,37 @@ class TeleopConfig:
     """Teleoperation settings (the reaction node's `teleop_*` parameters map onto these).
 
     person_id: the operator; required (see the module docstring).
-    reorder_window: s a grid frame waits for late tracker frames (the buffer's; 0: none).
+    reorder_window: s a grid frame waits at least for late tracker frames (the window's floor).
+    reorder_window_max: s it may wait at most: the window adapts between the two to the stream's
+        reordering (`reorder_quantile` of the recent frames slot in); equal to the floor: fixed.
     filter: the One Euro filter on joint positions; None turns it off.
     safety: the safety filter; resume_time is the blend-in from the robot's pose.
     """
 
     person_id: str
     reorder_window: float = 0.0
+    reorder_window_max: float = 0.1
+    reorder_quantile: float = 0.95
     filter: OneEuroConfig | None = field(default_factory=lambda: OneEuroConfig(min_cutoff=1.0, beta=1.0))
     safety: SafetyConfig = SafetyConfig(resume_time=1.0)
 
     def __post_init__(self) -> None:
         if not self.person_id:
             raise ValueError("teleoperation needs the operator's person_id: it follows no one else")
+        self.window_config()  # checks the bounds
+
+    def window_config(self) -> AdaptiveWindowConfig:
+        """The adaptive reorder window's settings."""
+        return AdaptiveWindowConfig(
+            floor=self.reorder_window, cap=self.reorder_window_max, quantile=self.reorder_quantile
+        )
+
+    def make_buffer(self, z_up: bool = False) -> PoseBuffer:
+        """The operator's pose buffer, with the adaptive window."""
+        return PoseBuffer(
+            PoseBufferConfig(reorder_window=self.reorder_window, z_up=z_up),
+            window=AdaptiveWindow(self.window_config()),
+        )
 
 
 class _NoReactor:
@@ -80,17 +100,21 @@ class _NoReactor:
 class TeleopPipeline:
     """Operator pose stream -> robot commands, one grid frame at a time (module docstring)."""
 
-    def __init__(self, profile: Profile, config: TeleopConfig, *, ik: Any | None = None) -> None:
+    def __init__(
+        self, profile: Profile, config: TeleopConfig, *, ik: Any | None = None, guard: Any | None = None
+    ) -> None:
         """`ik`: a position-based retargeter with `robot(positions (22, 3)) -> joints (J,)` (the
-        optional mink IK, sim/ik_retarget.py) used instead of IK to rotations + axis decomposition."""
+        optional mink IK, sim/ik_retarget.py) used instead of IK to rotations + axis decomposition.
+        `guard`: the safety filter's self-collision guard (sim/collision_guard.py), None: none."""
         if not profile.is_robot:
             raise ValueError(f"teleoperation drives a robot; {profile.name!r} is a {profile.kind} profile")
         self.profile = profile
         self.config = config
-        self.buffer = PoseBuffer(PoseBufferConfig(reorder_window=config.reorder_window))
+        self.buffer = config.make_buffer()
         self.last_reason = ""  # why the last pose was not accepted (the buffer's words)
         self.retargeter = Retargeter(profile)
-        self.safety = SafetyFilter(profile, config.safety)
+        self.guard = guard
+        self.safety = SafetyFilter(profile, config.safety, guard=guard)
         self.reactor = _NoReactor()
         self.playing = False
         self.stats: dict[str, float] = {"steps": 0, "overruns": 0, "segments": 0}
@@ -107,7 +131,7 @@ class TeleopPipeline:
         q = np.asarray(positions, dtype=np.float64)
         if self.stats["steps"] or q.shape != (self.profile.num_joints,) or not np.isfinite(q).all():
             return False
-        self.safety = SafetyFilter(self.profile, self.config.safety, initial=q)
+        self.safety = SafetyFilter(self.profile, self.config.safety, initial=q, guard=self.guard)
         return True
 
     def push_pose(

@@ -19,7 +19,8 @@ and for each stream:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import mujoco
@@ -31,8 +32,9 @@ from molam_ros.motion.layout import features_to_local_quats
 from molam_ros.motion.skeleton import JOINT_INDEX, JOINT_NAMES
 from molam_ros.runtime.profiles import Profile
 from molam_ros.runtime.retarget import Retargeter
-from molam_ros.runtime.safety import SafetyFilter
+from molam_ros.runtime.safety import SafetyConfig, SafetyFilter
 from molam_ros.runtime.teleop import TeleopConfig, TeleopPipeline
+from molam_ros.sim.collision_guard import CollisionGuard
 from molam_ros.sim.execute import execute_stream
 from molam_ros.sim.ik_retarget import IKRetargeter
 from molam_ros.sim.robot import SimulatedRobot
@@ -57,6 +59,8 @@ class StreamFigures:
     limit_steps: int
     hand_mm: float = float("nan")
     elbow_mm: float = float("nan")
+    pairs: tuple[tuple[str, str], ...] = ()  # the link pairs of the collision events
+    limit_joints: tuple[str, ...] = ()  # joints the simulated robot held at a limit
 
 
 def smoothness(q: np.ndarray, fps: float = FPS) -> tuple[float, float]:
@@ -66,24 +70,55 @@ def smoothness(q: np.ndarray, fps: float = FPS) -> tuple[float, float]:
     return float(np.abs(acc).mean()), float(np.abs(jerk).mean())
 
 
-def teleop_commands(profile: Profile, operator: np.ndarray, filtered: bool, ik: bool = False) -> np.ndarray:
+def teleop_commands(
+    profile: Profile,
+    operator: np.ndarray,
+    filtered: bool,
+    ik: bool = False,
+    guard: bool = False,
+    *,
+    with_velocities: bool = False,
+    safety: SafetyConfig | None = None,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """(T, J) commanded joints of a teleoperation stream of the operator's (T, 22, 3) positions;
-    `ik`: retargeted by mink IK (sim/ik_retarget.py) instead of the axis decomposition."""
-    config = TeleopConfig(person_id="op") if filtered else TeleopConfig(person_id="op", filter=None)
-    pipe = TeleopPipeline(profile, config, ik=IKRetargeter(profile) if ik else None)
-    out = []
+    `ik`: retargeted by mink IK (sim/ik_retarget.py) instead of the axis decomposition; `guard`: the
+    safety filter's self-collision guard (sim/collision_guard.py) on. `with_velocities`: also the
+    (T, J) velocities the node publishes with them (the safety filter's)."""
+    safety = safety or TeleopConfig.safety
+    config = TeleopConfig(person_id="op", safety=safety)
+    if not filtered:
+        config = TeleopConfig(person_id="op", filter=None, safety=safety)
+    pipe = TeleopPipeline(
+        profile,
+        config,
+        ik=IKRetargeter(profile) if ik else None,
+        guard=CollisionGuard(profile) if guard else None,
+    )
+    out, vel = [], []
     for i, pose in enumerate(operator):
         stamp = 100.0 + i / FPS
         pipe.push_pose(stamp, pose, JOINT_NAMES, now=stamp)
-        out += [c.joint_positions[0] for c in pipe.process(now=stamp)]
-    return np.stack(out)
+        for c in pipe.process(now=stamp):
+            out.append(c.joint_positions[0])
+            vel.append(c.joint_velocities[0])
+    return (np.stack(out), np.stack(vel)) if with_velocities else np.stack(out)
 
 
-def reaction_commands(profile: Profile, reactor: np.ndarray) -> np.ndarray:
-    """(T, J) commanded joints for a reactor's (T, 22, 3) motion: retargeting + safety, as the pipeline."""
+def reaction_commands(
+    profile: Profile,
+    reactor: np.ndarray,
+    guard: bool = False,
+    *,
+    with_velocities: bool = False,
+    safety: SafetyConfig | None = None,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """(T, J) commanded joints for a reactor's (T, 22, 3) motion: retargeting + safety, as the
+    pipeline (`with_velocities`: and the velocities it publishes)."""
     target = Retargeter(profile).robot(features_to_local_quats(positions_to_features(reactor))).positions
-    safety = SafetyFilter(profile)
-    return np.stack([safety.update(i / FPS, t).positions for i, t in enumerate(target)])
+    filt = SafetyFilter(profile, safety, guard=CollisionGuard(profile) if guard else None)
+    out = [filt.update(i / FPS, t) for i, t in enumerate(target)]
+    q = np.stack([o.positions for o in out])
+    return (q, np.stack([o.velocities for o in out])) if with_velocities else q
 
 
 def _body_frame(positions: np.ndarray) -> np.ndarray:
@@ -130,11 +165,16 @@ def arm_errors(robot: SimulatedRobot, q: np.ndarray, operator: np.ndarray) -> tu
 
 
 def run_stream(
-    profile: Profile, q: np.ndarray, stride: int, operator: np.ndarray | None = None
+    profile: Profile,
+    q: np.ndarray,
+    stride: int,
+    operator: np.ndarray | None = None,
+    velocities: np.ndarray | None = None,
 ) -> StreamFigures:
-    """Execute a command stream on a fresh simulated robot and measure it."""
+    """Execute a command stream on a fresh simulated robot and measure it; `velocities`: those
+    published with the positions (the safety filter's), None: central differences of q."""
     robot = SimulatedRobot(profile, initial=q[0])
-    vel = np.gradient(q, 1 / FPS, axis=0)
+    vel = np.gradient(q, 1 / FPS, axis=0) if velocities is None else velocities
     report = execute_stream(robot, q, vel, stride=stride, horizon=max(stride, 15))
     s = report.summary()
     acc, jerk = smoothness(q)
@@ -146,30 +186,54 @@ def run_stream(
         tracking_max=s["tracking_error_max_rad"],
         collisions=s["self_collisions"],
         limit_steps=s["limit_steps"],
+        pairs=tuple(e.links for e in report.collisions),
+        limit_joints=tuple(sorted(report.limit_joints)),
     )
     if operator is not None:
         fig.hand_mm, fig.elbow_mm = arm_errors(robot, q, operator)
     return fig
 
 
+STREAMS = ("teleop_raw", "teleop_filtered", "teleop_ik", "reaction")
+
+
 def bench(
-    profile: Profile, clips: Iterable[tuple[str, np.ndarray, np.ndarray | None]], noise: float = 0.01
+    profile: Profile,
+    clips: Iterable[tuple[str, np.ndarray, np.ndarray | None]],
+    noise: float = 0.01,
+    guards: tuple[bool, ...] = (False,),
+    published: bool = False,
+    streams: tuple[str, ...] = STREAMS,
+    on_figures: Callable[[str, str, StreamFigures], None] | None = None,
 ) -> dict[str, list]:
-    """Figures per stream kind ("teleop_raw", "teleop_filtered", "reaction") over (id, operator,
-    reactor or None) clips; fidelity is measured against the operator without the tracker noise."""
-    out: dict[str, list] = {"teleop_raw": [], "teleop_filtered": [], "teleop_ik": [], "reaction": []}
+    """Figures per stream kind (`streams` of STREAMS; "+guard" appended with the self-collision
+    guard on) over (id, operator, reactor or None) clips; fidelity is measured against the operator
+    without the tracker noise. `guards`: run every stream without (False) and/or with (True) the
+    guard. `published`: the robot gets the velocities the node publishes (the safety filter's,
+    capped near the limits) instead of central differences of the positions. `on_figures(clip id,
+    stream, figures)`: called as each is measured (a long run's progress, kept if it is stopped)."""
+    out: dict[str, list] = {k + ("+guard" if g else ""): [] for g in guards for k in STREAMS if k in streams}
     rng = np.random.default_rng(0)
-    for _, operator, reactor in clips:
+    teleop = (("teleop_raw", False, False), ("teleop_filtered", True, False), ("teleop_ik", True, True))
+    for cid, operator, reactor in clips:
         tracked = operator + rng.normal(0.0, noise, operator.shape) if noise > 0 else operator
-        for kind, filtered, ik in (
-            ("teleop_raw", False, False),
-            ("teleop_filtered", True, False),
-            ("teleop_ik", True, True),
-        ):
-            q = teleop_commands(profile, tracked, filtered, ik)
-            out[kind].append(run_stream(profile, q, stride=1, operator=operator[-len(q) :]))
-        if reactor is not None:
-            out["reaction"].append(run_stream(profile, reaction_commands(profile, reactor), stride=4))
+        for guard in guards:
+            tag = "+guard" if guard else ""
+            measured = []
+            for kind, filtered, ik in teleop:
+                if kind in streams:
+                    q, v = teleop_commands(profile, tracked, filtered, ik, guard, with_velocities=True)
+                    v = v if published else None
+                    measured.append(
+                        (kind, run_stream(profile, q, 1, operator=operator[-len(q) :], velocities=v))
+                    )
+            if reactor is not None and "reaction" in streams:
+                q, v = reaction_commands(profile, reactor, guard, with_velocities=True)
+                measured.append(("reaction", run_stream(profile, q, 4, velocities=v if published else None)))
+            for kind, fig in measured:
+                out[kind + tag].append(fig)
+                if on_figures is not None:
+                    on_figures(cid, kind + tag, fig)
     return out
 
 
@@ -189,4 +253,6 @@ def summarize(figures: list[StreamFigures]) -> dict[str, float]:
         "limit_steps": int(sum(f.limit_steps for f in figures)),
         "hand_mm": float(np.mean([f.hand_mm for f in figures])),
         "elbow_mm": float(np.mean([f.elbow_mm for f in figures])),
+        "pairs": dict(Counter("/".join(p) for f in figures for p in f.pairs).most_common(4)),
+        "limit_joints": dict(Counter(j for f in figures for j in f.limit_joints).most_common(4)),
     }

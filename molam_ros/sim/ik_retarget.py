@@ -20,9 +20,10 @@ Targets, per frame, from the operator's SMPL joint positions (metres, Y up) in t
   a posture task with a stiff cost on the leg joints.
 A posture task towards the neutral pose regularises the rest (wrist roll, redundant twists).
 Self-collision is a constraint of the QP (mink's CollisionAvoidanceLimit): each forearm and upper
-arm keeps `clearance` from the body and from the other arm. Without it the IK puts a robot's hand
-where a human's is, and a robot's capsules are fatter than a human's limbs: measured on the
-generator test clips, G1 collided hundreds of times a minute (`molam bench sim`).
+arm keeps `clearance` (3 cm, the guard's: sim/collision_guard.py) from the body and from the
+other arm. Without it the IK puts a robot's hand where a human's is, and a robot's capsules are
+fatter than a human's limbs: measured on the generator test clips, G1 collided hundreds of times
+a minute (`molam bench sim`).
 
 The axis decomposition (runtime/retarget.py) stays the default and the fallback: it needs no
 optional dependency, and when the QP fails for a frame the previous solution is held.
@@ -37,6 +38,7 @@ import numpy as np
 from molam_ros.motion.canonical import facing_angle
 from molam_ros.motion.skeleton import JOINT_INDEX
 from molam_ros.runtime.profiles import Profile
+from molam_ros.sim.mink_limits import DisplacementCollisionLimit
 from molam_ros.sim.model import build_model
 
 ARM_SITES = (("left_shoulder", "left_elbow", "left_wrist"), ("right_shoulder", "right_elbow", "right_wrist"))
@@ -55,7 +57,7 @@ class IKRetargeter:
     """Operator positions -> robot joints by mink IK, warm-started (module docstring)."""
 
     def __init__(
-        self, profile: Profile, *, iterations: int = 4, posture_cost: float = 1e-2, clearance: float = 0.02
+        self, profile: Profile, *, iterations: int = 4, posture_cost: float = 1e-2, clearance: float = 0.03
     ) -> None:
         self.profile = profile
         self.rm = build_model(profile)
@@ -104,9 +106,11 @@ class IKRetargeter:
         if not (left and right and body):
             return []
         pairs = [(left, body), (right, body), (left, right)]
-        return [
-            mink.CollisionAvoidanceLimit(
-                m, pairs, minimum_distance_from_collisions=clearance, collision_detection_distance=0.15
+        return [  # bound as a displacement: mink's own is 30x looser at dt = 1/30 (sim/mink_limits.py)
+            DisplacementCollisionLimit(
+                mink.CollisionAvoidanceLimit(
+                    m, pairs, minimum_distance_from_collisions=clearance, collision_detection_distance=0.15
+                )
             )
         ]
 

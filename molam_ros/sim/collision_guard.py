@@ -1,0 +1,243 @@
+"""Self-collision guard: the last step of the safety filter keeps every command clear of the robot's body.
+
+Why a guard after the safety filter and not only collision constraints in the IK: mink's IK
+(sim/ik_retarget.py) returns a collision-free pose, but what is commanded is the safety filter's
+output, and its velocity limit and crossfades move each joint independently towards the target (a
+straight line in joint space). A straight line between two collision-free poses can cross the
+body: measured, the simulated G1 put its hand into its hip 3.2 times a minute with IK (README,
+"The simulated robot"). The axis decomposition, a reaction's retargeting and the ease to neutral
+have no collision model at all. So the check belongs where every command passes, after the
+velocity limit, and its correction must respect the velocity limit too.
+
+`CollisionGuard.project(previous, candidate, dt, max_velocity)`, called by `SafetyFilter.update`
+(runtime/safety.py, its `guard` argument) with the last command and the rate-limited new one:
+1. the step previous -> candidate is checked, at its end and at points along it (`sweep_step`), with
+   MuJoCo's own collision filter (the pairs the simulated robot reports, sim/robot.py), keeping
+   `clearance` metres; clear: the candidate is returned as is (the usual case, ~10 us a point);
+2. otherwise a small QP (mink, as the IK) moves from `previous` as close as it can to the candidate
+   (posture task) under the same collision constraint, the joint limits and the velocity limit for
+   `dt`: the arm slides along the body instead of into it;
+3. the QP's constraint is linearised, so its answer is swept again; where it comes closer than
+   `accept` of the clearance (and closer than `previous` was), the robot goes only as far along
+   previous -> answer as stays clear, which at worst holds `previous`.
+A pair that rests closer than `clearance` at the neutral pose (G1's upper arms hang 2.3 mm from its
+torso) keeps half its resting distance instead, so resting is never a violation.
+A previous command already in contact (a robot started in a bad pose) may only move apart: the
+floor of 3 is then its own score.
+
+MuJoCo is an optional extra (`pip install 'molam_ros[sim]'`); `runtime/` never imports this
+module, the node builds it when the `collision_guard` parameter asks (agent/reaction_setup.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mink
+import mujoco
+import numpy as np
+
+from molam_ros.runtime.profiles import Profile
+from molam_ros.sim.mink_limits import DisplacementCollisionLimit
+from molam_ros.sim.model import RobotModel, build_model
+
+
+@dataclass(frozen=True, kw_only=True)
+class CollisionGuardConfig:
+    """Guard settings (metres, radians).
+
+    clearance: distance kept between any two capsules that may collide in a command; the servo
+        lags and the trajectory spline bends between 30 Hz points, so the executed robot needs a
+        margin beyond the command's. Measured on the generator test clips: with 2 cm the simulated
+        G1 (IK) and H1 (axis) still touched in 3 clips each, with 3 cm in none of those.
+    detection_distance: pairs closer than this enter the QP (each substep moves a joint at most
+        `sweep_step`, a few centimetres at the hand, so farther pairs cannot reach the clearance).
+    iterations: QP solves per projected frame (each re-linearises the distances).
+    sweep_step: rad, the most any joint moves between two points checked along a step (a G1
+        shoulder may move 0.6 rad in one 30 Hz frame at half its velocity limit: checked only at
+        its ends, a hand could pass through the hip between them).
+    position_margin: kept from the joint limits (the safety filter's `position_margin`).
+    rest_fraction: a pair closer than `clearance` at the neutral pose keeps this fraction of its
+        distance there instead.
+    accept: the QP's answer is taken when every pair keeps this fraction of its clearance (the QP
+        linearises the distances; beyond that the line search decides).
+    """
+
+    clearance: float = 0.03
+    detection_distance: float = 0.09
+    iterations: int = 2
+    sweep_step: float = 0.05
+    position_margin: float = 0.02
+    rest_fraction: float = 0.5
+    accept: float = 0.8
+
+    def __post_init__(self) -> None:
+        if not (self.clearance >= 0 and self.detection_distance > self.clearance):
+            raise ValueError("CollisionGuardConfig: 0 <= clearance < detection_distance")
+        if not (0 < self.rest_fraction <= 1 and 0 < self.accept <= 1):
+            raise ValueError("CollisionGuardConfig: rest_fraction and accept must be in (0, 1]")
+        if self.iterations < 1 or not self.sweep_step > 0:
+            raise ValueError("CollisionGuardConfig: iterations >= 1 and sweep_step > 0")
+
+
+class CollisionGuard:
+    """Projects commands out of self-collision (module docstring)."""
+
+    def __init__(self, profile: Profile, config: CollisionGuardConfig | None = None) -> None:
+        self.config = config or CollisionGuardConfig()
+        self.profile = profile
+        self.rm: RobotModel = build_model(profile)
+        m = self.rm.model
+        self._data = mujoco.MjData(m)
+        self._pairs, self._required = self._filtered_pairs()
+        # A private copy whose collision margin is the clearance: MuJoCo then reports every pair
+        # closer than the clearance as a contact with its signed distance.
+        self._check_model = build_model(profile).model
+        self._check_model.geom_margin[self.rm.collision_geoms] = self.config.clearance
+        self._check_data = mujoco.MjData(self._check_model)
+        self.configuration = mink.Configuration(m)
+        self.posture = mink.PostureTask(m, cost=1.0)
+        # One limit per clearance (mink's limit has one minimum distance): the usual one, and each
+        # pair that rests closer than that.
+        groups: dict[float, list[tuple[list[int], list[int]]]] = {}
+        for a, b in self._pairs:
+            groups.setdefault(float(self._required[a, b]), []).append(([a], [b]))
+        self._collision = [
+            DisplacementCollisionLimit(
+                mink.CollisionAvoidanceLimit(
+                    m,
+                    pairs,
+                    minimum_distance_from_collisions=clearance,
+                    collision_detection_distance=self.config.detection_distance,
+                )
+            )
+            for clearance, pairs in groups.items()
+        ]
+        self._limits_fixed = [
+            mink.ConfigurationLimit(m, min_distance_from_limits=self.config.position_margin)
+        ]
+        self._velocity: tuple[bytes, mink.VelocityLimit] | None = None
+        self.stats: dict[str, int] = {"checked": 0, "projected": 0, "bisected": 0, "failed_qp": 0}
+
+    def _filtered_pairs(self) -> tuple[list[tuple[int, int]], np.ndarray]:
+        """Geom pairs MuJoCo's collision filter lets through (contype, excludes, parent-child): the
+        pairs the simulated robot reports, found by colliding once with a huge margin; and the
+        clearance each pair must keep: `clearance`, or less for a pair closer than that at the
+        neutral pose (G1's upper arms hang 2.3 mm from its torso), `rest_fraction` of its distance
+        there, so the pose the robot rests in is always allowed."""
+        m = build_model(self.profile).model
+        m.geom_margin[:] = 100.0
+        d = mujoco.MjData(m)
+        d.qpos[self.rm.qpos_adr] = self.profile.neutral
+        mujoco.mj_kinematics(m, d)
+        mujoco.mj_collision(m, d)
+        required = np.full((m.ngeom, m.ngeom), self.config.clearance)
+        pairs = set()
+        for g1, g2, dist in zip(d.contact.geom1, d.contact.geom2, d.contact.dist, strict=True):
+            a, b = int(min(g1, g2)), int(max(g1, g2))
+            pairs.add((a, b))
+            need = min(self.config.clearance, max(self.config.rest_fraction * float(dist), 1e-4))
+            required[a, b] = required[b, a] = min(required[a, b], need)
+        return sorted(pairs), required
+
+    @property
+    def pairs(self) -> list[tuple[str, str]]:
+        """Link pairs that are checked (names of the links their capsules belong to)."""
+        return [(self.rm.geom_link[a], self.rm.geom_link[b]) for a, b in self._pairs]
+
+    def score(self, q: np.ndarray) -> float:
+        """How clear the joints at q keep the body: the smallest ratio of a pair's distance to the
+        clearance it must keep, capped at 1 (1: clear; 0: touching; < 0: overlapping)."""
+        m, d = self._check_model, self._check_data
+        d.qpos[self.rm.qpos_adr] = q
+        mujoco.mj_kinematics(m, d)
+        mujoco.mj_collision(m, d)
+        self.stats["checked"] += 1
+        n = d.ncon
+        if n == 0:
+            return 1.0
+        c = d.contact
+        ratio = c.dist[:n] / self._required[c.geom1[:n], c.geom2[:n]]
+        return float(min(1.0, ratio.min()))
+
+    def contacts(self, q: np.ndarray) -> dict[tuple[str, str], float]:
+        """Link pairs closer than their clearance at q -> distance (m): what the guard would act on."""
+        self.score(q)
+        d = self._check_data
+        c = d.contact
+        out: dict[tuple[str, str], float] = {}
+        for g1, g2, dist in zip(c.geom1[: d.ncon], c.geom2[: d.ncon], c.dist[: d.ncon], strict=True):
+            if dist < self._required[g1, g2]:
+                key = tuple(sorted((self.rm.geom_link[g1], self.rm.geom_link[g2])))
+                out[key] = min(out.get(key, np.inf), float(dist))
+        return out
+
+    def _velocity_limit(self, max_velocity: np.ndarray) -> mink.VelocityLimit:
+        key = np.asarray(max_velocity, dtype=np.float64).tobytes()
+        if self._velocity is None or self._velocity[0] != key:
+            limits = dict(
+                zip(self.profile.joint_names, np.asarray(max_velocity, dtype=np.float64), strict=True)
+            )
+            self._velocity = (key, mink.VelocityLimit(self.rm.model, limits))
+        return self._velocity[1]
+
+    def _samples(self, previous: np.ndarray, candidate: np.ndarray) -> int:
+        """Points checked along previous -> candidate: no joint moves more than `sweep_step` between
+        two, so a fast step cannot pass through a link between its two ends (tunnelling)."""
+        return max(1, int(np.ceil(np.abs(candidate - previous).max() / self.config.sweep_step)))
+
+    def sweep(self, previous: np.ndarray, candidate: np.ndarray, floor: float = 1.0) -> float:
+        """The largest s in [0, 1] such that every checked point of previous + s' (candidate -
+        previous), s' <= s, keeps `floor` (a score, see `score`); 0 when the first one does not."""
+        n = self._samples(previous, candidate)
+        for k in range(1, n + 1):
+            if self.score(previous + (k / n) * (candidate - previous)) < floor:
+                return (k - 1) / n
+        return 1.0
+
+    def project(
+        self, previous: np.ndarray, candidate: np.ndarray, dt: float, max_velocity: np.ndarray
+    ) -> np.ndarray:
+        """The command to send instead of `candidate` (J,), moving from `previous` (J,) within `dt`
+        seconds at most `max_velocity` (J,) rad/s per joint (module docstring)."""
+        cfg = self.config
+        candidate = np.asarray(candidate, dtype=np.float64)
+        previous = np.asarray(previous, dtype=np.float64)
+        if self.sweep(previous, candidate) >= 1.0:
+            return candidate
+        floor = min(cfg.accept, self.score(previous))  # never closer than the last command was
+        if dt <= 0:  # no time to move: hold
+            return previous
+        self.stats["projected"] += 1
+        solution = self._solve(previous, candidate, dt, max_velocity)
+        s = self.sweep(previous, solution, floor)
+        if s >= 1.0:
+            return solution
+        self.stats["bisected"] += 1
+        return previous + s * (solution - previous)
+
+    def _solve(
+        self, previous: np.ndarray, candidate: np.ndarray, dt: float, max_velocity: np.ndarray
+    ) -> np.ndarray:
+        m, adr = self.rm.model, self.rm.qpos_adr
+        q = np.zeros(m.nq)
+        q[adr] = previous
+        self.configuration.update(q)
+        target = q.copy()
+        target[adr] = candidate
+        self.posture.set_target(target)
+        limits = [*self._limits_fixed, self._velocity_limit(max_velocity), *self._collision]
+        # The frame is split into substeps no longer than the sweep's, each re-linearising the
+        # distances: one big step would let the linearised constraint pass through a thin link.
+        n = max(self.config.iterations, self._samples(previous, candidate))
+        try:
+            for _ in range(n):
+                step = dt / n
+                vel = mink.solve_ik(
+                    self.configuration, [self.posture], step, "daqp", damping=1e-6, limits=limits
+                )
+                self.configuration.integrate_inplace(vel, step)
+        except mink.MinkError:
+            self.stats["failed_qp"] += 1
+            return previous.copy()
+        return self.configuration.q[adr].copy()

@@ -57,6 +57,14 @@ def toy_data(clips: int = 12, steps: int = 16, seed: int = 0) -> tuple[ReactionC
     return codes, targets
 
 
+def shipped_engine_and_tiny_config() -> tuple[TorchEngine, SmallReactorConfig]:
+    """The shipped tokenizer's engine and a tiny reactor shape that fits it (K, D, l, F)."""
+    engine = TorchEngine(shipped_tokenizer_dir(), threads=1)
+    bound = ("codebook_size", "depth", "stride", "feature_dim")
+    shape = {k: v for k, v in tiny_config().to_dict().items() if k not in bound}
+    return engine, SmallReactorConfig.for_engine(engine, **shape)
+
+
 def fake_embed(texts: list[str]) -> np.ndarray:
     out = np.zeros((len(texts), 8), np.float32)
     for i, t in enumerate(texts):
@@ -150,13 +158,7 @@ def test_load_errors_are_clear(tmp_path) -> None:
 def test_streaming_with_the_shipped_tokenizer() -> None:
     """The streaming reactor on the real tokenizer: codes out, a bounded window, given first steps,
     deterministic, clear errors for bad codes and for a tokenizer it does not fit."""
-    engine = TorchEngine(shipped_tokenizer_dir(), threads=1)
-    cfg = tiny_config(
-        codebook_size=engine.model.config.codebook_size,
-        depth=engine.num_quantizers,
-        stride=engine.stride,
-        feature_dim=engine.feature_dim,
-    )
+    engine, cfg = shipped_engine_and_tiny_config()
     torch.manual_seed(0)
     net = SmallReactorNet(cfg)
     r = SmallStreamingReactor(net, engine, embed=fake_embed, instruction="wave back")
@@ -182,13 +184,7 @@ def test_streaming_with_the_shipped_tokenizer() -> None:
 def test_guidance_extrapolates_from_the_untold_prediction() -> None:
     """pred = u + g (c - u): g 1 is the told prediction, g 0 the untold one, g 2 twice as far; no
     instruction, no guidance; a bad scale is refused."""
-    engine = TorchEngine(shipped_tokenizer_dir(), threads=1)
-    cfg = tiny_config(
-        codebook_size=engine.model.config.codebook_size,
-        depth=engine.num_quantizers,
-        stride=engine.stride,
-        feature_dim=engine.feature_dim,
-    )
+    engine, cfg = shipped_engine_and_tiny_config()
     torch.manual_seed(0)
     net = SmallReactorNet(cfg).eval()
     with torch.no_grad():

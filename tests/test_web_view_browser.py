@@ -17,6 +17,7 @@ import itertools
 import json
 import os
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -78,7 +79,11 @@ class Browser:
             "--disable-extensions",
             "about:blank",
         ]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        # A session of its own: Debian's /usr/bin/chromium-headless-shell is a shell script that
+        # runs the browser as its child, so only killing the whole group stops the browser.
+        self.proc = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True
+        )
         self.log: list[str] = []
         url = self._devtools_url(timeout=60)
         self.ws = connect(url, max_size=64 * 2**20, open_timeout=30, legacy=True)  # held open across calls
@@ -156,12 +161,29 @@ class Browser:
         try:
             self.ws.close()
         finally:
-            self.proc.terminate()
+            self._signal_group(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                pass
+            self._signal_group(signal.SIGKILL)  # the browser under a wrapper outlives the wrapper
+            self.proc.wait()
+            end = time.monotonic() + 10  # the orphans go once init has reaped them
+            while self.group_alive() and time.monotonic() < end:
+                time.sleep(0.05)
+
+    def group_alive(self) -> bool:
+        try:
+            os.killpg(self.proc.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def _signal_group(self, sig: signal.Signals) -> None:
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            pass  # the whole group has exited
 
 
 def t_pose(x: float) -> np.ndarray:
@@ -242,6 +264,7 @@ def test_page_receives_frames_and_draws_both_bodies(tmp_path: Path) -> None:
         if browser is not None:
             browser.close()
         server.stop()
+    assert not browser.group_alive()  # no browser left behind (it ran under a wrapper script)
     (tmp_path / "web_view.png").write_bytes(shot)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "web_view.png").write_bytes(shot)

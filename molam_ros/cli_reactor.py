@@ -101,7 +101,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     engine = TorchEngine(tok, threads=1, device=args.device)
     if len(args.data) != 1:
         raise SystemExit("molam reactor train takes one --data directory")
-    codes = encode_reaction_codes(args.data[0], tok, max_clips=args.max_clips, mismatched=args.steering)
+    codes = encode_reaction_codes(
+        args.data[0],
+        tok,
+        max_clips=args.max_clips,
+        mismatched=args.steering,
+        steering_onset=args.steering_onset,
+    )
     train = codes.indices("train")
     if args.train_clips:
         train = sorted(np.random.default_rng(0).permutation(train)[: args.train_clips].tolist())
@@ -121,6 +127,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         blind=blind_ranges(args.blind),
         text_dim=0 if args.no_text else 384,
         dropout=args.dropout,
+        modes=args.modes,
     )
     config = ReactorTrainConfig(
         steps=args.steps,
@@ -137,6 +144,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         rollout_share=args.rollout_share,
         placement_weight=args.placement_weight,
         loss=args.loss,
+        relax=args.relax,
+        choice_weight=args.choice_weight,
         device=args.device,
     )
     info = {
@@ -305,6 +314,25 @@ def add_commands(groups: Any, fmt: type) -> None:
         type=int,
         default=0,
         help="add N steering pairs per dataset (one clip's actor, another's reactor and its instruction)",
+    )
+    p.add_argument(
+        "--modes",
+        type=int,
+        default=1,
+        help="K next-step proposals and a learnt choice among them, so that the reactor commits to "
+        "one reaction under doubt instead of averaging (1: plain regression; llm/small_reactor.py)",
+    )
+    p.add_argument("--relax", type=float, default=0.05, help="with --modes: weight of the other proposals")
+    p.add_argument(
+        "--choice-weight", type=float, default=0.01, help="with --modes: weight of the choice's cross-entropy"
+    )
+    p.add_argument(
+        "--steering-onset",
+        type=int,
+        default=None,
+        metavar="FRAMES",
+        help="cut each steering pair's reactor so that its motion starts FRAMES (plus up to FRAMES of "
+        "jitter) into the pair: told, the reactor starts promptly (llm/reaction_codes.py)",
     )
     p.add_argument(
         "--preset",

@@ -135,6 +135,42 @@ def test_steering_pairs_and_steerability(setup, tmp_path) -> None:
     assert set(rates) == {"replay", "recorded"} and all(0.0 <= v <= 1.0 for v in rates.values())
 
 
+def test_steering_onset_starts_the_other_reactor_promptly(setup, tmp_path) -> None:
+    """With `steering_onset`, a steering pair's reactor is cut so that its motion starts within
+    onset..2 x onset frames of the pair's start (or the cut is 0 where it starts earlier); the
+    dataset's own clips are encoded once into the plain cache and reused by every steering variant."""
+    import shutil
+
+    from molam_ros.llm.reaction_codes import actor_first_pair, reaction_onset
+
+    root, ds, engine, cfg, clips = setup
+    data = tmp_path / "data"
+    shutil.copytree(root / "data", data)
+    rc = encode_reaction_codes(data, shipped_tokenizer_dir(), mismatched=8, steering_onset=6, progress=False)
+    caches = sorted(p.name.split(".")[2] for p in data.glob("reaction_codes.*.npz"))
+    assert caches == ["m8s0o6", "npz"], caches  # the plain cache and the variant's
+    steering = [i for i, f in enumerate(rc.instructed) if f]
+    assert steering and all("@" in rc.clip_ids[i] for i in steering)
+    for i in steering:
+        cut = int(rc.clip_ids[i].split("@")[1])
+        pair = actor_first_pair(ds, rc.clip_ids[i], rc.steps(i) * engine.stride)
+        start = reaction_onset(pair[1])
+        y = ds.load(rc.clip_ids[i].split("+")[1].split("@")[0])
+        whole = reaction_onset(reaction_pair(y.positions, int(y.meta.get("actor", 0)))[1])
+        if cut:
+            assert start is not None and 6 <= start <= 12, (rc.clip_ids[i], start)
+        else:
+            assert whole is None or whole <= 12
+    again = encode_reaction_codes(
+        data, shipped_tokenizer_dir(), mismatched=8, steering_onset=6, progress=False
+    )
+    assert again.clip_ids == rc.clip_ids and (again.b == rc.b).all()
+    first = len(ds.ids())
+    plain_rc = encode_reaction_codes(data, shipped_tokenizer_dir(), progress=False)
+    assert plain_rc.clip_ids == rc.clip_ids[:first] and (plain_rc.a == rc.a[: len(plain_rc.a)]).all()
+    assert reaction_onset(np.zeros((10, 22, 3))) is None
+
+
 def test_ship_writes_weights_manifest_and_figures(setup, tmp_path) -> None:
     import hashlib
     import json

@@ -418,3 +418,53 @@ def test_blind_inputs_are_unseen_and_survive_save_load(tmp_path) -> None:
     )
     started, _ = load_small_reactor(tmp_path / "from")
     assert started.config.blind == () and torch.allclose(started.code.weight, net.code.weight)
+
+
+def test_modes_commit_to_one_future_where_a_single_mode_averages() -> None:
+    """Two equally likely futures (+1 or -1 for every feature) after the same input: the plain
+    regression learns their mean (about 0), the K-mode reactor's chosen proposal is one of them
+    (about +-1), and its proposals hold both. Fails if the nearest-proposal loss or the choice is lost."""
+    torch.manual_seed(0)
+    a = torch.zeros(64, 4, D, dtype=torch.long)
+    b_prev = torch.zeros(64, 4, L * F)
+    sign = torch.where(torch.rand(64, 1, 1) < 0.5, -1.0, 1.0)
+    b = sign.expand(-1, 4, L * F)
+    out = {}
+    for modes in (1, 3):
+        net = SmallReactorNet(tiny_config(text_dim=0, modes=modes))
+        opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+        for _ in range(150):
+            loss = net.loss(a, b_prev, b, relax=0.05, choice_weight=0.1)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        net.eval()
+        with torch.no_grad():
+            out[modes] = (net(a[:1], b_prev[:1])[0], net.proposals(a[:1], b_prev[:1])[0][0, 0])
+    assert out[1][0].abs().mean() < 0.2, out[1][0]
+    assert (out[3][0].abs() - 1).abs().mean() < 0.2, out[3][0]
+    means = out[3][1].mean(-1)  # (K,) each proposal's mean feature
+    assert means.max() > 0.8 and means.min() < -0.8, means
+
+
+def test_widened_modes_start_as_the_single_mode_reactor(tmp_path) -> None:
+    """A K-mode run started from a single-mode reactor (`--init --modes K`) predicts what it did,
+    up to the proposals' small noise; K-mode weights round-trip through save and load."""
+    from molam_ros.llm.small_reactor import widen_to_modes
+
+    torch.manual_seed(0)
+    one = SmallReactorNet(tiny_config()).eval()
+    three = SmallReactorNet(tiny_config(modes=3))
+    three.load_state_dict(widen_to_modes(one.state_dict(), three))
+    three.eval()
+    a = torch.randint(0, K, (2, 5, D))
+    b_prev = torch.randn(2, 5, L * F)
+    with torch.no_grad():
+        assert torch.allclose(one(a, b_prev), three(a, b_prev), atol=0.05)
+    save_small_reactor(three, tmp_path / "m", {})
+    back, _ = load_small_reactor(tmp_path / "m")
+    assert back.config.modes == 3
+    with torch.no_grad():
+        assert torch.allclose(back(a, b_prev), three(a, b_prev), atol=1e-6)
+    with pytest.raises(ValueError, match="modes"):
+        tiny_config(modes=0)

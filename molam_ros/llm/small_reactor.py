@@ -35,6 +35,16 @@ The instruction is one vector added to every position: the sentence encoder's em
 MiniLM) projected to the width, or a learned "no instruction" vector; training drops it half of
 the time, so the model reacts with and without being told.
 
+Commitment (`modes` > 1). Under doubt a regression answers with the mean: where the generator's
+reactor sometimes walks over to the person and sometimes waits for them (hand-overs, hugs), it
+walks a fifth of the way; told to wave while the person kicks, with nothing saying when to start,
+it smears the wave over every start time. With K modes the network proposes K next steps and a
+choice among them (multiple choice learning, Guzman-Rivera et al. 2012; as in trajectory
+prediction, e.g. MultiPath): only the proposal nearest the recording is trained on a window
+step (plus `relax` of the others' loss, so that none is left untrained), and the choice learns
+which one that was (cross-entropy). Live, the chosen proposal is the step: the reactor commits to
+one reaction, and its own output, read back, keeps it there.
+
 Guidance. Because the same network predicts with and without the instruction, an instructed step
 can be pushed further along what the instruction changes: pred = u + g (c - u), c the prediction
 told, u the one untold, g the `guidance` (classifier-free guidance, Ho & Salimans 2022, applied to
@@ -75,6 +85,7 @@ class SmallReactorConfig:
     context_steps: int = 64  # steps the model attends to
     text_dim: int = 384  # instruction embedding size (agent/encoder.py); 0: no instructions
     dropout: float = 0.1
+    modes: int = 1  # next-step proposals and a choice among them (module docstring: "Commitment")
     # [start, stop) ranges of the F features hidden from the previous-step input (module docstring:
     # "Blind inputs"); the model still predicts them
     blind: tuple[tuple[int, int], ...] = ()
@@ -84,6 +95,8 @@ class SmallReactorConfig:
             raise ValueError("SmallReactorConfig.width must be a multiple of heads")
         if self.context_steps < 2:
             raise ValueError("SmallReactorConfig.context_steps must be at least 2")
+        if self.modes < 1:
+            raise ValueError("SmallReactorConfig.modes must be at least 1")
 
     @property
     def step_dim(self) -> int:
@@ -140,7 +153,8 @@ class SmallReactorNet(nn.Module):
         self.text = nn.Linear(c.text_dim, c.width) if c.text_dim else None
         self.blocks = nn.ModuleList(_Block(c) for _ in range(c.layers))
         self.ln = nn.LayerNorm(c.width)
-        self.out = nn.Linear(c.width, c.step_dim)
+        self.out = nn.Linear(c.width, c.modes * c.step_dim)
+        self.choose = nn.Linear(c.width, c.modes) if c.modes > 1 else None
         self.register_buffer("_off", torch.arange(c.depth) * c.codebook_size, persistent=False)
         seen = torch.ones(c.feature_dim)
         for start, stop in c.blind:
@@ -158,7 +172,18 @@ class SmallReactorNet(nn.Module):
     def forward(
         self, a: torch.Tensor, b_prev: torch.Tensor, text: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """a (B, L, D) codes, b_prev (B, L, l*F) the reactor's previous steps -> (B, L, l*F) next steps."""
+        """a (B, L, D) codes, b_prev (B, L, l*F) the reactor's previous steps -> (B, L, l*F) next steps
+        (with modes: the chosen proposal)."""
+        preds, logits = self.proposals(a, b_prev, text)
+        if logits is None:
+            return preds[:, :, 0]
+        pick = logits.argmax(-1)[..., None, None].expand(-1, -1, 1, preds.shape[-1])
+        return preds.gather(2, pick)[:, :, 0]
+
+    def proposals(
+        self, a: torch.Tensor, b_prev: torch.Tensor, text: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, L, K, l*F) the K proposed next steps and (B, L, K) the choice's logits (None: K = 1)."""
         B, L, _ = a.shape
         if L > self.config.context_steps:
             raise ValueError(f"{L} steps exceed the context of {self.config.context_steps}")
@@ -170,7 +195,9 @@ class SmallReactorNet(nn.Module):
         )
         for block in self.blocks:
             x = block(x)
-        return self.out(self.ln(x))
+        h = self.ln(x)
+        preds = self.out(h).unflatten(-1, (self.config.modes, self.config.step_dim))
+        return preds, None if self.choose is None else self.choose(h)
 
     def loss(
         self,
@@ -180,14 +207,41 @@ class SmallReactorNet(nn.Module):
         text: torch.Tensor | None = None,
         weight: torch.Tensor | None = None,
         kind: str = "mse",
+        relax: float = 0.05,
+        choice_weight: float = 0.01,
     ) -> torch.Tensor:
         """Mean squared (kind "mse") or absolute ("l1") error of the reactor's normalised next-step
-        features, each of the F features weighted by `weight` (F,) where given."""
-        diff = self(a, b_prev, text).float() - b
+        features, each of the F features weighted by `weight` (F,) where given. With modes, in
+        training: the nearest proposal's error, `relax` x the mean of all proposals' and
+        `choice_weight` x the choice's cross-entropy (module docstring); in eval mode: the chosen
+        proposal's error, comparable with a single-mode model's."""
+        preds, logits = self.proposals(a, b_prev, text)
+        diff = preds.float() - b[:, :, None]
         err = diff.abs() if kind == "l1" else diff**2
         if weight is not None:
             err = err.view(*err.shape[:-1], self.config.stride, -1) * weight
-        return err.mean()
+        per = err.flatten(3).mean(-1)  # (B, L, K)
+        if logits is None:
+            return per.mean()
+        if not self.training:
+            return per.gather(-1, logits.argmax(-1, keepdim=True)).mean()
+        win = per.detach().argmin(-1)
+        choice = nn.functional.cross_entropy(logits.float().flatten(0, 1), win.flatten())
+        return per.gather(-1, win[..., None]).mean() + relax * per.mean() + choice_weight * choice
+
+
+def widen_to_modes(state: dict[str, torch.Tensor], net: SmallReactorNet) -> dict[str, torch.Tensor]:
+    """A single-mode reactor's weights as the start of a K-mode `net`: every proposal starts as the
+    old output plus a little noise (so that they can part), the choice at zero (uniform)."""
+    K, out = net.config.modes, dict(state)
+    if K == 1 or state["out.weight"].shape[0] == net.out.weight.shape[0]:
+        return out
+    w, bias = state["out.weight"], state["out.bias"]
+    out["out.weight"] = w.repeat(K, 1) + 0.01 * w.std() * torch.randn(K * w.shape[0], w.shape[1])
+    out["out.bias"] = bias.repeat(K)
+    out["choose.weight"] = torch.zeros_like(net.choose.weight)
+    out["choose.bias"] = torch.zeros_like(net.choose.bias)
+    return out
 
 
 def save_small_reactor(
@@ -369,4 +423,5 @@ __all__ = [
     "load_small_reactor",
     "reactor_settings",
     "save_small_reactor",
+    "widen_to_modes",
 ]

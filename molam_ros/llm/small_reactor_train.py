@@ -48,7 +48,13 @@ from tqdm import tqdm
 
 from molam_ros.llm.reaction_codes import ReactionCodes, ReactionTargets
 from molam_ros.llm.reaction_instructions import all_instructions, reactor_instruction
-from molam_ros.llm.small_reactor import Embedder, SmallReactorConfig, SmallReactorNet, save_small_reactor
+from molam_ros.llm.small_reactor import (
+    Embedder,
+    SmallReactorConfig,
+    SmallReactorNet,
+    save_small_reactor,
+    widen_to_modes,
+)
 from molam_ros.motion import ego
 
 log = logging.getLogger(__name__)
@@ -75,6 +81,8 @@ class ReactorTrainConfig:
     loss: str = "mse"  # "l1": the conditional median (module docstring)
     rollouts: int = 0  # extra passes feeding the model's own predictions back (module docstring)
     rollout_share: float = 0.5  # share of windows that read them
+    relax: float = 0.05  # with modes: weight of the proposals that were not nearest (small_reactor.py)
+    choice_weight: float = 0.01  # with modes: weight of the choice's cross-entropy
     seed: int = 0
     threads: int = 2
     device: str = "cpu"  # "cuda" where a GPU is lent
@@ -255,7 +263,7 @@ def train_small_reactor(
         from molam_ros.llm.small_reactor import load_small_reactor
 
         start_net, _ = load_small_reactor(init)
-        net.load_state_dict(start_net.state_dict())
+        net.load_state_dict(widen_to_modes(start_net.state_dict(), net))
         log.info("starting from the weights of %s", init)
     if resume and state_path.is_file():
         state = torch.load(state_path, weights_only=False, map_location=device)
@@ -288,7 +296,7 @@ def train_small_reactor(
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
             b_prev = own_inputs(net, a, b_prev, text, cfg.rollouts, cfg.rollout_share)
             b_prev = b_prev + cfg.b_noise * torch.randn_like(b_prev)
-            loss = net.loss(a, b_prev, b, text, weight, cfg.loss)
+            loss = net.loss(a, b_prev, b, text, weight, cfg.loss, cfg.relax, cfg.choice_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)

@@ -146,6 +146,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         loss=args.loss,
         relax=args.relax,
         choice_weight=args.choice_weight,
+        steering_weight=args.steering_weight,
         device=args.device,
     )
     info = {
@@ -314,6 +315,13 @@ def add_commands(groups: Any, fmt: type) -> None:
         type=int,
         default=0,
         help="add N steering pairs per dataset (one clip's actor, another's reactor and its instruction)",
+    )
+    p.add_argument(
+        "--steering-weight",
+        type=float,
+        default=1.0,
+        help="loss weight of the steering pairs' windows (teacher-forced, an instruction explains little "
+        "of a window's loss, so a model learns to ignore it; small_reactor_train.py)",
     )
     p.add_argument(
         "--modes",

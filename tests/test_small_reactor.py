@@ -468,3 +468,19 @@ def test_widened_modes_start_as_the_single_mode_reactor(tmp_path) -> None:
         assert torch.allclose(back(a, b_prev), three(a, b_prev), atol=1e-6)
     with pytest.raises(ValueError, match="modes"):
         tiny_config(modes=0)
+
+
+def test_window_weights_make_a_weighted_mean() -> None:
+    """`windows` (the steering pairs' weight) weighs each window's loss: with weights (3, 1) the loss
+    is (3 e0 + e1) / 4, e_i the window's own loss; without weights the plain mean."""
+    torch.manual_seed(0)
+    for modes in (1, 2):
+        net = SmallReactorNet(tiny_config(text_dim=0, modes=modes)).eval()
+        a = torch.randint(0, K, (2, 3, D))
+        b_prev, b = torch.randn(2, 3, L * F), torch.randn(2, 3, L * F)
+        with torch.no_grad():
+            e = [float(net.loss(a[i : i + 1], b_prev[i : i + 1], b[i : i + 1])) for i in range(2)]
+            plain = float(net.loss(a, b_prev, b))
+            weighted = float(net.loss(a, b_prev, b, windows=torch.tensor([3.0, 1.0])))
+        assert plain == pytest.approx((e[0] + e[1]) / 2, rel=1e-5)
+        assert weighted == pytest.approx((3 * e[0] + e[1]) / 4, rel=1e-5)

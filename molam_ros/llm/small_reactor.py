@@ -209,25 +209,38 @@ class SmallReactorNet(nn.Module):
         kind: str = "mse",
         relax: float = 0.05,
         choice_weight: float = 0.01,
+        windows: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Mean squared (kind "mse") or absolute ("l1") error of the reactor's normalised next-step
         features, each of the F features weighted by `weight` (F,) where given. With modes, in
         training: the nearest proposal's error, `relax` x the mean of all proposals' and
         `choice_weight` x the choice's cross-entropy (module docstring); in eval mode: the chosen
-        proposal's error, comparable with a single-mode model's."""
+        proposal's error, comparable with a single-mode model's. `windows` (B,): a weight per window
+        (the weighted mean over windows)."""
         preds, logits = self.proposals(a, b_prev, text)
         diff = preds.float() - b[:, :, None]
         err = diff.abs() if kind == "l1" else diff**2
         if weight is not None:
             err = err.view(*err.shape[:-1], self.config.stride, -1) * weight
         per = err.flatten(3).mean(-1)  # (B, L, K)
+        w = (
+            torch.ones(per.shape[:2], device=per.device)
+            if windows is None
+            else windows[:, None].expand(per.shape[:2])
+        )
+        w = w / w.mean()
+
+        def mean(x: torch.Tensor) -> torch.Tensor:  # (B, L) -> the window-weighted mean
+            return (x * w).mean()
+
         if logits is None:
-            return per.mean()
+            return mean(per[..., 0])
         if not self.training:
-            return per.gather(-1, logits.argmax(-1, keepdim=True)).mean()
+            return mean(per.gather(-1, logits.argmax(-1, keepdim=True))[..., 0])
         win = per.detach().argmin(-1)
-        choice = nn.functional.cross_entropy(logits.float().flatten(0, 1), win.flatten())
-        return per.gather(-1, win[..., None]).mean() + relax * per.mean() + choice_weight * choice
+        choice = nn.functional.cross_entropy(logits.float().flatten(0, 1), win.flatten(), reduction="none")
+        nearest = per.gather(-1, win[..., None])[..., 0]
+        return mean(nearest) + relax * mean(per.mean(-1)) + choice_weight * mean(choice.view_as(nearest))
 
 
 def widen_to_modes(state: dict[str, torch.Tensor], net: SmallReactorNet) -> dict[str, torch.Tensor]:

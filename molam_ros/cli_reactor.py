@@ -128,6 +128,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         text_dim=0 if args.no_text else 384,
         dropout=args.dropout,
         modes=args.modes,
+        horizon=args.horizon,
     )
     config = ReactorTrainConfig(
         steps=args.steps,
@@ -322,6 +323,13 @@ def add_commands(groups: Any, fmt: type) -> None:
         default=1.0,
         help="loss weight of the steering pairs' windows (teacher-forced, an instruction explains little "
         "of a window's loss, so a model learns to ignore it; small_reactor_train.py)",
+    )
+    p.add_argument(
+        "--horizon",
+        type=int,
+        default=1,
+        help="steps predicted in training (the next and H - 1 after it, a second head used only in "
+        "training) so that the model's state carries what it was told and where it goes (1: off)",
     )
     p.add_argument(
         "--modes",

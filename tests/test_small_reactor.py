@@ -484,3 +484,41 @@ def test_window_weights_make_a_weighted_mean() -> None:
             weighted = float(net.loss(a, b_prev, b, windows=torch.tensor([3.0, 1.0])))
         assert plain == pytest.approx((e[0] + e[1]) / 2, rel=1e-5)
         assert weighted == pytest.approx((3 * e[0] + e[1]) / 4, rel=1e-5)
+
+
+def test_horizon_trains_a_look_ahead_head_that_live_steps_do_not_need(tmp_path) -> None:
+    """With horizon 3 the sampler's targets hold 3 steps, the look-ahead head learns the later steps
+    where they are predictable (here each clip's reactor holds one random pose, so they equal the
+    previous step), a horizon-1 reactor starts it (--init), and streaming steps return the next step
+    only. Fails if the later steps are misaligned or the head is left out of the loss."""
+    from molam_ros.llm.small_reactor import widen_to_modes
+
+    codes, _ = toy_data()
+    rng = np.random.default_rng(1)
+    steps = 16
+    feats = np.repeat(rng.normal(size=(12, F)), steps * L, axis=0).astype(np.float16)
+    targets = ReactionTargets(feats, np.arange(13) * steps * L, {i: i for i in range(12)})
+    cfg = ReactorTrainConfig(
+        steps=300, batch=8, crop_steps=8, lr=3e-3, warmup=10, eval_every=150, eval_batches=2, threads=1
+    )
+    train_small_reactor(
+        codes,
+        targets,
+        tmp_path / "h",
+        model=tiny_config(horizon=3),
+        train=cfg,
+        embed=fake_embed,
+        progress=False,
+    )
+    net, _ = load_small_reactor(tmp_path / "h")
+    assert net.config.horizon == 3 and net.ahead is not None
+    f = torch.as_tensor(targets.clip(0).astype(np.float32).reshape(steps, -1))
+    a = torch.as_tensor(codes.clip(0)[0].astype(np.int64))[None]
+    with torch.no_grad():
+        later = net.ahead(net._state(a[:, 1:9], f[None, 0:8], None))[0]  # steps t+1, t+2 from step t
+    want = torch.cat([f[2:10], f[3:11]], dim=-1)
+    assert float(((later - want) ** 2).mean()) < float((want**2).mean()) / 5
+    one = SmallReactorNet(tiny_config())
+    three = SmallReactorNet(tiny_config(horizon=3))
+    three.load_state_dict(widen_to_modes(one.state_dict(), three))
+    assert net(a[:, :4], f[None, :4]).shape == (1, 4, L * F)

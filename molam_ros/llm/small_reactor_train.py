@@ -113,9 +113,11 @@ class _Sampler:
         texts: dict[str, np.ndarray] | None,
         text_dim: int,
         seed: int,
+        horizon: int = 1,
     ) -> None:
         self.codes, self.targets, self.cfg, self.texts, self.text_dim = codes, targets, cfg, texts, text_dim
-        self.pool = [i for i in indices if codes.steps(i) >= 3]
+        self.horizon = horizon
+        self.pool = [i for i in indices if codes.steps(i) >= 2 + horizon]
         if not self.pool:
             raise ValueError("no clip with at least 3 steps to train or evaluate on")
         self.rng = np.random.default_rng(seed)
@@ -123,15 +125,16 @@ class _Sampler:
     def batch(self) -> tuple[torch.Tensor, ...]:
         cfg, rng = self.cfg, self.rng
         picks = [self.pool[int(rng.integers(len(self.pool)))] for _ in range(cfg.batch)]
-        n = min(cfg.crop_steps, *(self.codes.steps(i) - 1 for i in picks))
+        H = self.horizon
+        n = min(cfg.crop_steps, *(self.codes.steps(i) - H for i in picks))
         A, BP, B, T, W = [], [], [], [], []
         for i in picks:
             a, _ = self.codes.clip(i)
             f = self.targets.clip(i).astype(np.float32).reshape(len(a), -1)  # (steps, l*F)
-            s = int(rng.integers(1, len(a) - n + 1))
+            s = int(rng.integers(1, len(a) - n - H + 2))
             A.append(a[s : s + n].astype(np.int64))
             BP.append(f[s - 1 : s - 1 + n])
-            B.append(f[s : s + n])
+            B.append(np.concatenate([f[s + j : s + j + n] for j in range(H)], axis=-1))
             text = np.full(self.text_dim, np.nan, dtype=np.float32)
             if self.texts is not None and (self.codes.instructed[i] or rng.random() < cfg.text_share):
                 words = reactor_instruction(
@@ -212,7 +215,7 @@ def held_out(net: SmallReactorNet, sampler: _Sampler, batches: int) -> dict[str,
         a, b_prev, b, text, _ = _to(sampler.batch(), _device(net))
         losses.append(float(net.loss(a, b_prev, b, text)))
         own.append(float(net.loss(a, own_inputs(net, a, b_prev, text, OWN_PASSES, 1.0), b, text)))
-        hold.append(float(((b_prev - b) ** 2).mean()))
+        hold.append(float(((b_prev - b[..., : b_prev.shape[-1]]) ** 2).mean()))
     sampler.rng.bit_generator.state = state
     net.train()
     return {
@@ -279,8 +282,8 @@ def train_small_reactor(
         log.info("resuming %s at step %d", out, start)
     train_idx = [i for i in codes.indices("train") if i in targets.row]
     val_idx = [i for i in codes.indices("val") or codes.indices("test") if i in targets.row]
-    sampler = _Sampler(codes, targets, train_idx, cfg, texts, mcfg.text_dim, cfg.seed + start)
-    val = _Sampler(codes, targets, val_idx, cfg, texts, mcfg.text_dim, 0)
+    sampler = _Sampler(codes, targets, train_idx, cfg, texts, mcfg.text_dim, cfg.seed + start, mcfg.horizon)
+    val = _Sampler(codes, targets, val_idx, cfg, texts, mcfg.text_dim, 0, mcfg.horizon)
     n_params = sum(p.numel() for p in net.parameters())
     log.info(
         "small reactor: %.2f M parameters, %d training clips, %d validation clips",

@@ -522,3 +522,9 @@ def test_horizon_trains_a_look_ahead_head_that_live_steps_do_not_need(tmp_path) 
     three = SmallReactorNet(tiny_config(horizon=3))
     three.load_state_dict(widen_to_modes(one.state_dict(), three))
     assert net(a[:, :4], f[None, :4]).shape == (1, 4, L * F)
+    net.train()  # per-feature weights reach the look-ahead's steps too (each step's F features)
+    b3 = torch.cat([f[1:9], f[2:10], f[3:11]], dim=-1)[None]
+    w = torch.ones(F)
+    plain = net.loss(a[:, 1:9], f[None, 0:8], b3, weight=w)
+    w[0] = 3.0
+    assert float(net.loss(a[:, 1:9], f[None, 0:8], b3, weight=w)) > float(plain)

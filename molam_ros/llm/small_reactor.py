@@ -255,7 +255,7 @@ class SmallReactorNet(nn.Module):
         if self.ahead is not None and self.training and later.shape[-1]:
             d = (self.ahead(h).float() - later) ** 2
             if weight is not None:
-                d = d.view(*d.shape[:-1], c.stride, -1) * weight
+                d = d.view(*d.shape[:-1], -1, c.stride, c.feature_dim) * weight
             ahead = mean(d.flatten(2).mean(-1)) * (c.horizon - 1) / c.horizon
         if logits is None:
             return mean(per[..., 0]) + ahead

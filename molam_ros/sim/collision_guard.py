@@ -41,6 +41,8 @@ from molam_ros.runtime.profiles import Profile
 from molam_ros.sim.mink_limits import DisplacementCollisionLimit
 from molam_ros.sim.model import RobotModel, build_model
 
+_MINK_GAIN = 0.85  # mink's default share of a gap a solve may close (lookahead 0)
+
 
 @dataclass(frozen=True, kw_only=True)
 class CollisionGuardConfig:
@@ -61,6 +63,14 @@ class CollisionGuardConfig:
         distance there instead.
     accept: the QP's answer is taken when every pair keeps this fraction of its clearance (the QP
         linearises the distances; beyond that the line search decides).
+    lookahead: s the executed robot may go on along a command's velocity after the command stops:
+        the servo's tracking lag and the controller's spline swing past a point reached at speed
+        (sim/trajectory.py). Each step is checked as if it went on for `lookahead` at its own
+        velocity (previous + (1 + lookahead / dt) (candidate - previous)), so the distance a pair
+        must keep grows with how fast it closes (clearance + closing speed x lookahead), and the
+        QP closes at most dt / (dt + lookahead) of a pair's gap per frame: the arm slows down
+        before it reaches the clearance instead of stopping there from full speed. 0: the command
+        alone is checked (measured: a hug's hands and H1's elbows then touched in execution).
     """
 
     clearance: float = 0.03
@@ -70,6 +80,7 @@ class CollisionGuardConfig:
     position_margin: float = 0.02
     rest_fraction: float = 0.5
     accept: float = 0.8
+    lookahead: float = 0.05
 
     def __post_init__(self) -> None:
         if not (self.clearance >= 0 and self.detection_distance > self.clearance):
@@ -78,6 +89,8 @@ class CollisionGuardConfig:
             raise ValueError("CollisionGuardConfig: rest_fraction and accept must be in (0, 1]")
         if self.iterations < 1 or not self.sweep_step > 0:
             raise ValueError("CollisionGuardConfig: iterations >= 1 and sweep_step > 0")
+        if not (np.isfinite(self.lookahead) and self.lookahead >= 0):
+            raise ValueError("CollisionGuardConfig: lookahead must be >= 0 s")
 
 
 class CollisionGuard:
@@ -203,18 +216,27 @@ class CollisionGuard:
         cfg = self.config
         candidate = np.asarray(candidate, dtype=np.float64)
         previous = np.asarray(previous, dtype=np.float64)
-        if self.sweep(previous, candidate) >= 1.0:
+        reach = self._reach(dt)
+        if self.sweep(previous, previous + reach * (candidate - previous)) >= 1.0:
             return candidate
         floor = min(cfg.accept, self.score(previous))  # never closer than the last command was
         if dt <= 0:  # no time to move: hold
             return previous
         self.stats["projected"] += 1
         solution = self._solve(previous, candidate, dt, max_velocity)
-        s = self.sweep(previous, solution, floor)
+        # The command at a fraction s of previous -> solution goes on to the point at the same
+        # fraction of previous -> the solution's extension: the sweep of the extension is the
+        # line search of the command.
+        s = self.sweep(previous, previous + reach * (solution - previous), floor)
         if s >= 1.0:
             return solution
         self.stats["bisected"] += 1
         return previous + s * (solution - previous)
+
+    def _reach(self, dt: float) -> float:
+        """How far a step of dt seconds is checked, in steps: 1 (the step) + the distance its
+        velocity carries the executed robot in `lookahead` seconds (config docstring)."""
+        return 1.0 + (self.config.lookahead / dt if dt > 0 else 0.0)
 
     def _solve(
         self, previous: np.ndarray, candidate: np.ndarray, dt: float, max_velocity: np.ndarray
@@ -230,6 +252,12 @@ class CollisionGuard:
         # The frame is split into substeps no longer than the sweep's, each re-linearising the
         # distances: one big step would let the linearised constraint pass through a thin link.
         n = max(self.config.iterations, self._samples(previous, candidate))
+        # Each substep closes at most `gain` of a pair's gap, so that the frame closes at most
+        # dt / (dt + lookahead) of it: the solution keeps clearance + closing speed x lookahead.
+        keep = 1.0 - 1.0 / self._reach(dt)
+        gain = 1.0 - keep ** (1.0 / n) if keep > 0 else _MINK_GAIN
+        for limit in self._collision:
+            limit.inner.gain = gain
         try:
             for _ in range(n):
                 step = dt / n

@@ -76,8 +76,9 @@ class SafetyConfig:
         so the executed robot does not reach one either: the servo lags and overshoots a
         command that stops at the margin from speed. Measured on the 47 generator test clips
         (README, "The simulated robot"): with 0.02 rad the simulated G1 and H1 sat at a limit in
-        up to 6 clips a stream (high fives, mirrors, hugs; 1 kHz steps G1 159-319, H1 28-203),
-        with 0.05 in one clip (G1, a reaction's high five, 23 steps); hand error unchanged.
+        up to 6 clips a stream (high fives, mirrors, hugs; 1 kHz steps G1 up to 328, H1 up to
+        203 a stream), with 0.05 H1 never, G1 in 3 clips (a mirror, two high fives' reactions;
+        at most 53 steps a stream); hand error unchanged.
     blend_time: crossfade when a new reaction segment replaces the one being executed.
     timeout: input silence after which the robot eases to neutral; 0 turns the watchdog off.
     ease_time: duration of the ease to neutral (the velocity limit may make it longer).

@@ -97,6 +97,23 @@ def test_hands_swung_together_at_full_speed_slow_down_before_the_clearance_and_n
     assert touched[CollisionGuardConfig.lookahead] == []
 
 
+def test_arms_held_apart_by_the_guard_follow_the_operator_again_when_the_hug_ends() -> None:
+    """The guard's QP bends around the other hand in substeps; the robot goes in a straight line to
+    the command. In this generator hug (synth1000's test clip synth_1985281331_hug) every straight
+    line to the QP's answer crossed the other hand once the operator's arms went down, and cutting
+    it back held G1's hands 3 cm apart for the rest of the clip (hand error 340 mm at the end).
+    The command is now the furthest point of the QP's path whose straight line is clear."""
+    from molam_ros.data.synth import generate_clip
+    from molam_ros.sim.bench import arm_errors, teleop_commands
+
+    profile = load_profile("unitree_g1")
+    clip = generate_clip(1985281331, "hug", "hesitant")
+    operator = clip.positions[clip.meta["actor"]]
+    q = teleop_commands(profile, operator, filtered=True, guard=True)
+    hand, _ = arm_errors(SimulatedRobot(profile), q[-45:], operator[-45:])  # walking away, arms down
+    assert hand < 100.0, hand  # measured: 61 mm; held by the guard: 340 mm
+
+
 def test_a_fast_step_through_the_body_is_caught_between_its_ends() -> None:
     """Tunnelling: both ends of one 30 Hz step clear, the straight path between them through the
     body (G1's shoulder may move 0.6 rad in a frame at half its velocity limit)."""

@@ -410,12 +410,23 @@ def _cmd_bench_sim(args: argparse.Namespace) -> int:
 
     from molam_ros.data.dataset import MotionDataset
     from molam_ros.runtime.profiles import load_profile
+    from molam_ros.runtime.safety import SafetyConfig
+    from molam_ros.sim.collision_guard import CollisionGuardConfig
+
+    guard_kw: dict[str, float] = {}
+    if args.lookahead is not None:
+        guard_kw["lookahead"] = args.lookahead
+    if args.position_margin is not None:  # the guard's QP keeps the same margin as the filter
+        guard_kw["position_margin"] = args.position_margin
+    guard_config = CollisionGuardConfig(**guard_kw) if guard_kw else None
+    margin = SafetyConfig.position_margin if args.position_margin is None else args.position_margin
 
     cols = ("clips", "minutes", "acc", "jerk", "tracking_p99", "tracking_max", "collisions_per_min",
             "limit_steps", "hand_mm", "elbow_mm")  # fmt: skip
     guards = {"off": (False,), "on": (True,), "both": (False, True)}[args.guard]
     vel = "published (the safety filter's)" if args.published else "central differences"
     print(f"tracker noise {args.noise} m; split {args.split}; collision guard {args.guard}; velocities {vel}")
+    print(f"position margin {margin} rad; guard {guard_config or CollisionGuardConfig()}")
     print("| data | profile | stream | " + " | ".join(cols) + " |")
     print("|---|---|---|" + "---|" * len(cols))
     log = args.jsonl.open("a") if args.jsonl else None
@@ -450,6 +461,8 @@ def _cmd_bench_sim(args: argparse.Namespace) -> int:
                 published=args.published,
                 streams=tuple(args.streams),
                 on_figures=record(name, root),
+                position_margin=args.position_margin,
+                guard_config=guard_config,
             )
             for kind, figures in figs.items():
                 row = summarize(figures)
@@ -756,6 +769,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--streams", nargs="+", default=list(streams), choices=streams, help="streams measured")
     p.add_argument("--shard", default="0/1", help="K/N: only the clips i with i %% N == K (parallel runs)")
     p.add_argument("--jsonl", type=Path, help="append each clip's and stream's figures here as measured")
+    p.add_argument(
+        "--lookahead",
+        type=float,
+        help="s the guard looks ahead along each step (default: the node's collision_lookahead; 0: off)",
+    )
+    p.add_argument(
+        "--position-margin",
+        type=float,
+        help="rad the safety filter (and the guard) keep from the joint limits (default: SafetyConfig's)",
+    )
     p.set_defaults(func=_cmd_bench_sim)
     p = bench_cmds.add_parser(
         "tokenizer",

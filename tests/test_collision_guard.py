@@ -66,6 +66,54 @@ def test_the_guard_stops_an_arm_sent_into_the_body_and_the_robot_never_touches(n
     assert report.collisions == [], report.collisions
 
 
+def test_hands_swung_together_at_full_speed_slow_down_before_the_clearance_and_never_touch() -> None:
+    """The servo lags and the controller's spline swings past a point reached at speed: a guard that
+    checks only the command stops G1's hands 3 cm apart from full speed (0.6 rad a frame at the
+    shoulders) and the executed hands touch (measured: 2 cm deep). Looking ahead along each step
+    (`lookahead`), the clearance grows with the closing speed and the hands slow down first."""
+    profile = load_profile("unitree_g1")
+    names = profile.joint_names
+
+    def arms(roll: float) -> np.ndarray:  # both arms raised forward, rolled out (> 0) or in (< 0)
+        q = profile.neutral.copy()
+        for side, sign in (("left", 1.0), ("right", -1.0)):
+            q[names.index(f"{side}_shoulder_pitch_joint")] = -1.2
+            q[names.index(f"{side}_shoulder_roll_joint")] = sign * roll
+        return q
+
+    apart, crossed = arms(0.8), arms(-0.5)  # crossed: the hands pass through each other
+    targets = np.concatenate([np.repeat(apart[None], 30, 0), np.repeat(crossed[None], 40, 0)])
+    touched = {}
+    for lookahead in (0.0, CollisionGuardConfig.lookahead):
+        guard = CollisionGuard(profile, CollisionGuardConfig(lookahead=lookahead))
+        q, v = _stream(SafetyFilter(profile, initial=apart, guard=guard), targets)
+        # Both keep every command clear, and both swing the arms in (measured: the shoulder rolls
+        # 0.6 rad in one frame without the look-ahead, over five frames with it, and further).
+        assert all(guard.score(c) >= guard.config.accept - 1e-9 for c in q)
+        assert np.abs(q[-1] - apart).max() > 0.5
+        report = execute_stream(SimulatedRobot(profile, initial=q[0]), q, v, stride=1)
+        touched[lookahead] = [e.links for e in report.collisions]
+    assert ("left_rubber_hand", "right_rubber_hand") in touched[0.0]  # the old guard: executed contact
+    assert touched[CollisionGuardConfig.lookahead] == []
+
+
+def test_arms_held_apart_by_the_guard_follow_the_operator_again_when_the_hug_ends() -> None:
+    """The guard's QP bends around the other hand in substeps; the robot goes in a straight line to
+    the command. In this generator hug (synth1000's test clip synth_1985281331_hug) every straight
+    line to the QP's answer crossed the other hand once the operator's arms went down, and cutting
+    it back held G1's hands 3 cm apart for the rest of the clip (hand error 340 mm at the end).
+    The command is now the furthest point of the QP's path whose straight line is clear."""
+    from molam_ros.data.synth import generate_clip
+    from molam_ros.sim.bench import arm_errors, teleop_commands
+
+    profile = load_profile("unitree_g1")
+    clip = generate_clip(1985281331, "hug", "hesitant")
+    operator = clip.positions[clip.meta["actor"]]
+    q = teleop_commands(profile, operator, filtered=True, guard=True)
+    hand, _ = arm_errors(SimulatedRobot(profile), q[-45:], operator[-45:])  # walking away, arms down
+    assert hand < 100.0, hand  # measured: 61 mm; held by the guard: 340 mm
+
+
 def test_a_fast_step_through_the_body_is_caught_between_its_ends() -> None:
     """Tunnelling: both ends of one 30 Hz step clear, the straight path between them through the
     body (G1's shoulder may move 0.6 rad in a frame at half its velocity limit)."""
@@ -108,6 +156,8 @@ def test_the_guard_config_is_checked_and_pairs_resting_close_keep_less() -> None
         CollisionGuardConfig(clearance=0.1, detection_distance=0.05)
     with pytest.raises(ValueError):
         CollisionGuardConfig(accept=0.0)
+    with pytest.raises(ValueError):
+        CollisionGuardConfig(lookahead=-0.01)
     guard = CollisionGuard(load_profile("unitree_g1"))
     # G1's upper arms hang 2.3 mm from its torso: resting is allowed, pressing closer is not.
     assert guard.score(guard.profile.neutral) == 1.0
@@ -126,6 +176,7 @@ def test_the_node_builds_the_guard_as_its_parameter_says() -> None:
     pipeline, _ = build_teleop_pipeline(p)  # auto, with the extra installed: on
     assert isinstance(pipeline.guard, CollisionGuard) and pipeline.safety.guard is pipeline.guard
     assert pipeline.guard.config.clearance == p["collision_clearance"]
+    assert pipeline.guard.config.lookahead == p["collision_lookahead"] == CollisionGuardConfig.lookahead
     assert build_teleop_pipeline({**p, "collision_guard": "off"})[0].guard is None
     assert build_guard(
         {**p, "collision_guard": "on", "collision_clearance": 0.05}, load_profile("unitree_h1")

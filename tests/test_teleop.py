@@ -87,7 +87,8 @@ def test_frame_by_frame_from_the_robots_pose_into_the_operators() -> None:
         quats = inverse_kinematics(poses[k], lengths)
         quats[0] = (1.0, 0.0, 0.0, 0.0)
         target = Retargeter(profile).robot(quats, reference=chunks[k - 1].joint_positions[0]).positions
-        target = np.clip(target, profile.lower + 0.02, profile.upper - 0.02)
+        margin = TeleopConfig.safety.position_margin
+        target = np.clip(target, profile.lower + margin, profile.upper - margin)
         errors.append(np.abs(chunks[k].joint_positions[0] - target))
     errors = np.stack(errors)
     assert np.median(errors) < 1e-6 and np.mean(errors < 1e-6) > 0.9, np.percentile(errors, [50, 90, 99])

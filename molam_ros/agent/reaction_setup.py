@@ -169,8 +169,12 @@ def build_guard(p: dict[str, Any], profile: Any) -> Any:
             raise RuntimeError(f"collision_guard on needs pip install 'molam_ros[sim]' ({e})") from e
         return None
     clearance = float(p.get("collision_clearance", 0.03))
+    lookahead = float(p.get("collision_lookahead", CollisionGuardConfig.lookahead))
     detection = max(CollisionGuardConfig.detection_distance, 3.0 * clearance)
-    return CollisionGuard(profile, CollisionGuardConfig(clearance=clearance, detection_distance=detection))
+    return CollisionGuard(
+        profile,
+        CollisionGuardConfig(clearance=clearance, detection_distance=detection, lookahead=lookahead),
+    )
 
 
 def build_completer(p: dict[str, Any]) -> Any:

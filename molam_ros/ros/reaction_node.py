@@ -175,6 +175,7 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "teleop_retarget": ("axis", "teleop: axis (decomposition) | ik (mink on the MuJoCo model, extra [sim])"),
     "collision_guard": ("auto", "robots: self-collision guard, auto | on | off (extra [sim])"),
     "collision_clearance": (0.03, "m the guard keeps between the robot's own links"),
+    "collision_lookahead": (0.05, "s the guard looks ahead along each step (servo lag, spline swing)"),
 }
 MODES = ("reaction", "teleop")
 

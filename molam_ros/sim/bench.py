@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import mujoco
 import numpy as np
@@ -34,7 +34,7 @@ from molam_ros.runtime.profiles import Profile
 from molam_ros.runtime.retarget import Retargeter
 from molam_ros.runtime.safety import SafetyConfig, SafetyFilter
 from molam_ros.runtime.teleop import TeleopConfig, TeleopPipeline
-from molam_ros.sim.collision_guard import CollisionGuard
+from molam_ros.sim.collision_guard import CollisionGuard, CollisionGuardConfig
 from molam_ros.sim.execute import execute_stream
 from molam_ros.sim.ik_retarget import IKRetargeter
 from molam_ros.sim.robot import SimulatedRobot
@@ -79,6 +79,7 @@ def teleop_commands(
     *,
     with_velocities: bool = False,
     safety: SafetyConfig | None = None,
+    guard_config: CollisionGuardConfig | None = None,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """(T, J) commanded joints of a teleoperation stream of the operator's (T, 22, 3) positions;
     `ik`: retargeted by mink IK (sim/ik_retarget.py) instead of the axis decomposition; `guard`: the
@@ -92,7 +93,7 @@ def teleop_commands(
         profile,
         config,
         ik=IKRetargeter(profile) if ik else None,
-        guard=CollisionGuard(profile) if guard else None,
+        guard=CollisionGuard(profile, guard_config) if guard else None,
     )
     out, vel = [], []
     for i, pose in enumerate(operator):
@@ -111,11 +112,12 @@ def reaction_commands(
     *,
     with_velocities: bool = False,
     safety: SafetyConfig | None = None,
+    guard_config: CollisionGuardConfig | None = None,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """(T, J) commanded joints for a reactor's (T, 22, 3) motion: retargeting + safety, as the
     pipeline (`with_velocities`: and the velocities it publishes)."""
     target = Retargeter(profile).robot(features_to_local_quats(positions_to_features(reactor))).positions
-    filt = SafetyFilter(profile, safety, guard=CollisionGuard(profile) if guard else None)
+    filt = SafetyFilter(profile, safety, guard=CollisionGuard(profile, guard_config) if guard else None)
     out = [filt.update(i / FPS, t) for i, t in enumerate(target)]
     q = np.stack([o.positions for o in out])
     return (q, np.stack([o.velocities for o in out])) if with_velocities else q
@@ -205,15 +207,23 @@ def bench(
     published: bool = False,
     streams: tuple[str, ...] = STREAMS,
     on_figures: Callable[[str, str, StreamFigures], None] | None = None,
+    position_margin: float | None = None,
+    guard_config: CollisionGuardConfig | None = None,
 ) -> dict[str, list]:
     """Figures per stream kind (`streams` of STREAMS; "+guard" appended with the self-collision
     guard on) over (id, operator, reactor or None) clips; fidelity is measured against the operator
     without the tracker noise. `guards`: run every stream without (False) and/or with (True) the
     guard. `published`: the robot gets the velocities the node publishes (the safety filter's,
     capped near the limits) instead of central differences of the positions. `on_figures(clip id,
-    stream, figures)`: called as each is measured (a long run's progress, kept if it is stopped)."""
+    stream, figures)`: called as each is measured (a long run's progress, kept if it is stopped).
+    `position_margin`: the safety filter's (rad; None: its default), `guard_config`: the guard's
+    settings (None: its defaults)."""
     out: dict[str, list] = {k + ("+guard" if g else ""): [] for g in guards for k in STREAMS if k in streams}
     rng = np.random.default_rng(0)
+    safety_teleop, safety_reaction = TeleopConfig.safety, SafetyConfig()
+    if position_margin is not None:
+        safety_teleop = replace(safety_teleop, position_margin=position_margin)
+        safety_reaction = replace(safety_reaction, position_margin=position_margin)
     teleop = (("teleop_raw", False, False), ("teleop_filtered", True, False), ("teleop_ik", True, True))
     for cid, operator, reactor in clips:
         tracked = operator + rng.normal(0.0, noise, operator.shape) if noise > 0 else operator
@@ -222,13 +232,29 @@ def bench(
             measured = []
             for kind, filtered, ik in teleop:
                 if kind in streams:
-                    q, v = teleop_commands(profile, tracked, filtered, ik, guard, with_velocities=True)
+                    q, v = teleop_commands(
+                        profile,
+                        tracked,
+                        filtered,
+                        ik,
+                        guard,
+                        with_velocities=True,
+                        safety=safety_teleop,
+                        guard_config=guard_config,
+                    )
                     v = v if published else None
                     measured.append(
                         (kind, run_stream(profile, q, 1, operator=operator[-len(q) :], velocities=v))
                     )
             if reactor is not None and "reaction" in streams:
-                q, v = reaction_commands(profile, reactor, guard, with_velocities=True)
+                q, v = reaction_commands(
+                    profile,
+                    reactor,
+                    guard,
+                    with_velocities=True,
+                    safety=safety_reaction,
+                    guard_config=guard_config,
+                )
                 measured.append(("reaction", run_stream(profile, q, 4, velocities=v if published else None)))
             for kind, fig in measured:
                 out[kind + tag].append(fig)

@@ -11,15 +11,20 @@ velocity limit, and its correction must respect the velocity limit too.
 
 `CollisionGuard.project(previous, candidate, dt, max_velocity)`, called by `SafetyFilter.update`
 (runtime/safety.py, its `guard` argument) with the last command and the rate-limited new one:
-1. the step previous -> candidate is checked, at its end and at points along it (`sweep_step`), with
-   MuJoCo's own collision filter (the pairs the simulated robot reports, sim/robot.py), keeping
-   `clearance` metres; clear: the candidate is returned as is (the usual case, ~10 us a point);
+1. the step previous -> candidate, extended by what the executed robot does after it (`lookahead`
+   s more at the step's velocity: the servo's lag, the spline's swing), is checked at its end and
+   at points along it (`sweep_step`), with MuJoCo's own collision filter (the pairs the simulated
+   robot reports, sim/robot.py), keeping `clearance` metres; clear: the candidate is returned as is
+   (the usual case, ~10 us a point);
 2. otherwise a small QP (mink, as the IK) moves from `previous` as close as it can to the candidate
-   (posture task) under the same collision constraint, the joint limits and the velocity limit for
-   `dt`: the arm slides along the body instead of into it;
-3. the QP's constraint is linearised, so its answer is swept again; where it comes closer than
-   `accept` of the clearance (and closer than `previous` was), the robot goes only as far along
-   previous -> answer as stays clear, which at worst holds `previous`.
+   (posture task) in substeps, under the same collision constraint (a pair may close at most
+   dt / (dt + lookahead) of its gap in a frame: it slows down as it nears the clearance), the
+   joint limits and the velocity limit for `dt`: the arm slides along the body instead of into it;
+3. the QP's constraint is linearised and its substeps bend around the other link, while the robot
+   goes in a straight line to the command, so the straight (extended) line to the QP's answer is
+   swept again; where it comes closer than `accept` of the clearance (and closer than `previous`
+   was), the command is the furthest substep of the QP's path whose straight line stays clear, or
+   failing that the point along the first substep where it does, which at worst holds `previous`.
 A pair that rests closer than `clearance` at the neutral pose (G1's upper arms hang 2.3 mm from its
 torso) keeps half its resting distance instead, so resting is never a violation.
 A previous command already in contact (a robot started in a bad pose) may only move apart: the
@@ -41,6 +46,8 @@ from molam_ros.runtime.profiles import Profile
 from molam_ros.sim.mink_limits import DisplacementCollisionLimit
 from molam_ros.sim.model import RobotModel, build_model
 
+_MINK_GAIN = 0.85  # mink's default share of a gap a solve may close (lookahead 0)
+
 
 @dataclass(frozen=True, kw_only=True)
 class CollisionGuardConfig:
@@ -61,15 +68,24 @@ class CollisionGuardConfig:
         distance there instead.
     accept: the QP's answer is taken when every pair keeps this fraction of its clearance (the QP
         linearises the distances; beyond that the line search decides).
+    lookahead: s the executed robot may go on along a command's velocity after the command stops:
+        the servo's tracking lag and the controller's spline swing past a point reached at speed
+        (sim/trajectory.py). Each step is checked as if it went on for `lookahead` at its own
+        velocity (previous + (1 + lookahead / dt) (candidate - previous)), so the distance a pair
+        must keep grows with how fast it closes (clearance + closing speed x lookahead), and the
+        QP closes at most dt / (dt + lookahead) of a pair's gap per frame: the arm slows down
+        before it reaches the clearance instead of stopping there from full speed. 0: the command
+        alone is checked (measured: a hug's hands and H1's elbows then touched in execution).
     """
 
     clearance: float = 0.03
     detection_distance: float = 0.09
     iterations: int = 2
     sweep_step: float = 0.05
-    position_margin: float = 0.02
+    position_margin: float = 0.05
     rest_fraction: float = 0.5
     accept: float = 0.8
+    lookahead: float = 0.05
 
     def __post_init__(self) -> None:
         if not (self.clearance >= 0 and self.detection_distance > self.clearance):
@@ -78,6 +94,8 @@ class CollisionGuardConfig:
             raise ValueError("CollisionGuardConfig: rest_fraction and accept must be in (0, 1]")
         if self.iterations < 1 or not self.sweep_step > 0:
             raise ValueError("CollisionGuardConfig: iterations >= 1 and sweep_step > 0")
+        if not (np.isfinite(self.lookahead) and self.lookahead >= 0):
+            raise ValueError("CollisionGuardConfig: lookahead must be >= 0 s")
 
 
 class CollisionGuard:
@@ -203,22 +221,52 @@ class CollisionGuard:
         cfg = self.config
         candidate = np.asarray(candidate, dtype=np.float64)
         previous = np.asarray(previous, dtype=np.float64)
-        if self.sweep(previous, candidate) >= 1.0:
+        reach = self._reach(dt)
+        if self.sweep(previous, previous + reach * (candidate - previous)) >= 1.0:
             return candidate
         floor = min(cfg.accept, self.score(previous))  # never closer than the last command was
         if dt <= 0:  # no time to move: hold
             return previous
         self.stats["projected"] += 1
-        solution = self._solve(previous, candidate, dt, max_velocity)
-        s = self.sweep(previous, solution, floor)
-        if s >= 1.0:
-            return solution
+        path = self._solve(previous, candidate, dt, max_velocity)
+
+        def clear(q: np.ndarray) -> float:
+            # The command at a fraction s of previous -> q goes on to the point at the same
+            # fraction of previous -> q's extension: the sweep of the extension is the line
+            # search of the command.
+            return self.sweep(previous, previous + reach * (q - previous), floor)
+
+        if clear(path[-1]) >= 1.0:
+            return path[-1]
+        # The robot goes from the previous command to the new one in a straight line (in joint
+        # space), while the QP's substeps bend around the other link: the straight line to the end
+        # of a long bent path cuts the corner. Measured: G1's hands held 3 cm apart in a hug, the
+        # operator's arms going down, every straight line to the QP's answer crossed the other
+        # hand, and cutting it back to where it stayed clear held the hands there for the rest of
+        # the clip. So the command is the furthest point of the path whose straight line is clear
+        # (the first substep, one linearisation, nearly always is), and only if none is, the line
+        # search along the first substep.
         self.stats["bisected"] += 1
-        return previous + s * (solution - previous)
+        lo, hi = -1, len(path) - 1  # path[hi] is not clear; path[lo] is (lo = -1: none found yet)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if clear(path[mid]) >= 1.0:
+                lo = mid
+            else:
+                hi = mid
+        if lo >= 0:
+            return path[lo]
+        return previous + clear(path[0]) * (path[0] - previous)
+
+    def _reach(self, dt: float) -> float:
+        """How far a step of dt seconds is checked, in steps: 1 (the step) + the distance its
+        velocity carries the executed robot in `lookahead` seconds (config docstring)."""
+        return 1.0 + (self.config.lookahead / dt if dt > 0 else 0.0)
 
     def _solve(
         self, previous: np.ndarray, candidate: np.ndarray, dt: float, max_velocity: np.ndarray
-    ) -> np.ndarray:
+    ) -> list[np.ndarray]:
+        """The QP's path from `previous` towards `candidate`: the joints after each substep."""
         m, adr = self.rm.model, self.rm.qpos_adr
         q = np.zeros(m.nq)
         q[adr] = previous
@@ -230,6 +278,13 @@ class CollisionGuard:
         # The frame is split into substeps no longer than the sweep's, each re-linearising the
         # distances: one big step would let the linearised constraint pass through a thin link.
         n = max(self.config.iterations, self._samples(previous, candidate))
+        # Each substep closes at most `gain` of a pair's gap, so that the frame closes at most
+        # dt / (dt + lookahead) of it: the solution keeps clearance + closing speed x lookahead.
+        keep = 1.0 - 1.0 / self._reach(dt)
+        gain = 1.0 - keep ** (1.0 / n) if keep > 0 else _MINK_GAIN
+        for limit in self._collision:
+            limit.inner.gain = gain
+        path = []
         try:
             for _ in range(n):
                 step = dt / n
@@ -237,7 +292,7 @@ class CollisionGuard:
                     self.configuration, [self.posture], step, "daqp", damping=1e-6, limits=limits
                 )
                 self.configuration.integrate_inplace(vel, step)
+                path.append(self.configuration.q[adr].copy())
         except mink.MinkError:
             self.stats["failed_qp"] += 1
-            return previous.copy()
-        return self.configuration.q[adr].copy()
+        return path or [previous.copy()]

@@ -317,39 +317,16 @@ def add_commands(groups: Any, fmt: type) -> None:
         default=0,
         help="add N steering pairs per dataset (one clip's actor, another's reactor and its instruction)",
     )
-    p.add_argument(
-        "--steering-weight",
-        type=float,
-        default=1.0,
-        help="loss weight of the steering pairs' windows (teacher-forced, an instruction explains little "
-        "of a window's loss, so a model learns to ignore it; small_reactor_train.py)",
-    )
-    p.add_argument(
-        "--horizon",
-        type=int,
-        default=1,
-        help="steps predicted in training (the next and H - 1 after it, a second head used only in "
-        "training) so that the model's state carries what it was told and where it goes (1: off)",
-    )
-    p.add_argument(
-        "--modes",
-        type=int,
-        default=1,
-        help="K next-step proposals and a learnt choice among them, so that the reactor commits to "
-        "one reaction under doubt instead of averaging (1: plain regression; llm/small_reactor.py)",
-    )
-    p.add_argument("--relax", type=float, default=0.05, help="with --modes: weight of the other proposals")
-    p.add_argument(
-        "--choice-weight", type=float, default=0.01, help="with --modes: weight of the choice's cross-entropy"
-    )
-    p.add_argument(
-        "--steering-onset",
-        type=int,
-        default=None,
-        metavar="FRAMES",
-        help="cut each steering pair's reactor so that its motion starts FRAMES (plus up to FRAMES of "
-        "jitter) into the pair: told, the reactor starts promptly (llm/reaction_codes.py)",
-    )
+    # recipe options measured in the README (llm/small_reactor.py, small_reactor_train.py)
+    for flag, kind, default, text in (
+        ("--steering-weight", float, 1.0, "loss weight of the steering pairs' windows"),
+        ("--steering-onset", int, None, "cut steering pairs' reactors to start N-2N frames in"),
+        ("--horizon", int, 1, "steps predicted in training (a look-ahead head; 1: off)"),
+        ("--modes", int, 1, "K next-step proposals and a learnt choice (1: plain regression)"),
+        ("--relax", float, 0.05, "with --modes: weight of the proposals not nearest"),
+        ("--choice-weight", float, 0.01, "with --modes: weight of the choice's cross-entropy"),
+    ):
+        p.add_argument(flag, type=kind, default=default, help=text)
     p.add_argument(
         "--preset",
         choices=sorted(REACTOR_PRESETS),

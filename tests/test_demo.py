@@ -69,9 +69,11 @@ def test_demo_end_to_end(tiny_llm_env: dict[str, Path], tiny_models: Path, tmp_p
         assert float(run["diagnostics"]["real_time_factor"]) > 0
         bag = out / f"run{i}" / "bag"
         assert list(bag.glob("*.mcap")) and (bag / "metadata.yaml").is_file()
-    # Three panels: molam told each instruction, then the recorded partner (a two-person clip).
+    # Three panels: molam told each instruction, then the recorded partner (a two-person clip); where
+    # the simulated robot ran (the [sim] extra, as in CI), each run's robot body has a panel too.
     gif = Image.open(out / "reaction.gif")
-    assert gif.size[0] == pytest.approx(3 * 4.6 * 80, abs=8) and gif.n_frames > 10
+    panels = 3 + (len(summary["runs"]) if summary["sim"] else 0)
+    assert gif.size[0] == pytest.approx(panels * 4.6 * 80, abs=8) and gif.n_frames > 10
     assert (out / "joints.png").is_file() and summary["reaction_difference_mm"] >= 0
     assert "| latency_ms_p50 |" in r.stdout and "reply:" in r.stdout
     assert r.stdout.count('told "Be hesitant."') >= 2 and "the two instructions' reactions differ" in r.stdout

@@ -422,6 +422,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
             for run, rec in runs
         ],
         "reaction_difference_mm": difference,
+        "sim": sim_wanted(config),  # the simulated robot ran and its body is drawn
         "renders": [str(p) for p in written],
     }
     (config.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -27,14 +27,13 @@ Publications (reliable, keep last 10):
   frames, 133 ms) a short trajectory of the next frames with positions and velocities, stamped now
   and timed from now, for joint_trajectory_controller's topic interface. When the stream stops the
   safety filter's watchdog eases to the profile's neutral pose, published the same way.
-- `joint_states_topic` [sensor_msgs/JointState]: robots: the last commanded joints (positions
-  and velocities). Avatars: every frame of the reaction at 30 Hz, the bone rotations as (x, y, z, w)
+- `joint_states_topic` [sensor_msgs/JointState]: robots: the last commanded joints (positions and
+  velocities). Avatars: every frame of the reaction at 30 Hz, the bone rotations as (x, y, z, w)
   quaternion components named `<bone>.qx` ... and the root as `root.x` ... (Y up; in the profile's
-  `convention`: Unity's axes for avatar_unity_humanoid), each message stamped
-  with its display time (the capture stamp of the partner frame it answers plus
-  `avatar_display_delay`, so stamps are evenly spaced and a client can interpolate) and released a
-  frame before it; when the stream stops the same watchdog as the robots' eases the avatar to its
-  idle pose (runtime/avatar_safety.py), published the same way.
+  `convention`: Unity's axes for avatar_unity_humanoid), each message stamped with its display time (the
+  capture stamp of the partner frame it answers plus `avatar_display_delay`, so stamps are evenly spaced
+  and a client can interpolate) and released a frame before it; when the stream stops the same watchdog
+  as the robots' eases the avatar to its idle pose (runtime/avatar_safety.py), published the same way.
 - `tf_topic` [tf2_msgs/TFMessage], reliable, keep last 100 (avatars): the avatar's bones as a
   transform tree with every frame (runtime/rig.py): `output_frame_id` -> `<tf_prefix><root bone>`
   -> ... each bone's frame in its parent's, named as the profile names the bones, stamped like

@@ -498,10 +498,16 @@ def _parameters_of(fqn: str, names: list[str], cmd: list[str], timeout: float = 
         deadline = time.monotonic() + timeout
         while not client.wait_for_service(timeout_sec=0.2):
             assert proc.poll() is None and time.monotonic() < deadline, proc.communicate(timeout=5)[0]
-        future = client.call_async(GetParameters.Request(names=names))
         executor = SingleThreadedExecutor(context=context)
         executor.add_node(node)
-        executor.spin_until_future_complete(future, timeout_sec=30)  # a loaded 2-core CI box is slow
+        # A request sent as soon as the service is discovered can be lost while DDS is still
+        # matching the server's reply writer to this client (a fresh-clone CI run once waited 30 s
+        # for an answer that never came): ask again every 5 s, up to 30 s on a loaded 2-core box.
+        for _ in range(6):
+            future = client.call_async(GetParameters.Request(names=names))
+            executor.spin_until_future_complete(future, timeout_sec=5)
+            if future.done():
+                break
         executor.shutdown()
         assert future.done() and future.result() is not None, f"{fqn}/get_parameters did not answer"
         values = [parameter_value_to_python(v) for v in future.result().values]

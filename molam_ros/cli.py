@@ -59,7 +59,9 @@ def _cmd_data_real(args: argparse.Namespace) -> int:
     if args.variants < 1:
         raise SystemExit("--variants must be at least 1")
     start = time.perf_counter()
-    info = write_real_dataset(args.out, variants=args.variants, seed=args.seed)
+    if not 0.0 <= args.tilt <= 1.0:
+        raise SystemExit("--tilt must be in [0, 1]")
+    info = write_real_dataset(args.out, variants=args.variants, seed=args.seed, tilt_share=args.tilt)
     held = [s["name"] for s in info["sources"] if s["split"] == "test"]
     print(
         f"wrote {info['count']} clips ({info['frames'] / 30.0:.0f} s) from {len(info['sources'])} real "
@@ -569,6 +571,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="dataset directory to write")
     p.add_argument("--variants", type=int, default=24, help="augmented copies of each training clip")
     p.add_argument("--seed", type=int, default=0, help="random seed of the augmentations")
+    p.add_argument(
+        "--tilt",
+        type=float,
+        default=0.0,
+        help="share of each clip's variants also tilted about a horizontal axis (leaning, lying "
+        "down, getting up: poses no standing clip reaches); 0 keeps the dataset as before",
+    )
     p.set_defaults(func=_cmd_data_real)
 
     p = data_cmds.add_parser(

@@ -14,7 +14,12 @@ with the generator's:
   ended, turned by the cycle's heading change), speed 0.8-1.25x, a smooth random retiming (+-15 %
   local speed), mirror (left/right swapped, x negated), and body scale 0.9-1.1. Rotations about the
   vertical need no augmentation: the ego layout is invariant to them by construction, and training
-  crops are drawn at random offsets.
+  crops are drawn at random offsets;
+- optionally (`tilt_share` of the variants) the whole body is tilted about a horizontal axis
+  through the pelvis by an angle that moves smoothly through the clip (`tilt`): bending over,
+  lying down, lying on the floor and getting up are where the held-out real clips fail most
+  (get-up, crawl, roll), and no standing clip's root-relative joints reach those regions.
+  The tilt draws from its own rng, so the dataset without it is byte-identical to before.
 
 The manifest (`dataset.json`) lists each source clip with its package, file, licence, sha256 and
 split, which the shipped tokenizer's training-data manifest copies.
@@ -157,8 +162,39 @@ def retime(positions: np.ndarray, speed: float, rng: np.random.Generator) -> np.
     return pos[i0] * (1 - w) + pos[i0 + 1] * w
 
 
-def augment(clip: MotionClip, rng: np.random.Generator, *, cyclic: bool) -> np.ndarray:
-    """One augmented (T, 22, 3) version of a single-person clip (module docstring)."""
+# Largest tilt (radians) of the `tilt` augmentation: a little past lying flat (90 degrees).
+MAX_TILT = float(np.radians(100.0))
+
+
+def tilt(positions: np.ndarray, rng: np.random.Generator, max_angle: float = MAX_TILT) -> np.ndarray:
+    """(T, 22, 3) tilted about a random horizontal axis through the pelvis, the floor clearance kept.
+
+    The angle eases (smoothstep) from one uniform draw in [-max_angle, max_angle] to another over
+    the clip, so a clip becomes a lean, a lying down, a getting up or a roll. Each frame is then
+    lifted or lowered so that its lowest joint is as high above the floor as it was before the
+    tilt: a jump stays a jump, a lying body lies on the floor.
+    """
+    pos = np.asarray(positions, dtype=np.float64)
+    T = pos.shape[0]
+    phi = rng.uniform(0.0, 2 * np.pi)
+    axis = np.array([np.cos(phi), 0.0, np.sin(phi)])
+    a, b = rng.uniform(-max_angle, max_angle, size=2)
+    u = np.linspace(0.0, 1.0, T)
+    theta = a + (b - a) * u * u * (3 - 2 * u)  # (T,)
+    # Rodrigues' rotation of every joint about `axis` through the pelvis of its frame.
+    root = pos[:, :1]
+    v = pos - root
+    c, s = np.cos(theta)[:, None, None], np.sin(theta)[:, None, None]
+    out = v * c + np.cross(axis, v) * s + axis * (v @ axis)[..., None] * (1 - c) + root
+    out[..., 1] += (pos[..., 1].min(-1) - out[..., 1].min(-1))[:, None]
+    return out
+
+
+def augment(
+    clip: MotionClip, rng: np.random.Generator, *, cyclic: bool, tilt_rng: np.random.Generator | None = None
+) -> np.ndarray:
+    """One augmented (T, 22, 3) version of a single-person clip (module docstring); also tilted
+    (`tilt`) when a `tilt_rng` is given."""
     pos = np.asarray(clip.positions[0], dtype=np.float64)
     if cyclic:
         pos = loop(pos)
@@ -167,11 +203,19 @@ def augment(clip: MotionClip, rng: np.random.Generator, *, cyclic: bool) -> np.n
         pos = mirror(pos)
     scale = float(rng.uniform(0.9, 1.1))
     pos = pos * scale  # the floor stays at y = 0
+    if tilt_rng is not None:
+        pos = tilt(pos, tilt_rng)
     return pos.astype(np.float32)
 
 
-def real_clips(variants: int, seed: int) -> Iterator[MotionClip]:
-    """The dataset's clips: held-out and validation sources as recorded, training ones augmented."""
+def real_clips(variants: int, seed: int, tilt_share: float = 0.0) -> Iterator[MotionClip]:
+    """The dataset's clips: held-out and validation sources as recorded, training ones augmented.
+
+    The last `tilt_share` of each source's variants (rounded) are also tilted (`tilt`).
+    """
+    if not 0.0 <= tilt_share <= 1.0:
+        raise ValueError(f"tilt share must be in [0, 1], got {tilt_share}")
+    n_tilted = int(round(tilt_share * variants))
     for k, src in enumerate(real_sources()):
         clip = src.load()
         meta = {
@@ -187,14 +231,15 @@ def real_clips(variants: int, seed: int) -> Iterator[MotionClip]:
         rng = np.random.default_rng([seed, k])
         cyclic = clip.meta.get("loop") == "wrap"
         for v in range(variants):
-            pos = augment(clip, rng, cyclic=cyclic)
+            tilt_rng = np.random.default_rng([seed, k, v, 1]) if v >= variants - n_tilted else None
+            pos = augment(clip, rng, cyclic=cyclic, tilt_rng=tilt_rng)
             yield MotionClip(
                 f"{src.name}_aug{v:02d}", pos[None], texts=clip.texts, meta={**meta, "split": "train"}
             )
 
 
 def write_real_dataset(
-    out: str | Path, *, variants: int = 24, seed: int = 0, progress: bool = True
+    out: str | Path, *, variants: int = 24, seed: int = 0, tilt_share: float = 0.0, progress: bool = True
 ) -> dict[str, Any]:
     """Write the real-clip dataset to `out` (layout of `dataset.py`); returns its manifest."""
     sources = real_sources()
@@ -203,6 +248,7 @@ def write_real_dataset(
         "generator": "molam data real",
         "variants": variants,
         "seed": seed,
+        **({"tilt_share": tilt_share} if tilt_share else {}),
         "held_out": [s.name for s in sources if s.split == "test"],
         "validation": [s.name for s in sources if s.split == "val"],
         "sources": [
@@ -220,7 +266,7 @@ def write_real_dataset(
     n_eval = sum(1 for s in sources if s.split != "train")
     return write_dataset(
         Path(out),
-        real_clips(variants, seed),
+        real_clips(variants, seed, tilt_share),
         total=n_eval + (len(sources) - n_eval) * variants,
         manifest=manifest,
         split_of=lambda c: str(c.meta["split"]),

@@ -28,7 +28,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
         lr=args.lr,
         weights=weights,
         group_weights=tuple(args.loss_weight),
-        augment=Augment(tracker_noise=args.tracker_noise, reverse_rate=args.reverse_rate),
+        augment=Augment(
+            tracker_noise=args.tracker_noise,
+            reverse_rate=args.reverse_rate,
+            arm_swing_rate=args.arm_swing_rate,
+            arm_swing_turn=args.arm_swing_turn,
+        ),
         seed=args.seed,
     )
     model = CompletionConfig(window=args.window, width=args.width, layers=args.layers)
@@ -130,6 +135,21 @@ def add_commands(groups: Any, fmt: type) -> None:
     )
     p.add_argument(
         "--reverse-rate", type=float, default=0.0, metavar="P", help="share of windows played backwards"
+    )
+    p.add_argument(
+        "--arm-swing-rate",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="share of windows with both arms turned about shoulder and elbow (hands where no clip "
+        "took them, over the recorded legs)",
+    )
+    p.add_argument(
+        "--arm-swing-turn",
+        type=float,
+        default=0.0,
+        metavar="RAD",
+        help="how far a swung upper arm also turns over a window (hands moving on their own)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -4,6 +4,7 @@ fold`, `eval --split val`) and the training options it chose between (`--loss-we
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 
 from molam_ros.cli import build_parser
 from molam_ros.completion.folds import FOLDS, source_of, write_source_fold
-from molam_ros.completion.streams import Augment, load_streams, sample_windows
+from molam_ros.completion.streams import ARMS, Augment, load_streams, sample_windows, swing_arms
 from molam_ros.completion.train import joint_weights
 from molam_ros.data.clip import MotionClip
 from molam_ros.data.dataset import MotionDataset, write_dataset
@@ -136,12 +137,17 @@ def test_the_cli_passes_the_recipe_options(
             "1e-3",
             "--reverse-rate",
             "0.3",
+            "--arm-swing-rate",
+            "0.25",
+            "--arm-swing-turn",
+            "1.0",
         ]
     )
     assert args.func(args) == 0
     config = seen["config"]
     assert config.group_weights == (("legs", 2.0), ("torso", 1.5)) and config.augment.tracker_noise == 0.01
     assert config.lr == 1e-3 and config.steps == 7 and config.augment.reverse_rate == 0.3
+    assert config.augment.arm_swing_rate == 0.25 and config.augment.arm_swing_turn == 1.0
     for bad in ("feet=2", "legs", "legs=-1", "legs=x"):
         with pytest.raises(SystemExit):
             parser.parse_args([*argv, "--loss-weight", bad])
@@ -151,3 +157,60 @@ def test_the_cli_passes_the_recipe_options(
     assert args.hold_out == ["run"] and args.fold is None
     assert parser.parse_args(["completion", "eval", "--data", str(real), "--split", "val"]).split == "val"
     assert parser.parse_args(["completion", "eval", "--data", str(real)]).split == "test"
+
+
+def test_swung_arms_keep_their_bones_and_the_rest_of_the_body(real: Path) -> None:
+    """The arm swing turns shoulder -> elbow -> wrist rigidly, one rotation per window, and moves
+    nothing else; the hands then reach places no clip took them (behind the head among them)."""
+    streams = load_streams(real, "train")
+    starts = np.linspace(0, len(streams) - 8, 200).astype(int)
+    pos = np.stack([streams.positions[i : i + 8] for i in starts]).astype(np.float64)  # (200, 8, 22, 3)
+    out = swing_arms(pos, np.random.default_rng(0))
+    others = [j for j in range(22) if j not in {e for arm in ARMS for e in arm[1:]}]
+    np.testing.assert_array_equal(out[:, :, others], pos[:, :, others])
+    for shoulder, elbow, wrist in ARMS:
+        for a, b in ((shoulder, elbow), (elbow, wrist)):  # the bones; the elbow angle may change
+            np.testing.assert_allclose(
+                np.linalg.norm(out[:, :, a] - out[:, :, b], axis=-1),
+                np.linalg.norm(pos[:, :, a] - pos[:, :, b], axis=-1),
+                atol=1e-9,
+            )
+        moved = np.linalg.norm(out[:, :, wrist] - pos[:, :, wrist], axis=-1)
+        assert np.median(moved) > 0.1
+    turning = swing_arms(pos, np.random.default_rng(0), turn=1.0)  # the arm also turns over the window
+    for shoulder, elbow, _wrist in ARMS:
+        np.testing.assert_allclose(
+            np.linalg.norm(turning[:, :, elbow] - turning[:, :, shoulder], axis=-1),
+            np.linalg.norm(pos[:, :, elbow] - pos[:, :, shoulder], axis=-1),
+            atol=1e-9,
+        )
+    static_path = np.linalg.norm(np.diff(out[:, :, ARMS[0][2]] - out[:, :, ARMS[0][0]], axis=1), axis=-1).sum(
+        1
+    )
+    turning_path = np.linalg.norm(
+        np.diff(turning[:, :, ARMS[0][2]] - turning[:, :, ARMS[0][0]], axis=1), axis=-1
+    ).sum(1)
+    assert np.median(turning_path) > np.median(static_path) + 0.05  # the hand travels further
+    head = JOINT_INDEX["head"]
+    behind = (out[:, -1, [ARMS[0][2], ARMS[1][2]], 1] > out[:, -1, [head], 1] - 0.1).any(axis=1)
+    assert behind.sum() >= 5  # some windows have a hand at head height or above
+
+
+def test_the_arm_swing_rate_changes_only_the_chosen_windows(real: Path) -> None:
+    streams = load_streams(real, "train")
+    base = Augment(mirror=False, scale=(1, 1), yaw_noise_rate=0.0, optional_rate=0.0)
+    _, _, plain = sample_windows(streams, 64, 8, np.random.default_rng(3), base)
+    _, _, none = sample_windows(
+        streams, 64, 8, np.random.default_rng(3), dataclasses.replace(base, arm_swing_rate=0.0)
+    )
+    np.testing.assert_array_equal(plain, none)  # the rate at 0 draws nothing: runs without it are as before
+    _, _, all_ = sample_windows(
+        streams, 64, 8, np.random.default_rng(3), dataclasses.replace(base, arm_swing_rate=1.0)
+    )
+    wrist = ARMS[0][2]
+    assert np.all(np.linalg.norm(all_[:, wrist] - plain[:, wrist], axis=-1) > 1e-6)
+    np.testing.assert_array_equal(all_[:, JOINT_INDEX["left_ankle"]], plain[:, JOINT_INDEX["left_ankle"]])
+    each = dataclasses.replace(base, arm_swing_rate=0.5, arm_swing_each=True)
+    _, _, one_by_one = sample_windows(streams, 64, 8, np.random.default_rng(3), each)
+    moved = [np.linalg.norm(one_by_one[:, arm[2]] - plain[:, arm[2]], axis=-1) > 1e-6 for arm in ARMS]
+    assert (moved[0] != moved[1]).any() and 10 < moved[0].sum() < 54  # each arm drawn on its own

@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from molam_ros.data.dataset import MotionDataset
 from molam_ros.data.real_clips import mirror
+from molam_ros.motion.skeleton import JOINT_INDEX
 from molam_ros.motion.sparse import NUM_SLOTS, OPTIONAL, REQUIRED, TRACKED_INDEX, body_yaw
 
 
@@ -84,6 +86,15 @@ class Augment:
     reverse_rate: share of windows played backwards (the window runs from later frames to the
         target frame): a get-up backwards is a lying down, a step forward one back; the poses are
         all recorded ones, only the direction of the motion is new.
+    arm_swing_rate: share of windows whose arms are turned to somewhere else (each side: the upper
+        arm by a uniformly random rotation about the shoulder, the forearm by up to 90 degrees about
+        the elbow, the same over the window; the bones keep their lengths). The hands then go where
+        no clip took them (behind the head, above it) over the recorded legs, so the model learns
+        that an odd hand position says nothing about the legs: with no such clip, hands behind the
+        head made it lift both feet off the floor.
+    arm_swing_turn: how far (radians) a swung upper arm also turns over the window (`swing_arms`).
+    arm_swing_each: each arm drawn on its own (with p = arm_swing_rate) instead of both together, so
+        that most windows keep one recorded arm (a walker's arm swing tells the legs' phase).
     """
 
     optional_rate: float = 0.5
@@ -93,6 +104,55 @@ class Augment:
     mirror: bool = True
     tracker_noise: float = 0.0
     reverse_rate: float = 0.0
+    arm_swing_rate: float = 0.0
+    arm_swing_turn: float = 0.0
+    arm_swing_each: bool = False
+
+
+# (shoulder, elbow, wrist) of each arm: the chains `swing_arms` turns.
+ARMS = tuple(
+    tuple(JOINT_INDEX[f"{side}_{j}"] for j in ("shoulder", "elbow", "wrist")) for side in ("left", "right")
+)
+
+
+def _random_rotations(rng: np.random.Generator, n: int, max_angle: float | None = None) -> np.ndarray:
+    """(n, 3, 3) rotation matrices: uniform over all rotations, or a uniform axis and an angle
+    uniform in [0, max_angle]."""
+    if max_angle is None:
+        return Rotation.from_quat(rng.normal(size=(n, 4))).as_matrix()  # a normal 4-vector: uniform
+    axis = rng.normal(size=(n, 3))
+    axis /= np.linalg.norm(axis, axis=-1, keepdims=True)
+    return Rotation.from_rotvec(axis * rng.uniform(0.0, max_angle, (n, 1))).as_matrix()
+
+
+def swing_arms(
+    pos: np.ndarray, rng: np.random.Generator, turn: float = 0.0, arms: tuple[tuple[int, ...], ...] = ARMS
+) -> np.ndarray:
+    """(n, W, 22, 3) windows with `arms` (both by default) turned (`Augment.arm_swing_rate`), a new array.
+
+    `turn` (radians): the upper arm's rotation also turns by up to this much over the window, about
+    a random axis, so the hands move in ways the recorded body did not.
+    """
+    out = np.array(pos, dtype=np.float64)
+    n, W = out.shape[:2]
+    for shoulder, elbow, wrist in arms:
+        upper, fore = _random_rotations(rng, n), _random_rotations(rng, n, np.pi / 2)
+        if turn > 0:
+            spin = _random_rotations(rng, n, turn)  # the whole turn, eased in over the window
+            rotvec = Rotation.from_matrix(spin).as_rotvec()[:, None] * np.linspace(0.0, 1.0, W)[None, :, None]
+            upper = np.einsum(
+                "nij,nwjk->nwik",
+                upper,
+                Rotation.from_rotvec(rotvec.reshape(-1, 3)).as_matrix().reshape(n, W, 3, 3),
+            )
+        else:
+            upper = np.broadcast_to(upper[:, None], (n, W, 3, 3))
+        s = out[:, :, shoulder : shoulder + 1]
+        arm = np.einsum("nwij,nwkj->nwki", upper, out[:, :, [elbow, wrist]] - s) + s
+        e = arm[:, :, :1]
+        arm[:, :, 1:] = np.einsum("nij,nwkj->nwki", fore, arm[:, :, 1:] - e) + e
+        out[:, :, [elbow, wrist]] = arm
+    return out
 
 
 def sample_windows(
@@ -114,6 +174,10 @@ def sample_windows(
         pos[flip] = mirror(pos[flip])
         yaw[flip] = -yaw[flip]
     pos *= rng.uniform(*augment.scale, count)[:, None, None, None]
+    if augment.arm_swing_rate > 0:  # drawn only when asked: runs without it draw as before
+        for arms in [(arm,) for arm in ARMS] if augment.arm_swing_each else [ARMS]:
+            swung = rng.random(count) < augment.arm_swing_rate
+            pos[swung] = swing_arms(pos[swung], rng, augment.arm_swing_turn, arms)
     turned = rng.random(count) < augment.yaw_noise_rate
     yaw += np.where(turned, rng.normal(0.0, augment.yaw_noise, count), 0.0)[:, None]
     points = pos[:, :, TRACKED_INDEX]

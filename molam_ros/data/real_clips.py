@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from molam_ros.data.clip import TARGET_FPS, MotionClip
 from molam_ros.data.dataset import write_dataset
@@ -181,11 +182,9 @@ def tilt(positions: np.ndarray, rng: np.random.Generator, max_angle: float = MAX
     a, b = rng.uniform(-max_angle, max_angle, size=2)
     u = np.linspace(0.0, 1.0, T)
     theta = a + (b - a) * u * u * (3 - 2 * u)  # (T,)
-    # Rodrigues' rotation of every joint about `axis` through the pelvis of its frame.
     root = pos[:, :1]
-    v = pos - root
-    c, s = np.cos(theta)[:, None, None], np.sin(theta)[:, None, None]
-    out = v * c + np.cross(axis, v) * s + axis * (v @ axis)[..., None] * (1 - c) + root
+    turn = Rotation.from_rotvec(axis * theta[:, None]).as_matrix()  # (T, 3, 3), about the pelvis
+    out = np.einsum("tij,tkj->tki", turn, pos - root) + root
     out[..., 1] += (pos[..., 1].min(-1) - out[..., 1].min(-1))[:, None]
     return out
 
@@ -211,11 +210,15 @@ def augment(
 def real_clips(variants: int, seed: int, tilt_share: float = 0.0) -> Iterator[MotionClip]:
     """The dataset's clips: held-out and validation sources as recorded, training ones augmented.
 
-    The last `tilt_share` of each source's variants (rounded) are also tilted (`tilt`).
+    The last `tilt_share` of each source's variants (rounded) are also tilted (`tilt`). A share
+    outside [0, 1] is refused here, before anything is loaded or written.
     """
     if not 0.0 <= tilt_share <= 1.0:
         raise ValueError(f"tilt share must be in [0, 1], got {tilt_share}")
-    n_tilted = int(round(tilt_share * variants))
+    return _augmented_clips(variants, seed, int(round(tilt_share * variants)))
+
+
+def _augmented_clips(variants: int, seed: int, n_tilted: int) -> Iterator[MotionClip]:
     for k, src in enumerate(real_sources()):
         clip = src.load()
         meta = {

@@ -15,13 +15,6 @@ from typing import Any
 
 from molam_ros import paths
 
-# Model shapes by name: `small` is the shipped reactor's (trains in 30 min on 2 CPU cores); `base`
-# is for a lent GPU, sized so its float16 weights stay under the repository's 25 MB per file.
-REACTOR_PRESETS: dict[str, dict[str, int]] = {
-    "small": {"width": 256, "layers": 4, "heads": 4},
-    "base": {"width": 384, "layers": 6, "heads": 6},
-}
-
 
 def default_reactor_dir() -> Path:
     """Where `molam reactor train` writes by default: the cache's reactor/small."""
@@ -91,7 +84,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     import numpy as np
 
     from molam_ros.llm.reaction_codes import decoded_targets, encode_reaction_codes, reaction_targets
-    from molam_ros.llm.small_reactor import SmallReactorConfig
+    from molam_ros.llm.small_reactor import SmallReactorConfig, reactor_shape
     from molam_ros.llm.small_reactor_train import ReactorTrainConfig, train_small_reactor
     from molam_ros.paths import default_tokenizer_dir
     from molam_ros.tokenizer.engines import TorchEngine
@@ -116,10 +109,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         targets = decoded_targets(engine, codes, sorted(train + val))
     else:
         targets = reaction_targets(args.data[0], tok, codes, sorted(train + val))
-    shape = {
-        **REACTOR_PRESETS[args.preset],
-        **{k: getattr(args, k) for k in ("width", "layers", "heads") if getattr(args, k)},
-    }
+    shape = reactor_shape(
+        args.preset, **{k: getattr(args, k) for k in ("width", "layers", "heads", "backbone", "lora_rank")}
+    )
     model = SmallReactorConfig.for_engine(
         engine,
         **shape,
@@ -181,7 +173,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from molam_ros.data.dataset import MotionDataset
     from molam_ros.llm.reaction_eval import ReactionEvalConfig, eval_clips, evaluate_reactors, format_rows
     from molam_ros.llm.reaction_instructions import reactor_instruction
-    from molam_ros.llm.small_reactor import SmallStreamingReactor, load_small_reactor, reactor_settings
+    from molam_ros.llm.reactor_weights import load_small_reactor, reactor_settings
+    from molam_ros.llm.small_reactor import SmallStreamingReactor
     from molam_ros.paths import default_tokenizer_dir
     from molam_ros.tokenizer.engines import TorchEngine
     from molam_ros.tokenizer.rqvae import check_pairing
@@ -329,13 +322,24 @@ def add_commands(groups: Any, fmt: type) -> None:
         p.add_argument(flag, type=kind, default=default, help=text)
     p.add_argument(
         "--preset",
-        choices=sorted(REACTOR_PRESETS),
+        choices=("small", "base", "llm"),  # llm/small_reactor.py REACTOR_PRESETS
         default="small",
-        help="size: small (the shipped shape, CPU minutes) or base (a GPU); --width etc. override",
+        help="size: small (the shipped shape, CPU minutes), base (a GPU) or llm (the pretrained "
+        "backbone's first 4 layers with LoRA); --width etc. override",
     )
     p.add_argument("--width", type=int, help="transformer width (default: the preset's)")
-    p.add_argument("--layers", type=int, help="transformer blocks (default: the preset's)")
+    p.add_argument(
+        "--layers",
+        type=int,
+        help="transformer blocks, or the backbone's first layers (default: the preset's)",
+    )
     p.add_argument("--heads", type=int, help="attention heads (default: the preset's)")
+    p.add_argument(
+        "--backbone",
+        help="a pretrained causal LM as the trunk: 'default' (the shipped SmolLM2) or a local model "
+        "directory; its first --layers layers are used, frozen, with LoRA",
+    )
+    p.add_argument("--lora-rank", type=int, help="LoRA rank of a backbone trunk (default 16)")
     p.add_argument(
         "--targets",
         choices=("recorded", "decoded"),

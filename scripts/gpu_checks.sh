@@ -53,7 +53,7 @@ for name in small base; do
   mkdir -p "$out/$name"
   $py - "$runs/$name" "$out/$name" <<'PY'
 import json, sys
-from molam_ros.llm.small_reactor import load_small_reactor, save_small_reactor
+from molam_ros.llm.reactor_weights import load_small_reactor, save_small_reactor
 net, info = load_small_reactor(sys.argv[1])
 info = {k: v for k, v in info.items() if k not in ("kind", "version", "model")}
 save_small_reactor(net, sys.argv[2], info, half=True)

@@ -177,7 +177,8 @@ def test_ship_writes_weights_manifest_and_figures(setup, tmp_path) -> None:
 
     from molam_ros.llm.reaction_codes import reaction_targets
     from molam_ros.llm.reactor_ship import ship_small_reactor
-    from molam_ros.llm.small_reactor import SmallReactorConfig, load_small_reactor, reactor_settings
+    from molam_ros.llm.reactor_weights import load_small_reactor, reactor_settings
+    from molam_ros.llm.small_reactor import SmallReactorConfig
     from molam_ros.llm.small_reactor_train import ReactorTrainConfig, train_small_reactor
     from molam_ros.tokenizer.rqvae import checkpoint_identity
 
@@ -228,3 +229,23 @@ def test_ship_writes_weights_manifest_and_figures(setup, tmp_path) -> None:
     net, info = load_small_reactor(out)
     assert info["anchor_pull"] == 0.02 and info["tokenizer"]["sha256"]
     assert reactor_settings(info) == {"anchor_pull": 0.02, "guidance": 2.5}  # what the node loads
+
+
+def test_intervals_over_clips_and_the_paired_difference_with_still(setup) -> None:
+    """The recorded reactor is paired with standing still clip by clip: its difference is minus still's
+    error on every clip, so the interval is that of still's own mean; a constant shift has no spread."""
+    from molam_ros.llm.reaction_eval import bootstrap_interval
+
+    _, _, engine, cfg, clips = setup
+    rows = evaluate_reactors({}, engine, clips, cfg, progress=False)
+    still, rec = rows["still"], rows["recorded"]
+    assert still["mpjpe_lo"] <= still["mpjpe"] <= still["mpjpe_hi"] and "vs_still" not in still
+    assert rec["vs_still"] == pytest.approx(-still["mpjpe"])
+    assert rec["vs_still_lo"] == pytest.approx(-still["mpjpe_hi"]) and rec["mpjpe_hi"] == 0.0
+    assert bootstrap_interval(np.full(9, 100.0)) == (100.0, 100.0)
+    lo, hi = bootstrap_interval(np.arange(100.0))
+    assert 40 < lo < 49.5 < hi < 59  # the mean 49.5, its standard error 2.9
+    table = format_rows(rows)
+    assert "95 % interval" in table and "vs still (95 %)" in table
+    recorded = next(line for line in table.splitlines() if line.startswith("| recorded |"))
+    assert recorded.startswith(f"| recorded | 0 | 0-0 | {-still['mpjpe']:+.0f} (")

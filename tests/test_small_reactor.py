@@ -8,13 +8,8 @@ import torch
 
 from molam_ros.llm.reaction_codes import ReactionCodes, ReactionTargets, decoded_targets, runtime_partner
 from molam_ros.llm.reaction_instructions import REACTOR_PARTS, all_instructions, reactor_instruction
-from molam_ros.llm.small_reactor import (
-    SmallReactorConfig,
-    SmallReactorNet,
-    SmallStreamingReactor,
-    load_small_reactor,
-    save_small_reactor,
-)
+from molam_ros.llm.reactor_weights import load_small_reactor, save_small_reactor
+from molam_ros.llm.small_reactor import SmallReactorConfig, SmallReactorNet, SmallStreamingReactor
 from molam_ros.llm.small_reactor_train import ReactorTrainConfig, _lr, own_inputs, train_small_reactor
 from molam_ros.paths import shipped_tokenizer_dir
 from molam_ros.tokenizer.engines import TorchEngine
@@ -450,7 +445,7 @@ def test_modes_commit_to_one_future_where_a_single_mode_averages() -> None:
 def test_widened_modes_start_as_the_single_mode_reactor(tmp_path) -> None:
     """A K-mode run started from a single-mode reactor (`--init --modes K`) predicts what it did,
     up to the proposals' small noise; K-mode weights round-trip through save and load."""
-    from molam_ros.llm.small_reactor import widen_to_modes
+    from molam_ros.llm.reactor_weights import widen_to_modes
 
     torch.manual_seed(0)
     one = SmallReactorNet(tiny_config()).eval()
@@ -491,7 +486,7 @@ def test_horizon_trains_a_look_ahead_head_that_live_steps_do_not_need(tmp_path) 
     where they are predictable (here each clip's reactor holds one random pose, so they equal the
     previous step), a horizon-1 reactor starts it (--init), and streaming steps return the next step
     only. Fails if the later steps are misaligned or the head is left out of the loss."""
-    from molam_ros.llm.small_reactor import widen_to_modes
+    from molam_ros.llm.reactor_weights import widen_to_modes
 
     codes, _ = toy_data()
     rng = np.random.default_rng(1)

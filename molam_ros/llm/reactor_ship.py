@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from molam_ros.llm.reaction_eval import ReactionEvalConfig, eval_clips, evaluate_reactors
-from molam_ros.llm.small_reactor import SmallStreamingReactor, load_small_reactor, save_small_reactor
+from molam_ros.llm.reactor_weights import load_small_reactor, save_small_reactor
+from molam_ros.llm.small_reactor import SmallStreamingReactor
 
 MANIFEST = "manifest.json"
 

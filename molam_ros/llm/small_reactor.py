@@ -58,16 +58,18 @@ told, u the one untold, g the `guidance` (classifier-free guidance, Ho & Saliman
 the regressed features instead of a score). g = 1 is the plain conditional prediction. Measured
 on validation clips, the instruction's effect on an unguided reactor is small (steering 7 %): the
 actor's motion dominates what the reactor does.
+
+Trunk (`backbone`). The same inputs and heads around a pretrained causal LM's first `layers`
+decoder layers with LoRA (llm/reactor_trunk.py): the issue's cheap LLM, one backbone position per
+person-step. Its files (llm/reactor_weights.py) hold only what training changed.
 """
 
 from __future__ import annotations
 
-import json
 import unicodedata
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -97,6 +99,10 @@ class SmallReactorConfig:
     # [start, stop) ranges of the F features hidden from the previous-step input (module docstring:
     # "Blind inputs"); the model still predicts them
     blind: tuple[tuple[int, int], ...] = ()
+    # a pretrained causal LM ("default": the shipped SmolLM2, or a local path) whose first `layers`
+    # decoder layers, with LoRA of rank `lora_rank`, replace the own blocks (module docstring: "Trunk")
+    backbone: str = ""
+    lora_rank: int = 16
 
     def __post_init__(self) -> None:
         if self.width % self.heads:
@@ -105,6 +111,8 @@ class SmallReactorConfig:
             raise ValueError("SmallReactorConfig.context_steps must be at least 2")
         if self.modes < 1 or self.horizon < 1:
             raise ValueError("SmallReactorConfig.modes and horizon must be at least 1")
+        if self.backbone and self.lora_rank < 1:
+            raise ValueError("SmallReactorConfig.lora_rank must be at least 1")
 
     @property
     def step_dim(self) -> int:
@@ -128,6 +136,28 @@ class SmallReactorConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SmallReactorConfig:
         return cls(**{**d, "blind": tuple(tuple(r) for r in d.get("blind", ()))})
+
+
+# Model shapes by name: `small` is the shipped reactor's (trains in 30 min on 2 CPU cores); `base`
+# is for a lent GPU, sized so its float16 weights stay under the repository's 25 MB per file; `llm`
+# is the pretrained backbone's first 4 layers with LoRA (llm/reactor_trunk.py; width and heads are
+# the backbone's).
+REACTOR_PRESETS: dict[str, dict[str, int | str]] = {
+    "small": {"width": 256, "layers": 4, "heads": 4},
+    "base": {"width": 384, "layers": 6, "heads": 6},
+    "llm": {"backbone": "default", "layers": 4},
+}
+
+
+def reactor_shape(preset: str, **override: Any) -> dict[str, Any]:
+    """The preset's shape with the given (non-empty) overrides; a backbone's width and heads are its own."""
+    shape = {**REACTOR_PRESETS[preset], **{k: v for k, v in override.items() if v}}
+    if shape.get("backbone"):
+        from molam_ros.llm.reactor_trunk import backbone_shape  # transformers loads only here
+
+        own = backbone_shape(str(shape["backbone"]))
+        shape.update(width=own["width"], heads=own["heads"])
+    return shape
 
 
 class _Block(nn.Module):
@@ -156,10 +186,22 @@ class SmallReactorNet(nn.Module):
         c = self.config = config
         self.code = nn.Embedding(c.depth * c.codebook_size, c.width)
         self.prev = nn.Linear(c.step_dim, c.width)
-        self.pos = nn.Parameter(torch.randn(c.context_steps, c.width) * 0.02)
+        self.trunk: nn.Module | None = None
+        if c.backbone:
+            from molam_ros.llm.reactor_trunk import LlmTrunk
+
+            self.trunk = LlmTrunk(c.backbone, c.layers, c.lora_rank)
+            if self.trunk.width != c.width:
+                raise ValueError(f"the backbone is {self.trunk.width} wide; the config says {c.width}")
+            nn.init.normal_(
+                self.code.weight, std=self.trunk.token_std
+            )  # the scale its layers were trained on
+        self.pos = (
+            None if self.trunk is not None else nn.Parameter(torch.randn(c.context_steps, c.width) * 0.02)
+        )
         self.no_text = nn.Parameter(torch.zeros(c.width))
         self.text = nn.Linear(c.text_dim, c.width) if c.text_dim else None
-        self.blocks = nn.ModuleList(_Block(c) for _ in range(c.layers))
+        self.blocks = nn.ModuleList(() if self.trunk is not None else (_Block(c) for _ in range(c.layers)))
         self.ln = nn.LayerNorm(c.width)
         self.out = nn.Linear(c.width, c.modes * c.step_dim)
         self.choose = nn.Linear(c.width, c.modes) if c.modes > 1 else None
@@ -205,9 +247,11 @@ class SmallReactorNet(nn.Module):
         x = (
             self.code(a.long() + self._off).sum(2)
             + self.prev(b_prev * self._seen)
-            + self.pos[:L]
             + self._text(text, B)[:, None]
         )
+        if self.trunk is not None:  # rotary positions inside the backbone's layers
+            return self.ln(self.trunk(x))
+        x = x + self.pos[:L]
         for block in self.blocks:
             x = block(x)
         return self.ln(x)
@@ -266,67 +310,6 @@ class SmallReactorNet(nn.Module):
         nearest = per.gather(-1, win[..., None])[..., 0]
         chosen = mean(nearest) + relax * mean(per.mean(-1)) + choice_weight * mean(choice.view_as(nearest))
         return chosen + ahead
-
-
-def widen_to_modes(state: dict[str, torch.Tensor], net: SmallReactorNet) -> dict[str, torch.Tensor]:
-    """A single-mode reactor's weights as the start of a K-mode `net`: every proposal starts as the
-    old output plus a little noise (so that they can part), the choice at zero (uniform). A look-ahead
-    head the old reactor lacks starts as `net` initialised it."""
-    K, out = net.config.modes, dict(state)
-    if net.ahead is not None and "ahead.weight" not in out:
-        out["ahead.weight"], out["ahead.bias"] = net.ahead.weight.detach(), net.ahead.bias.detach()
-    if K == 1 or state["out.weight"].shape[0] == net.out.weight.shape[0]:
-        return out
-    w, bias = state["out.weight"], state["out.bias"]
-    out["out.weight"] = w.repeat(K, 1) + 0.01 * w.std() * torch.randn(K * w.shape[0], w.shape[1])
-    out["out.bias"] = bias.repeat(K)
-    out["choose.weight"] = torch.zeros_like(net.choose.weight)
-    out["choose.bias"] = torch.zeros_like(net.choose.bias)
-    return out
-
-
-def save_small_reactor(
-    net: SmallReactorNet, out: str | Path, info: dict[str, Any], *, half: bool = False
-) -> Path:
-    """config.json (shape + `info`: tokenizer identity, training figures) and model.safetensors
-    (float16 with `half`: what ships)."""
-    from safetensors.torch import save_file
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    dtype = torch.float16 if half else torch.float32
-    save_file(
-        {k: v.detach().to("cpu", dtype).contiguous() for k, v in net.state_dict().items()},
-        str(out / "model.safetensors"),
-    )
-    config = {"kind": "small_reactor", "version": 2, "model": net.config.to_dict(), **info}
-    (out / "config.json").write_text(json.dumps(config, indent=1))
-    return out
-
-
-def reactor_settings(info: dict[str, Any]) -> dict[str, float | None]:
-    """The inference settings a trained reactor was chosen with on validation clips (its
-    config.json: "anchor_pull", "guidance"), as SmallStreamingReactor keywords."""
-    return {"anchor_pull": info.get("anchor_pull"), "guidance": info.get("guidance")}
-
-
-def load_small_reactor(directory: str | Path) -> tuple[SmallReactorNet, dict[str, Any]]:
-    """The network (float32, eval mode) and its config.json, or a clear error."""
-    from safetensors.torch import load_file
-
-    d = Path(directory)
-    if not (d / "config.json").is_file() or not (d / "model.safetensors").is_file():
-        raise FileNotFoundError(
-            f"{d} holds no small reactor (config.json and model.safetensors); train one: molam reactor train"
-        )
-    info = json.loads((d / "config.json").read_text())
-    if info.get("kind") != "small_reactor" or info.get("version") != 2:
-        raise ValueError(
-            f"{d}/config.json is not a small reactor of this version (retrain: molam reactor train)"
-        )
-    net = SmallReactorNet(SmallReactorConfig.from_dict(info["model"]))
-    net.load_state_dict({k: v.float() for k, v in load_file(str(d / "model.safetensors")).items()})
-    return net.eval(), info
 
 
 class SmallStreamingReactor:
@@ -458,11 +441,9 @@ class SmallStreamingReactor:
 
 
 __all__ = [
+    "REACTOR_PRESETS",
     "SmallReactorConfig",
     "SmallReactorNet",
     "SmallStreamingReactor",
-    "load_small_reactor",
-    "reactor_settings",
-    "save_small_reactor",
-    "widen_to_modes",
+    "reactor_shape",
 ]

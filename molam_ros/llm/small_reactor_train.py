@@ -51,13 +51,9 @@ from tqdm import tqdm
 
 from molam_ros.llm.reaction_codes import ReactionCodes, ReactionTargets
 from molam_ros.llm.reaction_instructions import all_instructions, reactor_instruction
-from molam_ros.llm.small_reactor import (
-    Embedder,
-    SmallReactorConfig,
-    SmallReactorNet,
-    save_small_reactor,
-    widen_to_modes,
-)
+from molam_ros.llm.reactor_trunk import load_trainable, trainable_state
+from molam_ros.llm.reactor_weights import save_small_reactor, widen_to_modes
+from molam_ros.llm.small_reactor import Embedder, SmallReactorConfig, SmallReactorNet
 from molam_ros.motion import ego
 
 log = logging.getLogger(__name__)
@@ -266,17 +262,18 @@ def train_small_reactor(
     net = SmallReactorNet(mcfg).to(device)
     weight = placement_weights(mcfg.feature_dim, cfg.placement_weight)
     weight = None if weight is None else weight.to(device)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
+    trained = [p for p in net.parameters() if p.requires_grad]  # a pretrained trunk's own weights stay
+    opt = torch.optim.AdamW(trained, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
     start = 0
     if init is not None and not (resume and state_path.is_file()):
-        from molam_ros.llm.small_reactor import load_small_reactor
+        from molam_ros.llm.reactor_weights import load_small_reactor
 
         start_net, _ = load_small_reactor(init)
         net.load_state_dict(widen_to_modes(start_net.state_dict(), net))
         log.info("starting from the weights of %s", init)
     if resume and state_path.is_file():
         state = torch.load(state_path, weights_only=False, map_location=device)
-        net.load_state_dict(state["model"])
+        load_trainable(net, state["model"])
         opt.load_state_dict(state["optimizer"])
         start = int(state["step"])
         log.info("resuming %s at step %d", out, start)
@@ -286,8 +283,9 @@ def train_small_reactor(
     val = _Sampler(codes, targets, val_idx, cfg, texts, mcfg.text_dim, 0, mcfg.horizon)
     n_params = sum(p.numel() for p in net.parameters())
     log.info(
-        "small reactor: %.2f M parameters, %d training clips, %d validation clips",
+        "small reactor: %.2f M parameters (%.2f M trained), %d training clips, %d validation clips",
         n_params / 1e6,
+        sum(p.numel() for p in trained) / 1e6,
         len(sampler.pool),
         len(val.pool),
     )
@@ -318,7 +316,7 @@ def train_small_reactor(
             )
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(trained, 1.0)
         opt.step()
         done = step + 1
         over = cfg.minutes > 0 and time.time() - t0 > cfg.minutes * 60
@@ -333,7 +331,9 @@ def train_small_reactor(
             with open(out / "train_log.jsonl", "a") as f:
                 f.write(json.dumps(last) + "\n")
             save_small_reactor(net, out, {**base_info, "step": done, "last": last})
-            torch.save({"model": net.state_dict(), "optimizer": opt.state_dict(), "step": done}, state_path)
+            torch.save(
+                {"model": trainable_state(net), "optimizer": opt.state_dict(), "step": done}, state_path
+            )
             if over:
                 log.info(
                     "time budget of %.1f min reached at step %d; continue with --resume", cfg.minutes, done

@@ -502,6 +502,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         instructions=tuple(args.instruction) if args.instruction else DemoConfig.instructions,
         prepare=not args.no_prepare,
         sim=False if args.no_sim else None,
+        reactor=args.reactor,
     )
     try:
         run_demo(config)
@@ -880,6 +881,13 @@ def build_parser() -> argparse.ArgumentParser:
         "'Be friendly.' and 'Be hesitant.'; '' reacts freely)",
     )
     p.add_argument("--no-prepare", action="store_true", help="fail instead of making missing models")
+    p.add_argument(
+        "--reactor",
+        choices=("llm", "small", "llm_reactor"),
+        default="llm",
+        help="who writes the reaction (the node's reactor parameter): the LLM, the shipped small reactor, "
+        "or the shipped LLM reactor (SmolLM2's first layers with LoRA); the LLM answers text",
+    )
     p.add_argument(
         "--no-sim",
         action="store_true",

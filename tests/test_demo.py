@@ -169,3 +169,23 @@ def test_demo_on_a_motion_file_then_on_its_own_bag(tiny_models: Path, tmp_path: 
         (run,) = summary["runs"]
         assert run["messages"]["person"] > 30 and run["messages"]["reactor"] > 30, run["messages"]
         assert (out / "reaction.gif").stat().st_size > 10_000
+
+
+def test_the_demo_tells_the_node_who_reacts() -> None:
+    """`molam demo --reactor X` reaches the reaction node as its `reactor` parameter (the node's own
+    default, the LLM, needs no override), next to the run's instruction."""
+    from molam_ros.agent.reaction_setup import REACTORS
+    from molam_ros.cli import build_parser
+    from molam_ros.ros.demo import DemoConfig, reaction_node_overrides
+    from molam_ros.ros.reaction_node import PARAMETERS
+
+    for kind in REACTORS:  # the CLI's literal choices (no model imports for --help) are the node's
+        assert build_parser().parse_args(["demo", "--reactor", kind]).reactor == kind
+    assert reaction_node_overrides(DemoConfig(), "") == []
+    assert reaction_node_overrides(DemoConfig(reactor="llm_reactor"), "Be friendly.") == [
+        "-p",
+        'instruction:="Be friendly."',
+        "-p",
+        "reactor:=llm_reactor",
+    ]
+    assert PARAMETERS["reactor"][0] == DemoConfig.reactor

@@ -282,6 +282,8 @@ def test_the_node_builds_and_streams_with_the_small_reactor(tiny_models, tiny_ll
     (other / "config.json").write_text(__import__("json").dumps(cfg))
     with pytest.raises(Exception, match="small reactor"):
         build_pipeline({**params, "reactor_dir": str(other)})
+    with pytest.raises(ValueError, match="reactor must be one of llm, small, llm_reactor"):
+        build_pipeline({**params, "reactor": "smal"})
 
 
 def test_own_inputs_feed_predictions_back() -> None:
@@ -347,6 +349,11 @@ def test_reaction_step_bench_runs_and_compares(tmp_path) -> None:
     assert [r["device"] for r in rows] == ["cpu", "cpu"] and rows[0]["ratio"] == 1.0
     assert all(r["median_ms"] > 0 and len(r["round_medians_ms"]) == 2 for r in rows)
     assert "budget use" in format_rows(rows)
+    two = bench_reactor(
+        [shipped_reactor_dir()] * 2, shipped_tokenizer_dir(), ["cpu"], steps=3, warmup=1, repeats=1
+    )
+    assert [r["reactor"] for r in two] == ["reactor", "reactor"] and two[0]["ratio"] == 1.0
+    assert format_rows(two).splitlines()[2].startswith("reactor         cpu")
 
 
 def test_stored_instruction_vectors(tmp_path) -> None:

@@ -13,6 +13,11 @@ from typing import Any
 
 from molam_ros.agent.commands import CommandRouter
 
+# Who writes the live reaction (the node's `reactor`): the motion-language model's depth head, the
+# small reactor, or the LLM reactor (SmolLM2's first layers with LoRA, llm/reactor_trunk.py). The
+# LLM answers text in every case.
+REACTORS = ("llm", "small", "llm_reactor")
+
 
 def _model_paths(p: dict[str, Any]) -> tuple[Path, Path, Path]:
     """(tokenizer, export, llm) directories from the parameters and the cache layout."""
@@ -76,7 +81,10 @@ def build_pipeline(p: dict[str, Any]) -> tuple[Any, str]:
         safety=SafetyConfig(timeout=p["watchdog_timeout"], ease_time=p["neutral_ease_time"]),
         instruction=p["instruction"] or None,
     )
-    reactor = _small_reactor(p, tok, engine) if p.get("reactor", "llm") == "small" else None
+    kind = p.get("reactor", "llm")
+    if kind not in REACTORS:
+        raise ValueError(f"reactor must be one of {', '.join(REACTORS)}; got {kind!r}")
+    reactor = None if kind == "llm" else _small_reactor(p, tok, engine)
     profile = load_profile(p["profile"])
     pipeline = ReactionPipeline(
         mlm,
@@ -97,10 +105,15 @@ def _small_reactor(p: dict[str, Any], tok: Path, engine: Any) -> Any:
     from molam_ros.agent.encoder import EncoderUnavailableError, shared_encoder
     from molam_ros.llm.reactor_weights import load_small_reactor, reactor_settings
     from molam_ros.llm.small_reactor import SmallStreamingReactor
-    from molam_ros.paths import default_reactor_dir
+    from molam_ros.paths import default_reactor_dir, shipped_llm_reactor_dir
     from molam_ros.tokenizer.rqvae import check_pairing
 
-    path = Path(p["reactor_dir"]) if p.get("reactor_dir") else default_reactor_dir(p["model_dir"] or None)
+    if p.get("reactor_dir"):
+        path = Path(p["reactor_dir"])
+    elif p["reactor"] == "llm_reactor":
+        path = shipped_llm_reactor_dir()
+    else:
+        path = default_reactor_dir(p["model_dir"] or None)
     net, info = load_small_reactor(path)
     check_pairing(info.get("tokenizer"), tok, f"the small reactor {path}")
     try:

@@ -1,11 +1,12 @@
-"""`molam reactor bench`: what one live reaction step costs with the small reactor, per torch device.
+"""`molam reactor bench`: what one live reaction step costs, per reactor and torch device.
 
 One step is what the pipeline pays every l frames for one partner: the person's l new frames
 through the tokenizer's streaming encoder, the small reactor's step (its window forward, its
 prediction re-encoded to codes) and the streaming decoder on the reactor's codes. The tokenizer and
-the reactor run on the same device; the first device listed is the baseline the ratios refer to,
-measured in the same run. Each device runs `repeats` rounds of `steps` steps after a warm-up, and the
-table gives the median of the rounds' medians, the p99 over all steps and the ratio.
+the reactor run on the same device; the first reactor on the first device listed is the baseline
+the ratios refer to, measured in the same run (several reactors: the small reactor and the LLM
+reactor, llm/reactor_trunk.py, side by side). Each runs `repeats` rounds of `steps` steps after a
+warm-up, and the table gives the median of the rounds' medians, the p99 over all steps and the ratio.
 """
 
 from __future__ import annotations
@@ -67,24 +68,30 @@ def time_reactor_step(
 
 
 def bench_reactor(
-    reactor_dir: str | Path, tokenizer: str | Path, devices: list[str], **kwargs: Any
+    reactor_dirs: str | Path | list[str | Path], tokenizer: str | Path, devices: list[str], **kwargs: Any
 ) -> list[dict[str, Any]]:
-    """One row per device (the first is the baseline of `ratio`: its median / this median)."""
-    rows = [time_reactor_step(reactor_dir, tokenizer, d, **kwargs) for d in devices]
+    """One row per reactor and device (the first is the baseline of `ratio`: its median / this one's)."""
+    dirs = [reactor_dirs] if isinstance(reactor_dirs, str | Path) else list(reactor_dirs)
+    rows = [
+        {"reactor": Path(r).name, **time_reactor_step(r, tokenizer, d, **kwargs)}
+        for r in dirs
+        for d in devices
+    ]
     for r in rows:
         r["ratio"] = rows[0]["median_ms"] / r["median_ms"]
     return rows
 
 
 def format_rows(rows: list[dict[str, Any]], name: str = "") -> str:
+    base = f"x {rows[0].get('reactor', '')} {rows[0]['device']}".replace("  ", " ")
     lines = [
-        f"reaction step with the small reactor {name} (encode the person's l frames, react, decode)",
-        f"{'device':<10}{'median ms':>11}{'p99 ms':>9}{'x ' + rows[0]['device']:>9}{'budget use':>12}",
+        f"reaction step {name} (encode the person's l frames, react, decode)",
+        f"{'reactor':<16}{'device':<10}{'median ms':>11}{'p99 ms':>9}{base:>20}{'budget use':>12}",
     ]
     for r in rows:
         lines.append(
-            f"{r['device']:<10}{r['median_ms']:>11.2f}{r['p99_ms']:>9.2f}{r['ratio']:>9.2f}"
-            f"{100 * r['median_ms'] / (4 * FRAME_PERIOD_MS):>11.1f}%"
+            f"{r.get('reactor', ''):<16}{r['device']:<10}{r['median_ms']:>11.2f}{r['p99_ms']:>9.2f}"
+            f"{r['ratio']:>20.2f}{100 * r['median_ms'] / (4 * FRAME_PERIOD_MS):>11.1f}%"
         )
     lines.append("budget use: share of the 133 ms a 4-frame step lasts at 30 Hz")
     return "\n".join(lines)

@@ -75,9 +75,16 @@ class DemoConfig:
     commands: tuple[tuple[float, str], ...] = DEFAULT_COMMANDS  # (fraction of the run, text)
     instructions: tuple[str, ...] = DEFAULT_INSTRUCTIONS  # one run each; "" = react freely
     prepare: bool = True  # make missing models; False: fail with the command to run
+    reactor: str = "llm"  # who writes the reaction: llm | small | llm_reactor (the node's `reactor`)
     sim: bool | None = None  # run the simulated robot and show its body; None: where MuJoCo is installed
     startup_timeout: float = 240.0
     answer_timeout: float = 30.0
+
+
+def reaction_node_overrides(config: DemoConfig, instruction: str) -> list[str]:
+    """The reaction node's `-p` overrides for one run: its instruction and who writes the reaction."""
+    args = ["-p", f"instruction:={json.dumps(instruction)}"] if instruction else []  # JSON: a YAML string
+    return args + (["-p", f"reactor:={config.reactor}"] if config.reactor != "llm" else [])
 
 
 def sim_wanted(config: DemoConfig) -> bool:
@@ -318,8 +325,8 @@ def run_live(
                 cmd += ["-p", "wait_for_subscribers:=3", "-p", f"exit_when_done:={str(not loop).lower()}"]
                 if config.bag_topic:
                     cmd += ["-p", f"bag_topic:={json.dumps(config.bag_topic)}"]
-            if spec.name == "reaction_node" and instruction:
-                cmd += ["-p", f"instruction:={json.dumps(instruction)}"]  # JSON: a YAML string
+            if spec.name == "reaction_node":
+                cmd += reaction_node_overrides(config, instruction)
             log = (logs / f"{spec.name}.log").open("w")
             procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT))
             if spec.name == "pose_replay_node":

@@ -122,9 +122,13 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "llm_dir": ("", "LLM checkpoint; empty: <model_dir>/llm/stage3, else <model_dir>/llm/stage2"),
     "reactor": (
         "llm",
-        "who writes the live reaction: llm | small (the small reactor; the LLM still answers text)",
+        "who writes the live reaction: llm | small (the small reactor) | llm_reactor (SmolLM2's first "
+        "layers with LoRA); the LLM answers text in every case",
     ),
-    "reactor_dir": ("", "small reactor; empty: <model_dir>/reactor/small if any, else the shipped one"),
+    "reactor_dir": (
+        "",
+        "small or LLM reactor; empty: <model_dir>/reactor/small if any, else the shipped one",
+    ),
     "profile": ("unitree_g1", "output profile name (config/profiles) or YAML path"),
     "engine": ("onnxruntime", "tokenizer engine: torch | onnxruntime | tensorrt (with fallback)"),
     "device": ("cpu", "cpu | cuda | cuda:N"),

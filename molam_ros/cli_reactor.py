@@ -254,12 +254,26 @@ def cmd_ship(args: argparse.Namespace) -> int:
         anchor_pull=args.anchor_pull,
         guidance=args.guidance,
         embed=_embedder(),
+        beside=_beside(args.beside or [], engine, _embedder()),
     )
     from molam_ros.llm.reaction_eval import format_rows
 
     print(format_rows(manifest["eval"]["rows"]))
     print(f"wrote {args.out or shipped_reactor_dir()} ({manifest['dtype']}: {manifest['why_dtype']})")
     return 0
+
+
+def _beside(dirs: list[Path], engine: Any, embed: Any) -> dict[str, Any]:
+    """Trained reactors measured next to the one being shipped, each with its own settings and the
+    sentence encoder (the steering measure instructs them)."""
+    from molam_ros.llm.reactor_weights import load_small_reactor, reactor_settings
+    from molam_ros.llm.small_reactor import SmallStreamingReactor
+
+    out = {}
+    for d in dirs:
+        net, info = load_small_reactor(d)
+        out[Path(d).name] = SmallStreamingReactor(net, engine, embed=embed, **reactor_settings(info))
+    return out
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -450,6 +464,9 @@ def add_commands(groups: Any, fmt: type) -> None:
     p.add_argument("--clips", type=int, default=94)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--command", action="append", help="the command(s) that made the run (recorded)")
+    p.add_argument(
+        "--beside", type=Path, nargs="+", help="reactors measured in the same run (e.g. the shipped one)"
+    )
     p.add_argument(
         "--anchor-pull",
         type=float,

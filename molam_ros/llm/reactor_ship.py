@@ -43,10 +43,13 @@ def ship_small_reactor(
     guidance: float = 1.0,
     embed: Any = None,
     classifiers: tuple[Any, Any] | None = None,
+    beside: dict[str, Any] | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Write the shipped reactor into `out` (module docstring); returns the manifest."""
+    """Write the shipped reactor into `out` (module docstring); returns the manifest. `beside`:
+    other reactors (name -> streaming reactor) measured in the same run, rows of the same table."""
     net, info = load_small_reactor(run)
+    kind = "llm_reactor" if net.config.backbone else "small_reactor"
     if anchor_pull is not None:
         info["anchor_pull"] = anchor_pull
     info["guidance"] = guidance
@@ -78,9 +81,10 @@ def ship_small_reactor(
     pair, steer = classifiers if classifiers is not None else (None, None)
     rows = evaluate_reactors(
         {
-            "small_reactor": SmallStreamingReactor(
+            **(beside or {}),
+            kind: SmallStreamingReactor(
                 keep, engine, anchor_pull=anchor_pull, guidance=guidance, embed=embed
-            )
+            ),
         },
         engine,
         held_out,
@@ -93,7 +97,17 @@ def ship_small_reactor(
     extra = {k: v for k, v in info.items() if k not in ("kind", "version", "model")}
     save_small_reactor(keep, out, extra, half=use_half)
     manifest = {
-        "what": "the default small reactor of molam_ros (llm/small_reactor.py)",
+        "what": f"the default {kind.replace('_', ' ')} of molam_ros (llm/small_reactor.py"
+        + (
+            ", on the first layers of a pretrained LLM: llm/reactor_trunk.py)" if net.config.backbone else ")"
+        ),
+        "backbone": None
+        if not net.config.backbone
+        else {
+            "name": net.config.backbone,
+            "layers": net.config.layers,
+            "identity": extra.get("backbone_identity"),
+        },
         "dtype": "float16" if use_half else "float32",
         "why_dtype": f"fp16 MPJPE {gap:+.1f} mm vs fp32, {len(few)} test clips (allowed {tolerance_mm})",
         "files": {name: _sha(out / name) for name in ("model.safetensors", "config.json")},

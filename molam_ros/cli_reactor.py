@@ -237,7 +237,7 @@ def _classifiers(ds: Any, data: Path, clips: int = 2000) -> tuple[Any, Any]:
 
 def cmd_ship(args: argparse.Namespace) -> int:
     from molam_ros.data.dataset import MotionDataset
-    from molam_ros.llm.reactor_ship import ship_small_reactor
+    from molam_ros.llm.reactor_ship import ship_small_reactor, streaming_reactors
     from molam_ros.paths import default_tokenizer_dir, shipped_reactor_dir
     from molam_ros.tokenizer.engines import TorchEngine
 
@@ -254,26 +254,13 @@ def cmd_ship(args: argparse.Namespace) -> int:
         anchor_pull=args.anchor_pull,
         guidance=args.guidance,
         embed=_embedder(),
-        beside=_beside(args.beside or [], engine, _embedder()),
+        beside=streaming_reactors(args.beside or [], engine, _embedder()),
     )
     from molam_ros.llm.reaction_eval import format_rows
 
     print(format_rows(manifest["eval"]["rows"]))
     print(f"wrote {args.out or shipped_reactor_dir()} ({manifest['dtype']}: {manifest['why_dtype']})")
     return 0
-
-
-def _beside(dirs: list[Path], engine: Any, embed: Any) -> dict[str, Any]:
-    """Trained reactors measured next to the one being shipped, each with its own settings and the
-    sentence encoder (the steering measure instructs them)."""
-    from molam_ros.llm.reactor_weights import load_small_reactor, reactor_settings
-    from molam_ros.llm.small_reactor import SmallStreamingReactor
-
-    out = {}
-    for d in dirs:
-        net, info = load_small_reactor(d)
-        out[Path(d).name] = SmallStreamingReactor(net, engine, embed=embed, **reactor_settings(info))
-    return out
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

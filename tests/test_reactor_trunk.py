@@ -154,54 +154,15 @@ def test_the_llm_preset_takes_the_backbones_width(backbone) -> None:
 def test_the_node_streams_with_an_llm_reactor(tiny_models, tiny_llm_env, tmp_path) -> None:
     """`reactor: llm_reactor` builds the pipeline on a trunk reactor (here on the tiny backbone) and
     streams finite motion within the robot's joint limits."""
-    import numpy as np
-
+    pytest.importorskip("rclpy")  # the node's parameter table
     from molam_ros.agent.reaction_setup import build_pipeline
-    from molam_ros.data.synth import generate_clip
-    from molam_ros.llm.reaction_codes import encode_reaction_codes, reaction_targets
-    from molam_ros.llm.small_reactor import SmallReactorConfig, SmallStreamingReactor
-    from molam_ros.motion.skeleton import JOINT_NAMES
-    from molam_ros.ros.reaction_node import PARAMETERS
-    from molam_ros.tokenizer.engines import TorchEngine
-    from molam_ros.tokenizer.rqvae import checkpoint_identity
+    from molam_ros.llm.small_reactor import SmallStreamingReactor
+    from tests.test_small_reactor import node_reactor, stream_checked
 
-    tok = tiny_models / "tokenizer" / "small"
-    engine = TorchEngine(tok)
-    codes = encode_reaction_codes(tiny_llm_env["data"], tok, tmp_path / "codes.npz", progress=False)
-    backbone = str(tiny_llm_env["backbone"])
-    shape = reactor_shape("llm", backbone=backbone, layers=1)
-    model = SmallReactorConfig.for_engine(engine, **shape, context_steps=8, text_dim=384, lora_rank=4)
-    targets = reaction_targets(tiny_llm_env["data"], tok, codes, list(range(len(codes))), progress=False)
     out = tmp_path / "llm_reactor"
-    train_small_reactor(
-        codes,
-        targets,
-        out,
-        model=model,
-        train=ReactorTrainConfig(steps=2, batch=2, crop_steps=4, eval_every=2, eval_batches=1, threads=1),
-        info={"tokenizer": checkpoint_identity(tok)},
-        progress=False,
-    )
-    params = {name: default for name, (default, _) in PARAMETERS.items()}
-    params.update(
-        model_dir=str(tiny_models),
-        reactor="llm_reactor",
-        reactor_dir=str(out),
-        engine="torch",
-        llm_quantization="none",
-    )
+    shape = reactor_shape("llm", backbone=str(tiny_llm_env["backbone"]), layers=1)
+    params = node_reactor(tiny_models, tiny_llm_env, out, tmp_path, **shape, lora_rank=4)
+    params.update(reactor="llm_reactor", reactor_dir=str(out))
     pipeline, _ = build_pipeline(params)
     assert isinstance(pipeline.reactor, SmallStreamingReactor) and pipeline.reactor.net.trunk is not None
-    clip = generate_clip(7, "wave", "friendly")
-    chunks = []
-    for i, pose in enumerate(clip.positions[clip.meta["actor"], :40]):
-        stamp = 100.0 + i / 30.0
-        pipeline.push_pose(stamp, pose, joint_names=JOINT_NAMES, now=stamp)
-        chunks += pipeline.process(now=stamp)
-    profile = pipeline.profile
-    assert len(chunks) >= 5
-    for c in chunks:
-        assert np.isfinite(c.joint_positions).all() and np.isfinite(c.reactor).all()
-        assert (c.joint_positions >= profile.lower - 1e-9).all() and (
-            c.joint_positions <= profile.upper + 1e-9
-        ).all()
+    assert len(stream_checked(pipeline, 40)) >= 5

@@ -218,33 +218,18 @@ def test_instructions_and_runtime_partner() -> None:
     assert held.tolist() == [0, 0, 0, 0, 3, 3, 3, 3, 7, 7, 7, 7]
 
 
-def test_the_node_builds_and_streams_with_the_small_reactor(tiny_models, tiny_llm_env, tmp_path) -> None:
-    """reactor: small -> the pipeline's steps come from the small reactor (paired with the tokenizer
-    in use), and what it publishes is finite and inside the joint limits; a reactor trained on another
-    tokenizer is refused with a clear message."""
-    pytest.importorskip("rclpy")
-    import shutil
-
-    from molam_ros.agent.reaction_setup import build_pipeline
-    from molam_ros.data.synth import generate_clip
+def node_reactor(tiny_models, tiny_llm_env, out, work, **shape) -> dict:
+    """A reactor of `shape` trained 2 steps on the tiny tokenizer's codes (encoded into `work`) into
+    `out`; returns the node's parameters (every default, the tiny models, the torch engine)."""
     from molam_ros.llm.reaction_codes import encode_reaction_codes, reaction_targets
-    from molam_ros.motion.skeleton import JOINT_NAMES
     from molam_ros.ros.reaction_node import PARAMETERS
     from molam_ros.tokenizer.rqvae import checkpoint_identity
 
     tok = tiny_models / "tokenizer" / "small"
     engine = TorchEngine(tok)
-    codes = encode_reaction_codes(tiny_llm_env["data"], tok, tmp_path / "codes.npz", progress=False)
-    model = SmallReactorConfig.for_engine(
-        engine,
-        width=32,
-        layers=1,
-        heads=2,
-        context_steps=8,
-        text_dim=384,
-    )
+    codes = encode_reaction_codes(tiny_llm_env["data"], tok, work / "codes.npz", progress=False)
+    model = SmallReactorConfig.for_engine(engine, **shape, context_steps=8, text_dim=384)
     targets = reaction_targets(tiny_llm_env["data"], tok, codes, list(range(len(codes))), progress=False)
-    out = tiny_models / "reactor" / "small"
     train_small_reactor(
         codes,
         targets,
@@ -255,22 +240,46 @@ def test_the_node_builds_and_streams_with_the_small_reactor(tiny_models, tiny_ll
         progress=False,
     )
     params = {name: default for name, (default, _) in PARAMETERS.items()}
-    params.update(model_dir=str(tiny_models), reactor="small", engine="torch", llm_quantization="none")
-    pipeline, _ = build_pipeline(params)
-    assert isinstance(pipeline.reactor, SmallStreamingReactor)
+    params.update(model_dir=str(tiny_models), engine="torch", llm_quantization="none")
+    return params
+
+
+def stream_checked(pipeline, frames: int) -> list:
+    """A generator clip's actor through the pipeline; every chunk finite and inside the joint limits."""
+    from molam_ros.data.synth import generate_clip
+    from molam_ros.motion.skeleton import JOINT_NAMES
+
     profile = pipeline.profile
     clip = generate_clip(7, "wave", "friendly")
     chunks = []
-    for i, pose in enumerate(clip.positions[clip.meta["actor"], :60]):
+    for i, pose in enumerate(clip.positions[clip.meta["actor"], :frames]):
         stamp = 100.0 + i / 30.0
         pipeline.push_pose(stamp, pose, joint_names=JOINT_NAMES, now=stamp)
         chunks += pipeline.process(now=stamp)
-    assert len(chunks) >= 10 and len(pipeline.reactor.history) == 8  # its window, however long the stream
     for c in chunks:
         assert np.isfinite(c.joint_positions).all() and np.isfinite(c.reactor).all()
         assert (c.joint_positions >= profile.lower - 1e-9).all() and (
             c.joint_positions <= profile.upper + 1e-9
         ).all()
+    return chunks
+
+
+def test_the_node_builds_and_streams_with_the_small_reactor(tiny_models, tiny_llm_env, tmp_path) -> None:
+    """reactor: small -> the pipeline's steps come from the small reactor (paired with the tokenizer
+    in use), and what it publishes is finite and inside the joint limits; a reactor trained on another
+    tokenizer is refused with a clear message."""
+    pytest.importorskip("rclpy")
+    import shutil
+
+    from molam_ros.agent.reaction_setup import build_pipeline
+
+    out = tiny_models / "reactor" / "small"
+    params = node_reactor(tiny_models, tiny_llm_env, out, tmp_path, width=32, layers=1, heads=2)
+    params.update(reactor="small")
+    pipeline, _ = build_pipeline(params)
+    assert isinstance(pipeline.reactor, SmallStreamingReactor)
+    chunks = stream_checked(pipeline, 60)
+    assert len(chunks) >= 10 and len(pipeline.reactor.history) == 8  # its window, however long the stream
     assert pipeline.command("wave back shyly") is None  # taken before the next step
     assert "characters" in pipeline.command("wave " * 1000)
     assert "control" in pipeline.command("wave\x00back")

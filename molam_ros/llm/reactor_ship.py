@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from molam_ros.llm.reaction_eval import ReactionEvalConfig, eval_clips, evaluate_reactors
-from molam_ros.llm.reactor_weights import load_small_reactor, save_small_reactor
+from molam_ros.llm.reactor_weights import load_small_reactor, reactor_settings, save_small_reactor
 from molam_ros.llm.small_reactor import SmallStreamingReactor
 
 MANIFEST = "manifest.json"
@@ -28,6 +28,16 @@ MANIFEST = "manifest.json"
 
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def streaming_reactors(dirs: list[Path], engine: Any, embed: Any = None) -> dict[str, Any]:
+    """Trained reactors measured next to the one being shipped, each with its own settings and the
+    sentence encoder (the steering measure instructs them)."""
+    out = {}
+    for d in dirs:
+        net, info = load_small_reactor(d)
+        out[Path(d).name] = SmallStreamingReactor(net, engine, embed=embed, **reactor_settings(info))
+    return out
 
 
 def ship_small_reactor(

@@ -120,15 +120,8 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "tokenizer_dir": ("", "tokenizer checkpoint; empty: <model_dir>/tokenizer/small"),
     "export_dir": ("", "ONNX/TensorRT export; empty: <model_dir>/export/small"),
     "llm_dir": ("", "LLM checkpoint; empty: <model_dir>/llm/stage3, else <model_dir>/llm/stage2"),
-    "reactor": (
-        "llm",
-        "who writes the live reaction: llm | small (the small reactor) | llm_reactor (SmolLM2's first "
-        "layers with LoRA); the LLM answers text in every case",
-    ),
-    "reactor_dir": (
-        "",
-        "small or LLM reactor; empty: <model_dir>/reactor/small if any, else the shipped one",
-    ),
+    "reactor": ("llm", "who writes the live reaction: llm | small | llm_reactor; the LLM answers text"),
+    "reactor_dir": ("", "small or LLM reactor; empty: the cache's reactor/small, else the shipped one"),
     "profile": ("unitree_g1", "output profile name (config/profiles) or YAML path"),
     "engine": ("onnxruntime", "tokenizer engine: torch | onnxruntime | tensorrt (with fallback)"),
     "device": ("cpu", "cpu | cuda | cuda:N"),

@@ -173,11 +173,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from molam_ros.data.dataset import MotionDataset
     from molam_ros.llm.reaction_eval import ReactionEvalConfig, eval_clips, evaluate_reactors, format_rows
     from molam_ros.llm.reaction_instructions import reactor_instruction
-    from molam_ros.llm.reactor_weights import load_small_reactor, reactor_settings
-    from molam_ros.llm.small_reactor import SmallStreamingReactor
+    from molam_ros.llm.reactor_ship import streaming_reactors
     from molam_ros.paths import default_tokenizer_dir
     from molam_ros.tokenizer.engines import TorchEngine
-    from molam_ros.tokenizer.rqvae import check_pairing
 
     torch.set_num_threads(args.threads)
     tok = args.tokenizer or default_tokenizer_dir()
@@ -192,14 +190,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     )
     clips = eval_clips(ds, args.split, cfg, engine.stride)
     embed = _embedder()
-    reactors = {}
-    for ckpt in args.checkpoint or [paths.default_reactor_dir()]:
-        net, info = load_small_reactor(ckpt)
-        check_pairing(info.get("tokenizer"), tok, f"the small reactor {ckpt}")
-        settings = reactor_settings(info)
-        if args.guidance is not None:
-            settings["guidance"] = args.guidance
-        reactors[Path(ckpt).name] = SmallStreamingReactor(net, engine, embed=embed, **settings)
+    reactors = streaming_reactors(
+        args.checkpoint or [paths.default_reactor_dir()], engine, embed, tokenizer=tok, guidance=args.guidance
+    )
     rng = np.random.default_rng(0)
     instructions = {}
     if args.instructions == "clip":
@@ -241,7 +234,8 @@ def cmd_ship(args: argparse.Namespace) -> int:
     from molam_ros.paths import default_tokenizer_dir, shipped_reactor_dir
     from molam_ros.tokenizer.engines import TorchEngine
 
-    engine = TorchEngine(args.tokenizer or default_tokenizer_dir(), threads=args.threads)
+    engine_dir = args.tokenizer or default_tokenizer_dir()
+    engine = TorchEngine(engine_dir, threads=args.threads)
     ds = MotionDataset(args.data)
     manifest = ship_small_reactor(
         args.run,
@@ -254,7 +248,7 @@ def cmd_ship(args: argparse.Namespace) -> int:
         anchor_pull=args.anchor_pull,
         guidance=args.guidance,
         embed=_embedder(),
-        beside=streaming_reactors(args.beside or [], engine, _embedder()),
+        beside=streaming_reactors(args.beside or [], engine, _embedder(), tokenizer=engine_dir),
     )
     from molam_ros.llm.reaction_eval import format_rows
 

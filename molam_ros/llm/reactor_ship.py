@@ -30,13 +30,27 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def streaming_reactors(dirs: list[Path], engine: Any, embed: Any = None) -> dict[str, Any]:
-    """Trained reactors measured next to the one being shipped, each with its own settings and the
-    sentence encoder (the steering measure instructs them)."""
+def streaming_reactors(
+    dirs: list[Path],
+    engine: Any,
+    embed: Any = None,
+    *,
+    tokenizer: Path | None = None,
+    guidance: float | None = None,
+) -> dict[str, Any]:
+    """Trained reactors by directory name, each with its own settings (or `guidance`) and the sentence
+    encoder (the steering measure instructs them); with `tokenizer`, each must have been trained on it."""
+    from molam_ros.tokenizer.rqvae import check_pairing
+
     out = {}
     for d in dirs:
         net, info = load_small_reactor(d)
-        out[Path(d).name] = SmallStreamingReactor(net, engine, embed=embed, **reactor_settings(info))
+        if tokenizer is not None:
+            check_pairing(info.get("tokenizer"), tokenizer, f"the small reactor {d}")
+        settings = reactor_settings(info)
+        if guidance is not None:
+            settings["guidance"] = guidance
+        out[Path(d).name] = SmallStreamingReactor(net, engine, embed=embed, **settings)
     return out
 
 

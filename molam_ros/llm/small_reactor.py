@@ -193,9 +193,8 @@ class SmallReactorNet(nn.Module):
             self.trunk = LlmTrunk(c.backbone, c.layers, c.lora_rank)
             if self.trunk.width != c.width:
                 raise ValueError(f"the backbone is {self.trunk.width} wide; the config says {c.width}")
-            nn.init.normal_(
-                self.code.weight, std=self.trunk.token_std
-            )  # the scale its layers were trained on
+            # code embeddings at the scale of the token embeddings its layers were trained on
+            nn.init.normal_(self.code.weight, std=self.trunk.token_std)
         self.pos = (
             None if self.trunk is not None else nn.Parameter(torch.randn(c.context_steps, c.width) * 0.02)
         )

@@ -836,6 +836,9 @@ def build_parser() -> argparse.ArgumentParser:
     from molam_ros.cli_reactor import add_commands as add_reactor_commands
 
     add_reactor_commands(groups, fmt)
+    from molam_ros.cli_describer import add_commands as add_describer_commands
+
+    add_describer_commands(groups, fmt)
     from molam_ros.bringup import add_command as add_bringup_command
 
     add_bringup_command(groups, fmt)

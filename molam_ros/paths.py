@@ -83,6 +83,11 @@ def shipped_llm_reactor_dir() -> Path:
     return shipped_models_dir() / "llm_reactor"
 
 
+def shipped_describer_dir() -> Path:
+    """The shipped motion describer (llm/describer.py): captions from the shipped tokenizer's codes."""
+    return shipped_models_dir() / "describer"
+
+
 def default_reactor_dir(cache_dir: str | Path | None = None) -> Path:
     """The small reactor used when none is named: the one trained in `cache_dir` when a model
     directory is named and holds one, else the shipped one, else the cache's `reactor/small`."""

@@ -59,42 +59,52 @@ def backbone_identity(backbone: str) -> str:
     return h.hexdigest()[:16]
 
 
+def pretrained_layers(backbone: str, layers: int, *, lm_head: bool = False) -> nn.Module:
+    """The backbone's first `layers` decoder layers, float32, every weight frozen; with `lm_head`
+    the causal LM (its tied head included, for text), else the bare decoder."""
+    from transformers import AutoModel, AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    shape = backbone_shape(backbone)
+    if not 1 <= layers <= shape["max_layers"]:
+        raise ValueError(f"the backbone has {shape['max_layers']} layers; asked for its first {layers}")
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the unused later layers are reported as unexpected weights
+    try:
+        model = (AutoModelForCausalLM if lm_head else AutoModel).from_pretrained(
+            str(backbone_dir(backbone)), num_hidden_layers=layers, local_files_only=True, dtype=torch.float32
+        )
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def with_lora(model: nn.Module, rank: int, dropout: float = 0.05) -> nn.Module:
+    """`model` with LoRA adapters of rank `rank` on every attention and MLP projection (peft);
+    the adapters' start does not depend on what was drawn before."""
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(0)
+    return get_peft_model(
+        model,
+        LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=dropout, target_modules=list(LORA_TARGETS)),
+    )
+
+
 class LlmTrunk(nn.Module):
     """(B, L, W) step embeddings -> (B, L, W) states through the backbone's first `layers` layers."""
 
     def __init__(self, backbone: str, layers: int, lora_rank: int, lora_dropout: float = 0.05) -> None:
         super().__init__()
-        from peft import LoraConfig, get_peft_model
-        from transformers import AutoModel
-        from transformers.utils import logging as hf_logging
-
-        shape = backbone_shape(backbone)
-        if not 1 <= layers <= shape["max_layers"]:
-            raise ValueError(f"the backbone has {shape['max_layers']} layers; asked for its first {layers}")
-        verbosity = hf_logging.get_verbosity()
-        hf_logging.set_verbosity_error()  # the unused later layers are reported as unexpected weights
-        try:
-            model = AutoModel.from_pretrained(
-                str(backbone_dir(backbone)),
-                num_hidden_layers=layers,
-                local_files_only=True,
-                dtype=torch.float32,
-            )
-        finally:
-            hf_logging.set_verbosity(verbosity)
+        model = pretrained_layers(backbone, layers)
         # the token table is not read (motion enters as embeddings) and is the largest weight
         self.token_std = float(model.embed_tokens.weight.detach().std())
         model.embed_tokens = None
         model.config.use_cache = False
-        lora = LoraConfig(
-            r=lora_rank,
-            lora_alpha=2 * lora_rank,
-            lora_dropout=lora_dropout,
-            target_modules=list(LORA_TARGETS),
-        )
-        torch.manual_seed(0)  # the adapters' start does not depend on what was drawn before
-        self.model = get_peft_model(model, lora)
-        self.width = shape["width"]
+        self.model = with_lora(model, lora_rank, lora_dropout)
+        self.width = int(model.config.hidden_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(inputs_embeds=x, use_cache=False).last_hidden_state
@@ -102,7 +112,8 @@ class LlmTrunk(nn.Module):
 
 def frozen_names(net: nn.Module) -> set[str]:
     """Names of the parameters that training leaves as loaded (the backbone's own weights)."""
-    return {n for n, p in net.named_parameters() if not p.requires_grad}
+    # every name of a tied weight (a causal LM's head and token table are one tensor)
+    return {n for n, p in net.named_parameters(remove_duplicate=False) if not p.requires_grad}
 
 
 def trainable_state(net: nn.Module) -> dict[str, Any]:
@@ -129,5 +140,7 @@ __all__ = [
     "backbone_shape",
     "frozen_names",
     "load_trainable",
+    "pretrained_layers",
     "trainable_state",
+    "with_lora",
 ]

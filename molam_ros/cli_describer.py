@@ -1,0 +1,157 @@
+"""`molam describer train|eval|ship`: motion to text with the LLM's first layers (llm/describer.py).
+
+Kept out of molam_ros/cli.py so `molam --help` stays instant (torch loads only when a command runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from molam_ros import paths
+
+
+def _tokenizer_digest(tokenizer: Path) -> str:
+    from molam_ros.llm.reaction_codes import checkpoint_digest
+
+    return checkpoint_digest(tokenizer)
+
+
+def _load(run: Path, tokenizer: Path) -> Any:
+    """The describer of `run`, refused when it was trained on another tokenizer's codes."""
+    from molam_ros.llm.describer import load_describer
+
+    net, info = load_describer(run)
+    digest = _tokenizer_digest(tokenizer)
+    if info.get("tokenizer_digest") != digest:
+        raise SystemExit(
+            f"{run} was trained on the codes of tokenizer {info.get('tokenizer_digest')}, not of "
+            f"{tokenizer} ({digest}): pass --tokenizer with the one it was trained on, or retrain"
+        )
+    return net
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from molam_ros.llm.describer import DescriberConfig
+    from molam_ros.llm.describer_train import DescriberTrainConfig, captioned_codes, train_describer
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    tokenizer = args.tokenizer or paths.default_tokenizer_dir()
+    data = captioned_codes(args.data, tokenizer)
+    model = DescriberConfig(layers=args.layers, lora_rank=args.lora_rank, max_steps=args.max_steps)
+    cfg = DescriberTrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, minutes=args.minutes)
+    info = {
+        "tokenizer": str(tokenizer),
+        "tokenizer_digest": _tokenizer_digest(tokenizer),
+        "data": str(args.data),
+    }
+    last = train_describer(data, args.out, model, cfg, info, resume=args.resume)
+    print(json.dumps(last))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from molam_ros.llm.describer_eval import evaluate_describer, format_describer_report
+    from molam_ros.llm.describer_train import captioned_codes
+
+    tokenizer = args.tokenizer or paths.default_tokenizer_dir()
+    net = _load(args.run or paths.shipped_describer_dir(), tokenizer)
+    report = evaluate_describer(
+        net, captioned_codes(args.data, tokenizer), split=args.split, clips=args.clips
+    )
+    print(format_describer_report(report))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1))
+    return 0
+
+
+def cmd_ship(args: argparse.Namespace) -> int:
+    """fp16 copy of a run into the package, measured once on the test split, with its manifest."""
+    from molam_ros.llm.describer import load_describer, save_describer
+    from molam_ros.llm.describer_eval import evaluate_describer, format_describer_report
+    from molam_ros.llm.describer_train import captioned_codes
+
+    tokenizer = args.tokenizer or paths.default_tokenizer_dir()
+    net = _load(args.run, tokenizer)
+    _, info = load_describer(args.run)
+    out = args.out or paths.shipped_describer_dir()
+    save_describer(
+        net, out, {k: v for k, v in info.items() if k not in {"kind", "version", "model", "vocab"}}, half=True
+    )
+    shipped = _load(out, tokenizer)
+    report = evaluate_describer(
+        shipped, captioned_codes(args.data, tokenizer), split="test", clips=args.clips
+    )
+    files = {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(out.iterdir()) if f.is_file()}
+    files.pop("manifest.json", None)
+    manifest = {
+        "what": "motion describer: two people's codes -> caption (llm/describer.py)",
+        "dtype": "float16",
+        "files_sha256": files,
+        "tokenizer_digest": info.get("tokenizer_digest"),
+        "commands": args.command or [],
+        "train": info.get("train"),
+        "train_figures": info.get("figures"),
+        "test": {"clips": report["clips"], "table": report["table"]},
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    print(format_describer_report(report))
+    print(f"wrote {out}")
+    return 0
+
+
+def add_commands(groups: Any, fmt: type) -> None:
+    """Register `molam describer train|eval|ship` on molam_ros/cli.py's parser."""
+    d = groups.add_parser(
+        "describer",
+        help="motion to text with the LLM's first layers: train, measure, ship",
+        formatter_class=fmt,
+    )
+    cmds = d.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--data", type=Path, required=True, help="molam dataset with captions (two-person clips)"
+        )
+        p.add_argument("--tokenizer", type=Path, help="tokenizer checkpoint (default: the shipped one)")
+
+    p = cmds.add_parser("train", formatter_class=fmt, help="train a describer on a dataset's captioned clips")
+    common(p)
+    p.add_argument("--out", type=Path, default=paths.cache_root() / "describer", help="run directory")
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--layers", type=int, default=4, help="the backbone's first N decoder layers")
+    p.add_argument("--lora-rank", type=int, default=16)
+    p.add_argument("--max-steps", type=int, default=64, help="motion steps read per clip")
+    p.add_argument("--minutes", type=float, default=0.0, help="time budget (0: none); stops cleanly")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.set_defaults(func=cmd_train)
+
+    p = cmds.add_parser("eval", formatter_class=fmt, help="caption held-out clips; score with baselines")
+    common(p)
+    p.add_argument("run", type=Path, nargs="?", default=None, help="describer directory (default: shipped)")
+    p.add_argument("--split", default="val", choices=["train", "val", "test"])
+    p.add_argument("--clips", type=int, default=200)
+    p.add_argument("--json", type=Path, help="write the report with every caption here")
+    p.set_defaults(func=cmd_eval)
+
+    p = cmds.add_parser("ship", formatter_class=fmt, help="fp16 copy into the package, measured once on test")
+    common(p)
+    p.add_argument("run", type=Path, help="trained describer directory")
+    p.add_argument("--out", type=Path, help="default: molam_ros/models/describer")
+    p.add_argument("--clips", type=int, default=200)
+    p.add_argument("--command", action="append", help="the command(s) that made the run, for the manifest")
+    p.set_defaults(func=cmd_ship)
+    logging.getLogger("molam_ros.llm.describer_train").setLevel(logging.INFO)
+
+
+__all__ = ["add_commands"]

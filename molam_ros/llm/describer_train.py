@@ -1,0 +1,237 @@
+"""Training the motion describer (llm/describer.py): two people's codes in, one of the clip's captions out.
+
+The data are the dataset's two-person clips encoded once by the tokenizer (the reaction codes'
+cache, llm/reaction_codes.py, so the LLM reactor's encoding is reused) and put back in the clip's
+own order, the one its captions use ("Person A waves at person B": the reaction cache stores the
+actor first). Each example is a training clip's first `max_steps` steps and one of its captions,
+drawn at random each time (the generator writes four per clip in different words).
+
+Held-out caption loss on a fixed set of validation clips is logged every `eval_every` steps to
+train_log.jsonl with the checkpoint and the optimizer state, so `--resume` continues a stopped run;
+`minutes` stops a run cleanly at a time budget.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from molam_ros.llm.describer import DescriberConfig, MotionDescriber, caption_ids, save_describer
+from molam_ros.llm.reactor_trunk import load_trainable, trainable_state
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DescriberTrainConfig:
+    """Optimisation of the describer."""
+
+    steps: int = 2000
+    batch: int = 32
+    lr: float = 5e-4
+    warmup: int = 100
+    weight_decay: float = 0.0
+    eval_every: int = 250
+    eval_clips: int = 128
+    minutes: float = 0.0  # 0: no time budget
+    bf16: bool = True  # bfloat16 autocast (this CPU has avx512_bf16)
+    seed: int = 0
+
+
+@dataclass
+class CaptionedCodes:
+    """Each two-person clip's codes (L, 2, D) in its own person order, with its captions and labels."""
+
+    codes: list[np.ndarray]
+    captions: list[list[str]]
+    clip_ids: list[str]
+    splits: list[str]
+    interactions: list[str]
+    styles: list[str]
+
+    def indices(self, split: str) -> list[int]:
+        return [i for i, s in enumerate(self.splits) if s == split]
+
+
+def captioned_codes(
+    data_dir: str | Path, tokenizer_dir: str | Path, *, progress: bool = True
+) -> CaptionedCodes:
+    """The dataset's two-person clips with captions, as codes of the tokenizer (module docstring)."""
+    from molam_ros.llm.reaction_codes import encode_reaction_codes
+
+    root = Path(data_dir)
+    rc = encode_reaction_codes(root, tokenizer_dir, progress=progress)
+    out = CaptionedCodes([], [], [], [], [], [])
+    for i, clip_id in enumerate(rc.clip_ids):
+        text = root / "texts" / f"{clip_id}.txt"
+        captions = [t.strip() for t in text.read_text().splitlines() if t.strip()] if text.is_file() else []
+        if rc.instructed[i] or not captions:
+            continue
+        meta_path = root / "meta" / f"{clip_id}.json"
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        a, b = rc.clip(i)
+        pair = (b, a) if int(meta.get("actor", 0)) == 1 else (a, b)
+        out.codes.append(np.stack(pair, axis=1))
+        out.captions.append(captions)
+        out.clip_ids.append(clip_id)
+        out.splits.append(rc.splits[i])
+        out.interactions.append(rc.interactions[i])
+        out.styles.append(rc.styles[i])
+    if not out.indices("train"):
+        raise ValueError(f"{root} has no captioned two-person training clips")
+    return out
+
+
+class _Batches:
+    """Random (codes, lengths, caption ids) batches of one split."""
+
+    def __init__(self, data: CaptionedCodes, split: str, net: MotionDescriber, seed: int) -> None:
+        c = net.config
+        self.rows = data.indices(split)
+        self.data, self.max_steps, self.depth = data, c.max_steps, c.depth
+        tok = net.tokenizer
+        self.ids = {
+            i: [caption_ids(tok, t, net.eos, c.max_tokens) for t in data.captions[i]] for i in self.rows
+        }
+        self.rng = np.random.default_rng(seed)
+
+    def batch(self, rows: list[int], caption: list[int] | None = None) -> tuple[torch.Tensor, ...]:
+        L = min(self.max_steps, max(len(self.data.codes[i]) for i in rows))
+        codes = torch.zeros(len(rows), L, 2, self.depth, dtype=torch.long)
+        lengths = torch.zeros(len(rows), dtype=torch.long)
+        texts = []
+        for j, i in enumerate(rows):
+            k = self.data.codes[i][:L]
+            codes[j, : len(k)] = torch.from_numpy(k.astype(np.int64))
+            lengths[j] = len(k)
+            options = self.ids[i]
+            texts.append(
+                options[caption[j] % len(options) if caption else int(self.rng.integers(len(options)))]
+            )
+        N = max(len(t) for t in texts)
+        text = torch.full((len(rows), N), -100, dtype=torch.long)
+        for j, t in enumerate(texts):
+            text[j, : len(t)] = torch.tensor(t)
+        return codes, lengths, text
+
+    def sample(self, size: int) -> tuple[torch.Tensor, ...]:
+        return self.batch([self.rows[int(k)] for k in self.rng.integers(len(self.rows), size=size)])
+
+
+def caption_vocab(data: CaptionedCodes, tokenizer: Any) -> list[int]:
+    """Every token id that the training captions use."""
+    vocab: set[int] = set()
+    for i in data.indices("train"):
+        for t in data.captions[i]:
+            vocab.update(tokenizer(t.strip())["input_ids"])
+    return sorted(vocab)
+
+
+def _lr(step: int, cfg: DescriberTrainConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+@torch.no_grad()
+def held_out_loss(net: MotionDescriber, val: _Batches, clips: int, batch: int) -> float:
+    """Mean caption loss over the first `clips` validation clips, each with its first caption."""
+    net.eval()
+    rows = val.rows[:clips]
+    losses = []
+    for s in range(0, len(rows), batch):
+        chunk = rows[s : s + batch]
+        codes, lengths, text = val.batch(chunk, caption=[0] * len(chunk))
+        losses.append(float(net.loss(codes, lengths, text)) * len(chunk))
+    net.train()
+    return sum(losses) / max(1, len(rows))
+
+
+def train_describer(
+    data: CaptionedCodes,
+    out: str | Path,
+    model: DescriberConfig,
+    cfg: DescriberTrainConfig,
+    info: dict[str, Any],
+    *,
+    resume: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train (or continue) a describer into `out`; returns the last logged figures."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    from transformers import AutoTokenizer
+
+    from molam_ros.llm.reactor_trunk import backbone_dir
+
+    tokenizer = AutoTokenizer.from_pretrained(str(backbone_dir(model.backbone)))
+    net = MotionDescriber(model, caption_vocab(data, tokenizer))
+    params = [p for p in net.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    step, elapsed = 0, 0.0
+    state_path = out / "train_state.pt"
+    if resume and state_path.is_file():
+        state = torch.load(state_path, weights_only=False)
+        load_trainable(net, state["model"])
+        opt.load_state_dict(state["optimizer"])
+        step, elapsed = int(state["step"]), float(state["seconds"])
+        log.info("resuming %s at step %d (%.0f s trained)", out, step, elapsed)
+    train = _Batches(data, "train", net, cfg.seed + step)
+    val = _Batches(data, "val", net, 0)
+    if not val.rows:
+        raise ValueError("the dataset has no captioned validation clips to measure on")
+    t0 = time.perf_counter() - elapsed
+    last: dict[str, Any] = {}
+    net.train()
+    bar = tqdm(total=cfg.steps, initial=step, desc="describer", unit="step", disable=not progress)
+    while step < cfg.steps:
+        for g in opt.param_groups:
+            g["lr"] = _lr(step, cfg)
+        codes, lengths, text = train.sample(cfg.batch)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            loss = net.loss(codes, lengths, text)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        step += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{float(loss):.3f}")
+        seconds = time.perf_counter() - t0
+        out_of_time = cfg.minutes > 0 and seconds > cfg.minutes * 60
+        if step % cfg.eval_every == 0 or step == cfg.steps or out_of_time:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+                val_loss = held_out_loss(net, val, cfg.eval_clips, cfg.batch)
+            last = {"step": step, "loss": float(loss), "val_loss": val_loss, "seconds": round(seconds, 1)}
+            with (out / "train_log.jsonl").open("a") as f:
+                f.write(json.dumps(last) + "\n")
+            save_describer(net, out, {**info, "train": asdict(cfg), "figures": last})
+            torch.save(
+                {
+                    "model": trainable_state(net),
+                    "optimizer": opt.state_dict(),
+                    "step": step,
+                    "seconds": seconds,
+                },
+                state_path,
+            )
+            log.info("step %d: loss %.3f, held-out %.3f (%.0f s)", step, float(loss), val_loss, seconds)
+        if out_of_time:
+            log.info("time budget of %.0f min reached at step %d", cfg.minutes, step)
+            break
+    bar.close()
+    return last
+
+
+__all__ = ["CaptionedCodes", "DescriberTrainConfig", "caption_vocab", "captioned_codes", "train_describer"]

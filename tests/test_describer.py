@@ -1,0 +1,155 @@
+"""The motion describer (llm/describer.py): codes in, caption out, on a tiny random backbone.
+
+It must learn (two code patterns, two captions: held-out clips get the right one), batch without
+changing a clip's result, write only caption words, save without the frozen layers, and refuse
+what it cannot read."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from molam_ros.llm.backbone import make_tiny_backbone
+from molam_ros.llm.describer import DescriberConfig, MotionDescriber, load_describer, save_describer
+from molam_ros.llm.describer_eval import evaluate_describer, format_describer_report
+from molam_ros.llm.describer_train import CaptionedCodes, DescriberTrainConfig, train_describer
+
+K, D = 16, 2
+CAPTIONS = {  # interaction, style -> caption (words the judge, llm/caption_labels.py, reads)
+    ("wave", "calm"): "wave calm",
+    ("bow", "playful"): "bow playful",
+}
+
+
+@pytest.fixture(scope="module")
+def backbone(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return str(make_tiny_backbone(tmp_path_factory.mktemp("describer") / "bb", hidden=64, layers=2, heads=4))
+
+
+def toy_data(n_train: int = 48, n_val: int = 16, seed: int = 0) -> CaptionedCodes:
+    """Clips whose person a uses codes 0-7 (a calm wave) or 8-15 (a playful bow), lengths 3-9 steps."""
+    rng = np.random.default_rng(seed)
+    data = CaptionedCodes([], [], [], [], [], [])
+    for i in range(n_train + n_val):
+        kind = i % 2
+        L = int(rng.integers(3, 10))
+        codes = rng.integers(0, K, size=(L, 2, D))
+        codes[:, 0] = rng.integers(8 * kind, 8 * kind + 8, size=(L, D))
+        (interaction, style), caption = list(CAPTIONS.items())[kind]
+        data.codes.append(codes)
+        data.captions.append([caption])
+        data.clip_ids.append(f"clip{i}")
+        data.splits.append("train" if i < n_train else "val")
+        data.interactions.append(interaction)
+        data.styles.append(style)
+    return data
+
+
+def config(backbone: str, **kw) -> DescriberConfig:
+    return DescriberConfig(
+        codebook_size=K, depth=D, backbone=backbone, layers=2, lora_rank=8, max_steps=8, **kw
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(backbone, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "describer"
+    cfg = DescriberTrainConfig(
+        steps=300, batch=16, lr=1e-2, warmup=10, eval_every=150, eval_clips=8, bf16=False
+    )
+    last = train_describer(
+        toy_data(), out, config(backbone), cfg, {"tokenizer_digest": "toy"}, progress=False
+    )
+    return out, last
+
+
+def test_the_describer_learns_to_name_what_the_codes_show(trained) -> None:
+    out, last = trained
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [150, 300]
+    assert log[-1]["val_loss"] < 0.5 * 5.5  # from about ln(vocabulary) to well below it
+    net, _ = load_describer(out)
+    report = evaluate_describer(net, toy_data(), split="val", clips=16, progress=False)
+    table = report["table"]
+    assert table["describer (LLM)"]["both"] >= 0.9, report["per_clip"]
+    assert table["most common caption"]["both"] == pytest.approx(0.5)
+    assert table["recorded captions (judge's ceiling)"]["both"] == 1.0
+    assert "| describer (LLM) |" in format_describer_report(report)
+
+
+def test_a_clip_reads_the_same_alone_and_in_a_padded_batch(backbone) -> None:
+    torch.manual_seed(1)
+    net = MotionDescriber(config(backbone), vocab=list(range(40, 120))).eval()
+    data = toy_data(4, 0)
+    short, long = data.codes[0][:3], data.codes[1][:8]
+    text = torch.tensor([[70, 71, 72, net.eos]])
+
+    def loss(rows):
+        L = max(len(r) for r in rows)
+        codes = torch.zeros(len(rows), L, 2, D, dtype=torch.long)
+        for i, r in enumerate(rows):
+            codes[i, : len(r)] = torch.from_numpy(r)
+        lengths = torch.tensor([len(r) for r in rows])
+        return net.loss(codes, lengths, text.expand(len(rows), -1))
+
+    with torch.no_grad():
+        alone = loss([short])
+        both = loss([short, long])
+        also = (loss([short]) + loss([long])) / 2
+    assert torch.allclose(both, also, atol=1e-5) and not torch.allclose(alone, loss([long]))
+    assert net.describe([short, long])[0] == net.describe([short])[0]
+
+
+def test_generation_writes_only_the_caption_vocabulary(backbone) -> None:
+    net = MotionDescriber(config(backbone, max_tokens=12), vocab=[70, 71]).eval()
+    allowed = set(net.tokenizer.decode([70, 71]))
+    captions = net.describe(toy_data(2, 0).codes)
+    assert any(captions) and all(set(c) <= allowed for c in captions), (captions, allowed)
+
+
+def test_saved_files_hold_only_what_training_changed(trained, backbone, tmp_path) -> None:
+    out, _ = trained
+    names = set(load_file(str(out / "model.safetensors")))
+    assert names and all("lora_" in n or n == "code.weight" for n in names), sorted(names)[:5]
+    net, info = load_describer(out)
+    half = save_describer(net, tmp_path / "half", {"tokenizer_digest": "toy"}, half=True)
+    assert {v.dtype for v in load_file(str(half / "model.safetensors")).values()} == {torch.float16}
+    again, _ = load_describer(half)
+    codes = toy_data().codes[48:52]
+    assert again.describe(codes) == net.describe(codes)
+    assert info["vocab"] == net.vocab.tolist()
+
+
+def test_what_it_cannot_read_is_refused(trained, backbone, tmp_path) -> None:
+    out, _ = trained
+    with pytest.raises(FileNotFoundError, match="molam describer train"):
+        load_describer(tmp_path / "nothing")
+    other = make_tiny_backbone(tmp_path / "other", seed=1, hidden=32, layers=3, heads=2)
+    info = json.loads((out / "config.json").read_text())
+    info["model"]["backbone"] = str(other)
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    (moved / "config.json").write_text(json.dumps(info))
+    (moved / "model.safetensors").write_bytes((out / "model.safetensors").read_bytes())
+    with pytest.raises(ValueError, match="another backbone"):
+        load_describer(moved)
+    net, _ = load_describer(out)
+    with pytest.raises(ValueError, match="reads"):
+        net.describe([np.zeros((4, 3, D), np.int64)])  # three people
+    with pytest.raises(ValueError, match="reads"):
+        net.describe([np.zeros((0, 2, D), np.int64)])  # no steps
+    long = np.zeros((50, 2, D), np.int64)  # more than max_steps: the first ones are read
+    assert net.describe([long]) == net.describe([long[:8]])
+
+
+def test_resume_continues_the_run(backbone, tmp_path) -> None:
+    cfg = DescriberTrainConfig(steps=4, batch=4, warmup=1, eval_every=2, eval_clips=4, bf16=False)
+    train_describer(toy_data(8, 4), tmp_path, config(backbone), cfg, {}, progress=False)
+    more = DescriberTrainConfig(steps=6, batch=4, warmup=1, eval_every=2, eval_clips=4, bf16=False)
+    last = train_describer(toy_data(8, 4), tmp_path, config(backbone), more, {}, resume=True, progress=False)
+    steps = [json.loads(line)["step"] for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    assert steps == [2, 4, 6] and last["step"] == 6

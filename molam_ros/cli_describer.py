@@ -15,23 +15,16 @@ from typing import Any
 from molam_ros import paths
 
 
-def _tokenizer_digest(tokenizer: Path) -> str:
-    from molam_ros.llm.reaction_codes import checkpoint_digest
-
-    return checkpoint_digest(tokenizer)
-
-
 def _load(run: Path, tokenizer: Path) -> Any:
     """The describer of `run`, refused when it was trained on another tokenizer's codes."""
     from molam_ros.llm.describer import load_describer
+    from molam_ros.tokenizer.rqvae import CheckpointError, check_pairing
 
     net, info = load_describer(run)
-    digest = _tokenizer_digest(tokenizer)
-    if info.get("tokenizer_digest") != digest:
-        raise SystemExit(
-            f"{run} was trained on the codes of tokenizer {info.get('tokenizer_digest')}, not of "
-            f"{tokenizer} ({digest}): pass --tokenizer with the one it was trained on, or retrain"
-        )
+    try:
+        check_pairing(info.get("tokenizer"), tokenizer, f"the describer {run}")
+    except CheckpointError as e:
+        raise SystemExit(str(e)) from e
     return net
 
 
@@ -47,11 +40,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     data = captioned_codes(args.data, tokenizer)
     model = DescriberConfig(layers=args.layers, lora_rank=args.lora_rank, max_steps=args.max_steps)
     cfg = DescriberTrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, minutes=args.minutes)
-    info = {
-        "tokenizer": str(tokenizer),
-        "tokenizer_digest": _tokenizer_digest(tokenizer),
-        "data": str(args.data),
-    }
+    from molam_ros.tokenizer.rqvae import checkpoint_identity
+
+    info = {"tokenizer": checkpoint_identity(tokenizer), "data": str(args.data)}
     last = train_describer(data, args.out, model, cfg, info, resume=args.resume)
     print(json.dumps(last))
     return 0
@@ -95,7 +86,7 @@ def cmd_ship(args: argparse.Namespace) -> int:
         "what": "motion describer: two people's codes -> caption (llm/describer.py)",
         "dtype": "float16",
         "files_sha256": files,
-        "tokenizer_digest": info.get("tokenizer_digest"),
+        "tokenizer": info.get("tokenizer"),
         "commands": args.command or [],
         "train": info.get("train"),
         "train_figures": info.get("figures"),

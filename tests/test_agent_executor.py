@@ -88,3 +88,31 @@ def test_molam_chat_scripted(tiny_models: Path, tmp_path: Path) -> None:
         assert (tmp_path / f"turn_{k:02d}.npz").is_file() and (tmp_path / f"turn_{k:02d}.gif").is_file()
     data = np.load(tmp_path / "turn_01.npz")
     assert data["positions"].shape[0] == 2 and "compose" in str(data["plan"])
+
+
+def test_captions_of_two_people_come_from_the_describer(executor: PlanExecutor, tiny_llm_env) -> None:
+    """With a describer (llm/describer.py), a caption step of two-person motion is its caption."""
+    from molam_ros.llm.describer import DescriberConfig, MotionDescriber
+
+    vocab = executor.generator.mlm.vocab
+    net = MotionDescriber(
+        DescriberConfig(
+            codebook_size=vocab.codebook_size,
+            depth=vocab.depth,
+            backbone=str(tiny_llm_env["backbone"]),
+            layers=1,
+            lora_rank=2,
+            max_tokens=6,
+        ),
+        vocab=list(range(60, 90)),
+    ).eval()
+    executor.describer = net.caption
+    try:
+        plan = _plan(
+            {"id": "s1", "kind": "generate", "text": "walk up", "seconds": 1.0},
+            {"id": "s2", "kind": "caption", "inputs": ["s1"]},
+        )
+        result = executor.run(plan)
+        assert result.steps["s2"].text == net.caption(result.steps["s1"].codes)
+    finally:
+        executor.describer = None

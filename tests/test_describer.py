@@ -61,9 +61,7 @@ def trained(backbone, tmp_path_factory):
     cfg = DescriberTrainConfig(
         steps=300, batch=16, lr=1e-2, warmup=10, eval_every=150, eval_clips=8, bf16=False
     )
-    last = train_describer(
-        toy_data(), out, config(backbone), cfg, {"tokenizer_digest": "toy"}, progress=False
-    )
+    last = train_describer(toy_data(), out, config(backbone), cfg, {"tokenizer": {"toy": 1}}, progress=False)
     return out, last
 
 
@@ -116,7 +114,7 @@ def test_saved_files_hold_only_what_training_changed(trained, backbone, tmp_path
     names = set(load_file(str(out / "model.safetensors")))
     assert names and all("lora_" in n or n == "code.weight" for n in names), sorted(names)[:5]
     net, info = load_describer(out)
-    half = save_describer(net, tmp_path / "half", {"tokenizer_digest": "toy"}, half=True)
+    half = save_describer(net, tmp_path / "half", {"tokenizer": {"toy": 1}}, half=True)
     assert {v.dtype for v in load_file(str(half / "model.safetensors")).values()} == {torch.float16}
     again, _ = load_describer(half)
     codes = toy_data().codes[48:52]
@@ -153,3 +151,29 @@ def test_resume_continues_the_run(backbone, tmp_path) -> None:
     last = train_describer(toy_data(8, 4), tmp_path, config(backbone), more, {}, resume=True, progress=False)
     steps = [json.loads(line)["step"] for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
     assert steps == [2, 4, 6] and last["step"] == 6
+
+
+def test_the_node_builds_its_describer_paired_with_the_tokenizer(trained, tiny_llm_env, tmp_path) -> None:
+    """reaction_setup.build_describer: none, missing, another tokenizer's, and a paired one that
+    answers with the describer's own caption (loaded on the first question)."""
+    from molam_ros.agent.reaction_setup import build_describer
+    from molam_ros.tokenizer.rqvae import CheckpointError, checkpoint_identity
+
+    out, _ = trained
+    tok = tiny_llm_env["tokenizer"]
+    assert build_describer({"describer_dir": "none"}, tok) is None
+    with pytest.raises(FileNotFoundError, match="holds no describer"):
+        build_describer({"describer_dir": str(tmp_path / "missing")}, tok)
+    with pytest.raises(CheckpointError, match="another tokenizer"):
+        build_describer({"describer_dir": str(out)}, tok)  # trained on the toy's codes
+    paired = tmp_path / "paired"
+    paired.mkdir()
+    info = json.loads((out / "config.json").read_text())
+    (paired / "config.json").write_text(json.dumps({**info, "tokenizer": checkpoint_identity(tok)}))
+    (paired / "model.safetensors").write_bytes((out / "model.safetensors").read_bytes())
+    describe = build_describer({"describer_dir": str(paired)}, tok)
+    codes = toy_data().codes[50].transpose(1, 0, 2)  # (2, L, D), as the pipeline's recent motion
+    net, _ = load_describer(out)
+    assert describe(codes) == net.caption(codes) == net.describe([codes.transpose(1, 0, 2)])[0]
+    with pytest.raises(ValueError, match="caption"):
+        net.caption(codes[:1])  # one person: the LLM answers those

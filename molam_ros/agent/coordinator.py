@@ -143,12 +143,14 @@ def build_coordinator(
     *,
     live_codes: Callable[[], Any] | None = None,
     sampling: Any | None = None,
+    describer: Callable[[Any], str] | None = None,
 ) -> Coordinator:
-    """A coordinator whose executor runs on `mlm` and `codec` (the runtime's or the CLI's models)."""
+    """A coordinator whose executor runs on `mlm` and `codec` (the runtime's or the CLI's models);
+    `describer` writes the captions of two-person motion where given (llm/describer.py)."""
     from molam_ros.llm.generate import Generator
 
     generator = Generator(mlm, sampling=sampling)
-    executor = PlanExecutor(generator, codec, live=live_codes)
+    executor = PlanExecutor(generator, codec, live=live_codes, describer=describer)
     return Coordinator(config, executor, live=lambda: live_codes is not None and live_codes() is not None)
 
 

@@ -71,12 +71,14 @@ class PlanExecutor:
         live: Callable[[], np.ndarray | None] | None = None,
         refine: bool = True,
         smooth_frames: int = 5,
+        describer: Callable[[np.ndarray], str] | None = None,
     ) -> None:
         self.generator = generator
         self.codec = codec
         self.live = live
         self.refine = refine
         self.smooth_frames = smooth_frames
+        self.describer = describer  # (2, L, D) codes -> caption (llm/describer.py); None: the LLM
         self.stride = int(codec.stride)
 
     # --- references
@@ -186,7 +188,9 @@ class PlanExecutor:
             if motion is None or motion.codes is None:
                 raise PlanError(f"step {step.id} ({kind}) has no motion to talk about")
             mc: MotionCodes = _pair_or_single(motion.codes)
-            if kind == "caption":
+            if kind == "caption" and self.describer is not None and np.asarray(motion.codes).shape[0] == 2:
+                text = self.describer(np.asarray(motion.codes))
+            elif kind == "caption":
                 text = self._call("motion_to_text", motion=mc).text
             else:
                 text = self._call("reasoning", text=step.text, motion=mc).text

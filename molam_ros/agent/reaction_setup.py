@@ -8,10 +8,15 @@ path are core work, testable without rclpy, so they live here. `p` is the node's
 
 from __future__ import annotations
 
+import json
+import logging
+import threading
 from pathlib import Path
 from typing import Any
 
 from molam_ros.agent.commands import CommandRouter
+
+log = logging.getLogger(__name__)
 
 # Who writes the live reaction (the node's `reactor`): the motion-language model's depth head, the
 # small reactor, or the LLM reactor (SmolLM2's first layers with LoRA, llm/reactor_trunk.py). The
@@ -95,6 +100,7 @@ def build_pipeline(p: dict[str, Any]) -> tuple[Any, str]:
         reactor=reactor,
         completer=build_completer(p),
         guard=build_guard(p, profile),
+        describer=build_describer(p, tok),
     )
     return pipeline, type(engine).__name__
 
@@ -208,6 +214,47 @@ def build_completer(p: dict[str, Any]) -> Any:
     return SparseCompleter(load_checkpoint(path), config)
 
 
+def build_describer(p: dict[str, Any], tok: Path) -> Any:
+    """What answers "what is happening" (`describer_dir`: empty = the shipped describer, llm/describer.py;
+    none: the LLM), as (2, L, D) codes -> caption, or None for the LLM.
+
+    The pairing with the tokenizer in use is checked here, at start-up; the weights (SmolLM2's first
+    layers) load on the first question, off the step thread. A named describer that does not pair is
+    an error; the shipped one, next to a tokenizer the user trained, is skipped with a warning."""
+    from molam_ros.paths import shipped_describer_dir
+    from molam_ros.tokenizer.rqvae import CheckpointError, check_pairing
+
+    choice = str(p.get("describer_dir", ""))
+    if choice.lower() == "none":
+        return None
+    path = Path(choice) if choice else shipped_describer_dir()
+    if not (path / "config.json").is_file():
+        if choice:
+            raise FileNotFoundError(f"describer_dir {path} holds no describer (molam describer train)")
+        return None  # a checkout without the shipped model: the LLM answers
+    try:
+        check_pairing(
+            json.loads((path / "config.json").read_text()).get("tokenizer"), tok, f"the describer {path}"
+        )
+    except CheckpointError as e:
+        if choice:
+            raise
+        log.warning("%s; the LLM answers what is happening instead", e)
+        return None
+    loaded: list[Any] = []
+    lock = threading.Lock()
+
+    def describe(codes: Any) -> str:
+        with lock:
+            if not loaded:
+                from molam_ros.llm.describer import load_describer
+
+                loaded.append(load_describer(path)[0])
+        return loaded[0].caption(codes)
+
+    return describe
+
+
 def build_coordinator_for(pipeline: Any, config_path: str | None) -> Any:
     """The coordinator of a running pipeline: its float model for quality, its tokenizer engine to
     decode, and the partner's recent codes as the plans' `live` motion."""
@@ -220,7 +267,11 @@ def build_coordinator_for(pipeline: Any, config_path: str | None) -> Any:
         return None if recent is None else recent[0]
 
     return build_coordinator(
-        load_config(config_path), pipeline.text_mlm, MotionCodec(pipeline.engine), live_codes=live
+        load_config(config_path),
+        pipeline.text_mlm,
+        MotionCodec(pipeline.engine),
+        live_codes=live,
+        describer=pipeline.describer,
     )
 
 

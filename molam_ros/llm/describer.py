@@ -167,6 +167,13 @@ class MotionDescriber(nn.Module):
         )
         return [t.strip() for t in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
 
+    def caption(self, codes: np.ndarray) -> str:
+        """The caption of a (2, L, D) two-person motion's last `max_steps` steps (live: the most recent)."""
+        codes = np.asarray(codes)
+        if codes.ndim != 3 or codes.shape[0] != 2:
+            raise ValueError(f"caption() reads (2, steps, {self.config.depth}) codes, got {codes.shape}")
+        return self.describe([codes[:, -self.config.max_steps :].transpose(1, 0, 2)])[0]
+
 
 def caption_ids(tokenizer: Any, caption: str, eos: int, max_tokens: int) -> list[int]:
     """A caption's token ids ending in <eos>, cut to `max_tokens`."""

@@ -122,6 +122,7 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "llm_dir": ("", "LLM checkpoint; empty: <model_dir>/llm/stage3, else <model_dir>/llm/stage2"),
     "reactor": ("llm", "who writes the live reaction: llm | small | llm_reactor; the LLM answers text"),
     "reactor_dir": ("", "small or LLM reactor; empty: the cache's reactor/small, else the shipped one"),
+    "describer_dir": ("", "answers what is happening; empty: the shipped describer; none: the LLM"),
     "profile": ("unitree_g1", "output profile name (config/profiles) or YAML path"),
     "engine": ("onnxruntime", "tokenizer engine: torch | onnxruntime | tensorrt (with fallback)"),
     "device": ("cpu", "cpu | cuda | cuda:N"),

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,15 +115,18 @@ class ReactionPipeline:
         reactor: Any | None = None,
         completer: SparseCompleter | None = None,
         guard: Any | None = None,
+        describer: Callable[[np.ndarray], str] | None = None,
     ) -> None:
         """`text_mlm`: the model that writes text answers, when the step's `mlm` is quantized (int8
         streams well but writes poor text, llm/quantize.py); default `mlm`. `reactor`: what writes the
         reaction step by step instead of the LLM (the small reactor, llm/small_reactor.py); the LLM
         still answers text. `completer`: completes sparse poses (a VR headset and controllers) to the
         full body; without one they are refused. `guard`: the robot safety filter's self-collision
-        guard (sim/collision_guard.py); None: none."""
+        guard (sim/collision_guard.py); None: none. `describer`: (2, L, D) codes -> caption, what
+        answers "what is happening" instead of the LLM (llm/describer.py); None: the LLM."""
         self.mlm = mlm
         self.text_mlm = text_mlm if text_mlm is not None else mlm
+        self.describer = describer
         self.engine = engine
         self.stride = int(engine.stride)
         self.layout = layout_of(int(engine.feature_dim))
@@ -289,6 +292,8 @@ class ReactionPipeline:
         recent = self.recent_motion(steps)
         if recent is None:
             return "I have not seen anyone move yet."
+        if task == "motion_to_text" and self.describer is not None:
+            return self.describer(np.stack(recent)) or "I cannot tell."
         generator = Generator(self.text_mlm, sampling=SamplingConfig(max_text_tokens=max_tokens))
         result = generator.run(
             task, text=question if task == "reasoning" else None, motion=MotionCodes(a=recent[0], b=recent[1])

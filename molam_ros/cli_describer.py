@@ -32,13 +32,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
     from molam_ros.llm.describer import DescriberConfig
-    from molam_ros.llm.describer_train import DescriberTrainConfig, captioned_codes, train_describer
+    from molam_ros.llm.describer_train import (
+        DescriberTrainConfig,
+        captioned_codes,
+        label_sets,
+        train_describer,
+    )
 
     if args.threads:
         torch.set_num_threads(args.threads)
     tokenizer = args.tokenizer or paths.default_tokenizer_dir()
     data = captioned_codes(args.data, tokenizer)
-    model = DescriberConfig(layers=args.layers, lora_rank=args.lora_rank, max_steps=args.max_steps)
+    model = DescriberConfig(
+        layers=args.layers,
+        lora_rank=args.lora_rank,
+        max_steps=args.max_steps,
+        aux_labels=label_sets(data) if args.aux_weight > 0 else (),
+        aux_weight=args.aux_weight,
+    )
     cfg = DescriberTrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, minutes=args.minutes)
     from molam_ros.tokenizer.rqvae import checkpoint_identity
 
@@ -122,6 +133,9 @@ def add_commands(groups: Any, fmt: type) -> None:
     p.add_argument("--layers", type=int, default=4, help="the backbone's first N decoder layers")
     p.add_argument("--lora-rank", type=int, default=16)
     p.add_argument("--max-steps", type=int, default=64, help="motion steps read per clip")
+    p.add_argument(
+        "--aux-weight", type=float, default=1.0, help="weight of the interaction/style head (0: none)"
+    )
     p.add_argument("--minutes", type=float, default=0.0, help="time budget (0: none); stops cleanly")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")

@@ -61,7 +61,8 @@ def trained(backbone, tmp_path_factory):
     cfg = DescriberTrainConfig(
         steps=300, batch=16, lr=1e-2, warmup=10, eval_every=150, eval_clips=8, bf16=False
     )
-    last = train_describer(toy_data(), out, config(backbone), cfg, {"tokenizer": {"toy": 1}}, progress=False)
+    model = config(backbone, aux_labels=(("bow", "wave"), ("calm", "playful")))
+    last = train_describer(toy_data(), out, model, cfg, {"tokenizer": {"toy": 1}}, progress=False)
     return out, last
 
 
@@ -112,7 +113,7 @@ def test_generation_writes_only_the_caption_vocabulary(backbone) -> None:
 def test_saved_files_hold_only_what_training_changed(trained, backbone, tmp_path) -> None:
     out, _ = trained
     names = set(load_file(str(out / "model.safetensors")))
-    assert names and all("lora_" in n or n == "code.weight" for n in names), sorted(names)[:5]
+    assert names and all("lora_" in n or n in {"code.weight", "aux.weight", "aux.bias"} for n in names), names
     net, info = load_describer(out)
     half = save_describer(net, tmp_path / "half", {"tokenizer": {"toy": 1}}, half=True)
     assert {v.dtype for v in load_file(str(half / "model.safetensors")).values()} == {torch.float16}
@@ -120,6 +121,22 @@ def test_saved_files_hold_only_what_training_changed(trained, backbone, tmp_path
     codes = toy_data().codes[48:52]
     assert again.describe(codes) == net.describe(codes)
     assert info["vocab"] == net.vocab.tolist()
+    assert again.config.aux_labels == (("bow", "wave"), ("calm", "playful"))  # tuples again after JSON
+
+
+def test_the_auxiliary_head_names_interaction_and_style(trained) -> None:
+    """Its loss is added where labels are given, and it has learnt the toy's two classes."""
+    from molam_ros.llm.describer_train import _Batches
+
+    net, _ = load_describer(trained[0])
+    val = _Batches(toy_data(), "val", net, seed=0)
+    codes, lengths, text, labels = val.batch(val.rows, caption=[0] * len(val.rows))
+    assert labels.tolist() == [[1, 0], [0, 1]] * 8  # wave/calm, bow/playful
+    with torch.no_grad():
+        plain = net.loss(codes, lengths, text)
+        both = net.loss(codes, lengths, text, labels)
+        wrong = net.loss(codes, lengths, text, 1 - labels)
+    assert plain < both < wrong
 
 
 def test_what_it_cannot_read_is_refused(trained, backbone, tmp_path) -> None:

@@ -17,8 +17,16 @@ in the checkpoint): training computes the softmax over those rows of the head (a
 LogitsProcessor, so training and generation score the same distribution. A model trained on other
 captions keeps their vocabulary.
 
-Only the adapters and the code tables are trained and saved; the frozen layers and the head come
-back from the backbone directory at load, whose identity config.json records (as the LLM reactor).
+Grounding (`aux_labels`). A caption is mostly phrasing: of its ~25 tokens one or two name the
+interaction, so the caption loss falls for hundreds of steps while the words that matter are
+guessed (400 steps: the phrasing fluent, the interaction named in 12 % of validation clips, against
+84 % for the nearest training clip by code histogram). An auxiliary head asks the state that starts
+the caption to name the interaction and the style linearly (cross-entropy, training only), so the
+motion is read from the first steps on.
+
+Only the adapters, the code tables and the auxiliary head are trained and saved; the frozen layers
+and the LM head come back from the backbone directory at load, whose identity config.json records
+(as the LLM reactor's).
 """
 
 from __future__ import annotations
@@ -57,9 +65,17 @@ class DescriberConfig:
     max_steps: int = 64  # motion steps read (the first ones; 8.5 s at 30 fps and 4 frames a step)
     max_tokens: int = 48  # caption tokens written
     prompt: str = "Describe what the people do.\n"
+    # label sets (the interaction types, the styles) that an auxiliary head reads from the state that
+    # starts the caption, in training only (module docstring: "Grounding"); () for none
+    aux_labels: tuple[tuple[str, ...], ...] = ()
+    aux_weight: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DescriberConfig:
+        return cls(**{**d, "aux_labels": tuple(tuple(g) for g in d.get("aux_labels", ()))})
 
 
 class AllowedTokens(LogitsProcessor):
@@ -95,6 +111,9 @@ class MotionDescriber(nn.Module):
         self.register_buffer(
             "offsets", torch.arange(2 * c.depth).view(2, c.depth) * c.codebook_size, persistent=False
         )
+        sizes = [len(g) for g in c.aux_labels]
+        self.aux = nn.Linear(self.width, sum(sizes)) if sizes else None
+        self.aux_sizes = sizes
         self.register_buffer(
             "prompt_ids",
             torch.tensor(self.tokenizer(c.prompt)["input_ids"], dtype=torch.long),
@@ -125,8 +144,15 @@ class MotionDescriber(nn.Module):
         m = torch.cat([mask, torch.ones(B, prompt.shape[1], dtype=torch.bool, device=codes.device)], dim=1)
         return x, m.long()
 
-    def loss(self, codes: torch.Tensor, lengths: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy of the captions `text` (B, N) token ids, -100 after each one's <eos>."""
+    def loss(
+        self,
+        codes: torch.Tensor,
+        lengths: torch.Tensor,
+        text: torch.Tensor,
+        labels: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Cross-entropy of the captions `text` (B, N) token ids, -100 after each one's <eos>; with
+        `labels` (B, groups) indices into `aux_labels` (-1: unknown), plus the auxiliary head's."""
         x, mask = self.prefix(codes, lengths)
         inp = self._embed_tokens(text.clamp(min=0))
         x = torch.cat([x, inp], dim=1)
@@ -140,7 +166,12 @@ class MotionDescriber(nn.Module):
         target = torch.full_like(text, -100)
         index = torch.searchsorted(self.vocab, text.clamp(min=0))
         target[text >= 0] = index[text >= 0]
-        return nn.functional.cross_entropy(logits.float().flatten(0, 1), target.flatten(), ignore_index=-100)
+        loss = nn.functional.cross_entropy(logits.float().flatten(0, 1), target.flatten(), ignore_index=-100)
+        if self.aux is None or labels is None:
+            return loss
+        groups = self.aux(states[:, 0]).float().split(self.aux_sizes, dim=-1)
+        aux = sum(nn.functional.cross_entropy(g, labels[:, k], ignore_index=-1) for k, g in enumerate(groups))
+        return loss + self.config.aux_weight * aux / len(groups)
 
     @torch.no_grad()
     def describe(self, codes: list[np.ndarray]) -> list[str]:
@@ -217,7 +248,7 @@ def load_describer(directory: str | Path) -> tuple[MotionDescriber, dict[str, An
     info = json.loads((d / "config.json").read_text())
     if info.get("kind") != KIND or info.get("version") != VERSION:
         raise ValueError(f"{d}/config.json is not a motion describer of this version (retrain it)")
-    config = DescriberConfig(**info["model"])
+    config = DescriberConfig.from_dict(info["model"])
     if info.get("backbone_identity") != backbone_identity(config.backbone):
         raise ValueError(f"{d} was trained on another backbone than {config.backbone!r} is now: retrain it")
     net = MotionDescriber(config, info["vocab"])

@@ -103,6 +103,14 @@ class _Batches:
             i: [caption_ids(tok, t, net.eos, c.max_tokens) for t in data.captions[i]] for i in self.rows
         }
         self.rng = np.random.default_rng(seed)
+        index = [{name: k for k, name in enumerate(group)} for group in c.aux_labels]
+        self.labels = {
+            i: [
+                index[k].get(v, -1)
+                for k, v in enumerate((data.interactions[i], data.styles[i])[: len(index)])
+            ]
+            for i in self.rows
+        }
 
     def batch(self, rows: list[int], caption: list[int] | None = None) -> tuple[torch.Tensor, ...]:
         L = min(self.max_steps, max(len(self.data.codes[i]) for i in rows))
@@ -121,10 +129,19 @@ class _Batches:
         text = torch.full((len(rows), N), -100, dtype=torch.long)
         for j, t in enumerate(texts):
             text[j, : len(t)] = torch.tensor(t)
-        return codes, lengths, text
+        labels = torch.tensor([self.labels[i] for i in rows], dtype=torch.long).view(len(rows), -1)
+        return codes, lengths, text, labels
 
     def sample(self, size: int) -> tuple[torch.Tensor, ...]:
         return self.batch([self.rows[int(k)] for k in self.rng.integers(len(self.rows), size=size)])
+
+
+def label_sets(data: CaptionedCodes) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The training split's interaction types and styles, sorted: the auxiliary head's classes."""
+    train = data.indices("train")
+    return tuple(sorted({data.interactions[i] for i in train})), tuple(
+        sorted({data.styles[i] for i in train})
+    )
 
 
 def caption_vocab(data: CaptionedCodes, tokenizer: Any) -> list[int]:
@@ -151,8 +168,8 @@ def held_out_loss(net: MotionDescriber, val: _Batches, clips: int, batch: int) -
     losses = []
     for s in range(0, len(rows), batch):
         chunk = rows[s : s + batch]
-        codes, lengths, text = val.batch(chunk, caption=[0] * len(chunk))
-        losses.append(float(net.loss(codes, lengths, text)) * len(chunk))
+        codes, lengths, text, _ = val.batch(chunk, caption=[0] * len(chunk))
+        losses.append(float(net.loss(codes, lengths, text)) * len(chunk))  # the caption's loss alone
     net.train()
     return sum(losses) / max(1, len(rows))
 
@@ -198,9 +215,9 @@ def train_describer(
     while step < cfg.steps:
         for g in opt.param_groups:
             g["lr"] = _lr(step, cfg)
-        codes, lengths, text = train.sample(cfg.batch)
+        codes, lengths, text, labels = train.sample(cfg.batch)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-            loss = net.loss(codes, lengths, text)
+            loss = net.loss(codes, lengths, text, labels)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -234,4 +251,11 @@ def train_describer(
     return last
 
 
-__all__ = ["CaptionedCodes", "DescriberTrainConfig", "caption_vocab", "captioned_codes", "train_describer"]
+__all__ = [
+    "CaptionedCodes",
+    "DescriberTrainConfig",
+    "caption_vocab",
+    "captioned_codes",
+    "label_sets",
+    "train_describer",
+]

@@ -43,12 +43,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     tokenizer = args.tokenizer or paths.default_tokenizer_dir()
     data = captioned_codes(args.data, tokenizer)
+    labels = label_sets(data)
+    labelled = "None" not in {*labels[0], *labels[1]}  # clips without interaction/style in their meta
     model = DescriberConfig(
         layers=args.layers,
         lora_rank=args.lora_rank,
         max_steps=args.max_steps,
-        aux_labels=label_sets(data) if args.aux_weight > 0 else (),
+        aux_labels=labels if args.aux_weight > 0 and labelled else (),
         aux_weight=args.aux_weight,
+        label_line=labelled and not args.no_label_line,
     )
     cfg = DescriberTrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, minutes=args.minutes)
     from molam_ros.tokenizer.rqvae import checkpoint_identity
@@ -133,6 +136,9 @@ def add_commands(groups: Any, fmt: type) -> None:
     p.add_argument("--layers", type=int, default=4, help="the backbone's first N decoder layers")
     p.add_argument("--lora-rank", type=int, default=16)
     p.add_argument("--max-steps", type=int, default=64, help="motion steps read per clip")
+    p.add_argument(
+        "--no-label-line", action="store_true", help="write the caption alone, without the labels line first"
+    )
     p.add_argument(
         "--aux-weight", type=float, default=1.0, help="weight of the interaction/style head (0: none)"
     )

@@ -61,7 +61,7 @@ def trained(backbone, tmp_path_factory):
     cfg = DescriberTrainConfig(
         steps=300, batch=16, lr=1e-2, warmup=10, eval_every=150, eval_clips=8, bf16=False
     )
-    model = config(backbone, aux_labels=(("bow", "wave"), ("calm", "playful")))
+    model = config(backbone, aux_labels=(("bow", "wave"), ("calm", "playful")), label_line=True)
     last = train_describer(toy_data(), out, model, cfg, {"tokenizer": {"toy": 1}}, progress=False)
     return out, last
 
@@ -194,3 +194,13 @@ def test_the_node_builds_its_describer_paired_with_the_tokenizer(trained, tiny_l
     assert describe(codes) == net.caption(codes) == net.describe([codes.transpose(1, 0, 2)])[0]
     with pytest.raises(ValueError, match="caption"):
         net.caption(codes[:1])  # one person: the LLM answers those
+
+
+def test_the_labels_line_comes_first_and_is_not_part_of_the_caption() -> None:
+    from molam_ros.llm.describer import answer_text, split_answer
+
+    text = answer_text(" Person A hands over a cup. ", ("hand_over", "calm"))
+    assert text == "hand over, calm\nPerson A hands over a cup."
+    assert split_answer(text, True) == ("hand over, calm", "Person A hands over a cup.")
+    assert split_answer("hand over, calm", True) == ("hand over, calm", "")  # cut before the caption
+    assert answer_text("A caption.", None) == "A caption." == split_answer("A caption.", False)[1]

@@ -24,6 +24,13 @@ guessed (400 steps: the phrasing fluent, the interaction named in 12 % of valida
 the caption to name the interaction and the style linearly (cross-entropy, training only), so the
 motion is read from the first steps on.
 
+Labels first (`label_line`). Even so the caption's words lagged (500 steps: the head named the
+interaction in 91 % of validation clips, the captions in 16 %): the interaction word sits deep in a
+caption, after phrasing ("Person B walks up first. Person A ..."), and is written from the language
+prior there. So the answer starts with a line that names the labels in words ("hand over, calm"),
+written by the LM head from the same state the auxiliary head reads, and the caption follows,
+conditioned on it, as a short reasoning step before the answer; describe() returns the caption.
+
 Only the adapters, the code tables and the auxiliary head are trained and saved; the frozen layers
 and the LM head come back from the backbone directory at load, whose identity config.json records
 (as the LLM reactor's).
@@ -69,6 +76,9 @@ class DescriberConfig:
     # starts the caption, in training only (module docstring: "Grounding"); () for none
     aux_labels: tuple[tuple[str, ...], ...] = ()
     aux_weight: float = 1.0
+    # the answer starts with a line naming the labels ("wave, calm"), then the caption (module
+    # docstring: "Labels first"); describe() returns the caption
+    label_line: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -196,7 +206,8 @@ class MotionDescriber(nn.Module):
             eos_token_id=self.eos,
             pad_token_id=self.eos,
         )
-        return [t.strip() for t in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
+        texts = self.tokenizer.batch_decode(out, skip_special_tokens=True)
+        return [split_answer(t, self.config.label_line)[1] for t in texts]
 
     def caption(self, codes: np.ndarray) -> str:
         """The caption of a (2, L, D) two-person motion's last `max_steps` steps (live: the most recent)."""
@@ -206,9 +217,27 @@ class MotionDescriber(nn.Module):
         return self.describe([codes[:, -self.config.max_steps :].transpose(1, 0, 2)])[0]
 
 
-def caption_ids(tokenizer: Any, caption: str, eos: int, max_tokens: int) -> list[int]:
-    """A caption's token ids ending in <eos>, cut to `max_tokens`."""
-    return (tokenizer(caption.strip())["input_ids"] + [eos])[:max_tokens]
+def answer_text(caption: str, labels: tuple[str, ...] | None) -> str:
+    """What the describer is trained to write: with `labels` (interaction, style) a first line
+    naming them in words ("hand over, calm"), then the caption."""
+    caption = caption.strip()
+    if not labels:
+        return caption
+    return ", ".join(str(x).replace("_", " ") for x in labels) + "\n" + caption
+
+
+def split_answer(text: str, label_line: bool) -> tuple[str, str]:
+    """(labels line, caption) of a written answer; the labels line is empty without `label_line`."""
+    text = text.strip()
+    if not label_line:
+        return "", text
+    head, _, tail = text.partition("\n")
+    return head.strip(), tail.strip()
+
+
+def caption_ids(tokenizer: Any, text: str, eos: int, max_tokens: int) -> list[int]:
+    """An answer's token ids ending in <eos>, cut to `max_tokens`."""
+    return (tokenizer(text.strip())["input_ids"] + [eos])[:max_tokens]
 
 
 def save_describer(
@@ -261,7 +290,9 @@ __all__ = [
     "AllowedTokens",
     "DescriberConfig",
     "MotionDescriber",
+    "answer_text",
     "caption_ids",
     "load_describer",
     "save_describer",
+    "split_answer",
 ]

@@ -25,7 +25,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from molam_ros.llm.describer import DescriberConfig, MotionDescriber, caption_ids, save_describer
+from molam_ros.llm.describer import (
+    DescriberConfig,
+    MotionDescriber,
+    answer_text,
+    caption_ids,
+    save_describer,
+)
 from molam_ros.llm.reactor_trunk import load_trainable, trainable_state
 
 log = logging.getLogger(__name__)
@@ -91,6 +97,17 @@ def captioned_codes(
     return out
 
 
+def clip_codes(engine: Any, positions: np.ndarray, actor: int = 0) -> np.ndarray:
+    """(L, 2, D) codes of one two-person clip as the describer reads them: encoded as the reaction
+    data are (llm/reaction_codes.py, actor first), then put back in the clip's own order."""
+    from molam_ros.llm.reaction_codes import reaction_features, reaction_pair
+
+    T = positions.shape[1] // engine.stride * engine.stride
+    pair = reaction_pair(np.asarray(positions)[:, :T], actor)
+    codes = engine.encode(reaction_features(pair, engine.stride))  # (2, L, D)
+    return (codes[::-1] if actor == 1 else codes).transpose(1, 0, 2)
+
+
 class _Batches:
     """Random (codes, lengths, caption ids) batches of one split."""
 
@@ -100,7 +117,11 @@ class _Batches:
         self.data, self.max_steps, self.depth = data, c.max_steps, c.depth
         tok = net.tokenizer
         self.ids = {
-            i: [caption_ids(tok, t, net.eos, c.max_tokens) for t in data.captions[i]] for i in self.rows
+            i: [
+                caption_ids(tok, answer_text(t, _labels(data, i, c)), net.eos, c.max_tokens)
+                for t in data.captions[i]
+            ]
+            for i in self.rows
         }
         self.rng = np.random.default_rng(seed)
         index = [{name: k for k, name in enumerate(group)} for group in c.aux_labels]
@@ -144,12 +165,16 @@ def label_sets(data: CaptionedCodes) -> tuple[tuple[str, ...], tuple[str, ...]]:
     )
 
 
-def caption_vocab(data: CaptionedCodes, tokenizer: Any) -> list[int]:
-    """Every token id that the training captions use."""
+def _labels(data: CaptionedCodes, i: int, config: DescriberConfig) -> tuple[str, str] | None:
+    return (data.interactions[i], data.styles[i]) if config.label_line else None
+
+
+def caption_vocab(data: CaptionedCodes, tokenizer: Any, config: DescriberConfig) -> list[int]:
+    """Every token id that the training answers use (captions, and their label lines)."""
     vocab: set[int] = set()
     for i in data.indices("train"):
         for t in data.captions[i]:
-            vocab.update(tokenizer(t.strip())["input_ids"])
+            vocab.update(tokenizer(answer_text(t, _labels(data, i, config)))["input_ids"])
     return sorted(vocab)
 
 
@@ -193,7 +218,7 @@ def train_describer(
     from molam_ros.llm.reactor_trunk import backbone_dir
 
     tokenizer = AutoTokenizer.from_pretrained(str(backbone_dir(model.backbone)))
-    net = MotionDescriber(model, caption_vocab(data, tokenizer))
+    net = MotionDescriber(model, caption_vocab(data, tokenizer, model))
     params = [p for p in net.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, elapsed = 0, 0.0
@@ -256,6 +281,7 @@ __all__ = [
     "DescriberTrainConfig",
     "caption_vocab",
     "captioned_codes",
+    "clip_codes",
     "label_sets",
     "train_describer",
 ]

@@ -183,9 +183,14 @@ class MotionDescriber(nn.Module):
         aux = sum(nn.functional.cross_entropy(g, labels[:, k], ignore_index=-1) for k, g in enumerate(groups))
         return loss + self.config.aux_weight * aux / len(groups)
 
-    @torch.no_grad()
     def describe(self, codes: list[np.ndarray]) -> list[str]:
         """One caption per (L, 2, D) code array (greedy decoding through transformers' generate)."""
+        # a caption cut off by max_tokens still says what its labels line says
+        return [caption or labels for labels, caption in self.answers(codes)]
+
+    @torch.no_grad()
+    def answers(self, codes: list[np.ndarray]) -> list[tuple[str, str]]:
+        """(labels line, caption) per (L, 2, D) code array; the labels line is empty without `label_line`."""
         c = self.config
         rows = [np.asarray(k)[: c.max_steps] for k in codes]
         if any(r.ndim != 3 or r.shape[1:] != (2, c.depth) or len(r) == 0 for r in rows):
@@ -207,7 +212,7 @@ class MotionDescriber(nn.Module):
             pad_token_id=self.eos,
         )
         texts = self.tokenizer.batch_decode(out, skip_special_tokens=True)
-        return [split_answer(t, self.config.label_line)[1] for t in texts]
+        return [split_answer(t, self.config.label_line) for t in texts]
 
     def caption(self, codes: np.ndarray) -> str:
         """The caption of a (2, L, D) two-person motion's last `max_steps` steps (live: the most recent)."""

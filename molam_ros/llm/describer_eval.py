@@ -4,7 +4,7 @@ Each held-out clip's caption is judged by llm/caption_labels.py (regular express
 the generator's templates, sharing nothing with the model). Rows measured in the same run on the
 same clips:
 
-- the describer (the LLM's motion-to-text);
+- the describer (the LLM's motion-to-text), and the labels line it writes first where it does;
 - nearest training clip: the first caption of the training clip whose code histogram (each person's
   codes of every depth, counted) is closest in cosine: a model-free reader of the same codes, what
   the LLM has to beat;
@@ -69,15 +69,17 @@ def evaluate_describer(
     if not rows:
         raise ValueError(f"no captioned two-person clips in split {split!r}")
     t0 = time.perf_counter()
-    captions: list[str] = []
+    answers: list[tuple[str, str]] = []
     for s in tqdm(range(0, len(rows), batch), desc="describing", unit="batch", disable=not progress):
-        captions += net.describe([data.codes[i] for i in rows[s : s + batch]])
+        answers += net.answers([data.codes[i] for i in rows[s : s + batch]])
+    captions = [caption or labels for labels, caption in answers]
     seconds = time.perf_counter() - t0
     train = data.indices("train")
     common = collections.Counter((data.interactions[i], data.styles[i]) for i in train).most_common(1)[0][0]
     c = net.config
     table = {
         "describer (LLM)": _score(captions, data, rows),
+        **({"its labels line": _score([a[0] for a in answers], data, rows)} if net.config.label_line else {}),
         "nearest training clip (codes)": _score(
             nearest_captions(data, rows, c.codebook_size, c.max_steps), data, rows
         ),
@@ -93,9 +95,10 @@ def evaluate_describer(
             "clip": data.clip_ids[i],
             "interaction": data.interactions[i],
             "style": data.styles[i],
+            "labels": answer[0],
             "caption": cap,
         }
-        for i, cap in zip(rows, captions, strict=True)
+        for i, cap, answer in zip(rows, captions, answers, strict=True)
     ]
     return {
         "split": split,
@@ -119,7 +122,9 @@ def format_describer_report(report: dict[str, Any], examples: int = 6) -> str:
         lines.append(f"| {name} | {r['interaction']:.0%} | {r['style']:.0%} | {r['both']:.0%} |")
     lines += ["", "examples (clip: interaction, style -> caption):"]
     for row in report["per_clip"][:examples]:
-        lines.append(f"- {row['clip']}: {row['interaction']}, {row['style']} -> {row['caption']}")
+        lines.append(
+            f"- {row['clip']}: {row['interaction']}, {row['style']} -> [{row['labels']}] {row['caption']}"
+        )
     return "\n".join(lines)
 
 

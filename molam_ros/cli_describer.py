@@ -112,6 +112,52 @@ def cmd_ship(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Seconds to answer one clip: the describer, and the full LLM's motion-to-text on the same codes."""
+    import time
+
+    import numpy as np
+
+    from molam_ros.data.synth import generate_clip
+    from molam_ros.llm.describer_train import clip_codes
+    from molam_ros.tokenizer.engines import TorchEngine
+
+    tokenizer = args.tokenizer or paths.default_tokenizer_dir()
+    net = _load(args.run or paths.shipped_describer_dir(), tokenizer)
+    engine = TorchEngine(tokenizer, threads=1)
+    clips = [generate_clip(9_100_000 + k) for k in range(args.clips)]
+    codes = [clip_codes(engine, c.positions, int(c.meta.get("actor", 0)))[-64:] for c in clips]
+    answerers = {"describer": lambda k: net.describe([k])[0]}
+    llm = args.llm or paths.default_llm_dir()
+    if (llm / "molam_llm.json").is_file():
+        from molam_ros.llm.generate import Generator, SamplingConfig
+        from molam_ros.llm.model import load_motion_lm
+        from molam_ros.llm.prompts import MotionCodes, Task
+
+        gen = Generator(load_motion_lm(llm), sampling=SamplingConfig(max_text_tokens=net.config.max_tokens))
+        answerers[f"full LLM ({llm.name})"] = lambda k: (
+            gen.run(Task.MOTION_TO_TEXT, motion=MotionCodes(a=k[:, 0], b=k[:, 1])).text
+        )
+    rounds: dict[str, list[float]] = {name: [] for name in answerers}
+    for _ in range(args.repeats):
+        for name, answer in answerers.items():
+            times = []
+            for k in codes:
+                t0 = time.perf_counter()
+                answer(k)
+                times.append(time.perf_counter() - t0)
+            rounds[name].append(float(np.median(times)))
+    first = float(np.median(rounds["describer"]))
+    print(f"{args.clips} fresh generator clips (<= 64 steps each), median of {args.repeats} rounds' medians:")
+    for name, values in rounds.items():
+        m = float(np.median(values))
+        print(
+            f"  {name}: {m:.2f} s an answer (rounds {min(values):.2f}-{max(values):.2f}), "
+            f"{m / first:.2f}x the describer"
+        )
+    return 0
+
+
 def add_commands(groups: Any, fmt: type) -> None:
     """Register `molam describer train|eval|ship` on molam_ros/cli.py's parser."""
     d = groups.add_parser(
@@ -162,6 +208,15 @@ def add_commands(groups: Any, fmt: type) -> None:
     p.add_argument("--clips", type=int, default=200)
     p.add_argument("--command", action="append", help="the command(s) that made the run, for the manifest")
     p.set_defaults(func=cmd_ship)
+    p = cmds.add_parser("bench", formatter_class=fmt, help="seconds an answer takes, next to the full LLM's")
+    p.add_argument("run", type=Path, nargs="?", default=None, help="describer directory (default: shipped)")
+    p.add_argument("--tokenizer", type=Path, help="tokenizer checkpoint (default: the shipped one)")
+    p.add_argument(
+        "--llm", type=Path, help="the full LLM to compare with (default: the cache's; absent: skipped)"
+    )
+    p.add_argument("--clips", type=int, default=8)
+    p.add_argument("--repeats", type=int, default=3)
+    p.set_defaults(func=cmd_bench)
     logging.getLogger("molam_ros.llm.describer_train").setLevel(logging.INFO)
 
 

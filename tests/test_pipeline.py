@@ -213,3 +213,22 @@ def test_the_watchdog_is_quiet_between_chunks_and_eases_when_they_stop(
         cmd = pipeline.idle(now + k / 30.0)
         states.append(None if cmd is None else cmd.state)
     assert "easing_to_neutral" in states and states[-1] == "neutral" and guard.stats["bad_time"] == 0
+
+
+def test_what_is_happening_is_answered_by_the_describer(parts: tuple, actor: np.ndarray) -> None:
+    """With a describer (llm/describer.py), motion-to-text questions read both people's recent codes
+    through it; "why" questions still go to the LLM."""
+    mlm, engine = parts
+    seen: list[np.ndarray] = []
+
+    def describer(codes: np.ndarray) -> str:
+        seen.append(codes)
+        return "Person A waves at person B."
+
+    pipeline = ReactionPipeline(mlm, engine, load_profile("unitree_g1"), describer=describer)
+    assert pipeline.answer("what is he doing?") == "I have not seen anyone move yet."
+    _stream(pipeline, actor[:40])
+    assert pipeline.answer("what is he doing?") == "Person A waves at person B."
+    recent = pipeline.recent_motion()
+    assert len(seen) == 1 and np.array_equal(seen[0], np.stack(recent)) and seen[0].shape[0] == 2
+    assert isinstance(pipeline.answer("why?", max_tokens=4, task="reasoning"), str) and len(seen) == 1

@@ -77,6 +77,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def dataset_record(data: Path) -> dict[str, Any]:
+    """What makes the training data again: the dataset's name and its dataset.json's provenance."""
+    meta = (
+        json.loads((Path(data) / "dataset.json").read_text())
+        if (Path(data) / "dataset.json").is_file()
+        else {}
+    )
+    keep = ("source", "seed", "count", "created_by", "splits")
+    return {"name": Path(data).name, **{k: meta[k] for k in keep if k in meta}}
+
+
 def cmd_ship(args: argparse.Namespace) -> int:
     """fp16 copy of a run into the package, measured once on the test split, with its manifest."""
     from molam_ros.llm.describer import load_describer, save_describer
@@ -101,6 +112,7 @@ def cmd_ship(args: argparse.Namespace) -> int:
         "dtype": "float16",
         "files_sha256": files,
         "tokenizer": info.get("tokenizer"),
+        "data": dataset_record(args.data),
         "commands": args.command or [],
         "train": info.get("train"),
         "train_figures": info.get("figures"),

@@ -42,5 +42,8 @@ def test_it_names_what_fresh_clips_show() -> None:
     clips = [generate_clip(9_000_000 + k) for k in range(12)]
     codes = [clip_codes(engine, c.positions, int(c.meta.get("actor", 0))) for c in clips]
     captions = net.describe(codes)
-    named = [caption_labels(t)[0] == c.meta["interaction"] for t, c in zip(captions, clips, strict=True)]
-    assert sum(named) >= 6, list(zip(captions, [c.meta["interaction"] for c in clips], strict=True))
+    labels = [caption_labels(t) for t in captions]
+    named = [got[0] == c.meta["interaction"] for got, c in zip(labels, clips, strict=True)]
+    styled = [got[1] == c.meta["style"] for got, c in zip(labels, clips, strict=True)]
+    # shipped: 12 and 10 of 12; the bar is 60 % and 40 %; untrained, about 1 in 14
+    assert sum(named) >= 9 and sum(styled) >= 6, list(zip(captions, [c.meta for c in clips], strict=True))

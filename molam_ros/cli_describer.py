@@ -171,7 +171,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def add_commands(groups: Any, fmt: type) -> None:
-    """Register `molam describer train|eval|ship` on molam_ros/cli.py's parser."""
+    """Register `molam describer train|eval|ship|bench` on molam_ros/cli.py's parser."""
     d = groups.add_parser(
         "describer",
         help="motion to text with the LLM's first layers: train, measure, ship",

@@ -157,6 +157,8 @@ def test_what_it_cannot_read_is_refused(trained, backbone, tmp_path) -> None:
         net.describe([np.zeros((4, 3, D), np.int64)])  # three people
     with pytest.raises(ValueError, match="reads"):
         net.describe([np.zeros((0, 2, D), np.int64)])  # no steps
+    with pytest.raises(ValueError, match="another tokenizer"):
+        net.describe([np.full((4, 2, D), K, np.int64)])  # a code past the codebook
     long = np.zeros((50, 2, D), np.int64)  # more than max_steps: the first ones are read
     assert net.describe([long]) == net.describe([long[:8]])
 

@@ -69,8 +69,8 @@ class DescriberConfig:
     backbone: str = "default"
     layers: int = 4
     lora_rank: int = 16
-    max_steps: int = 64  # motion steps read (the first ones; 8.5 s at 30 fps and 4 frames a step)
-    max_tokens: int = 48  # caption tokens written
+    max_steps: int = 64  # motion steps read: a clip's first, a live stream's last (8.5 s at 30 fps)
+    max_tokens: int = 48  # answer tokens written (the labels line and the caption)
     prompt: str = "Describe what the people do.\n"
     # label sets (the interaction types, the styles) that an auxiliary head reads from the state that
     # starts the caption, in training only (module docstring: "Grounding"); () for none
@@ -195,6 +195,8 @@ class MotionDescriber(nn.Module):
         rows = [np.asarray(k)[: c.max_steps] for k in codes]
         if any(r.ndim != 3 or r.shape[1:] != (2, c.depth) or len(r) == 0 for r in rows):
             raise ValueError(f"describe() reads (steps > 0, 2, {c.depth}) codes per clip")
+        if any(r.min() < 0 or r.max() >= c.codebook_size for r in rows):
+            raise ValueError(f"describe() reads codes in [0, {c.codebook_size}): another tokenizer's?")
         L = max(len(r) for r in rows)
         batch = torch.zeros(len(rows), L, 2, c.depth, dtype=torch.long)
         for i, r in enumerate(rows):

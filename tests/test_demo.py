@@ -189,3 +189,11 @@ def test_the_demo_tells_the_node_who_reacts() -> None:
         "reactor:=llm_reactor",
     ]
     assert PARAMETERS["reactor"][0] == DemoConfig.reactor
+
+
+def test_another_reactor_needs_no_llm_training(tmp_path: Path) -> None:
+    """`molam demo --reactor llm_reactor` on a fresh clone trains nothing (the reactor and the
+    describer ship); the LLM's own reaction still makes the LLM first."""
+    whats = [s.what for s in prepare_steps(tmp_path, tmp_path / "data", reactor="llm_reactor")]
+    assert not any("motion-language model" in w for w in whats)
+    assert any("motion-language model" in s.what for s in prepare_steps(tmp_path, tmp_path / "data"))

@@ -61,17 +61,37 @@ def build_pipeline(p: dict[str, Any]) -> tuple[Any, str]:
         raise ValueError(f"pose_up_axis must be 'y' or 'z', got {p['pose_up_axis']!r}")
     if int(p["torch_threads"]) > 0:
         torch.set_num_threads(int(p["torch_threads"]))
+    kind = p.get("reactor", "llm")
+    if kind not in REACTORS:
+        raise ValueError(f"reactor must be one of {', '.join(REACTORS)}; got {kind!r}")
     tok, export, llm = _model_paths(p)
-    for what, path in (("tokenizer checkpoint", tok), ("LLM checkpoint", llm)):
-        if not path.is_dir():
-            raise FileNotFoundError(f"{what} {path} does not exist; train it (make tokenizer, make llm)")
+    if not tok.is_dir():
+        raise FileNotFoundError(f"tokenizer checkpoint {tok} does not exist; train it (make tokenizer)")
+    # The full LLM is needed for the LLM's own reaction; with another reactor, a node without one
+    # reacts and answers "what is happening" (the describer) and says what else needs it.
+    has_llm = (llm / "molam_llm.json").is_file() or (kind == "llm" and llm.is_dir())
+    if kind == "llm" and not has_llm:
+        raise FileNotFoundError(f"LLM checkpoint {llm} does not exist; train it (make llm)")
     engine = create_engine(
         EngineConfig(backend=p["engine"], checkpoint=str(tok), export_dir=str(export), device=p["device"])
     )
-    text_mlm = load_motion_lm(llm, device=p["device"])
-    check_pairing(text_mlm.info.get("tokenizer"), tok, f"the LLM {llm}")
-    mlm = text_mlm
-    if str(p["device"]).startswith("cpu") and p["llm_quantization"] != "none":
+    text_mlm = mlm = None
+    if has_llm:
+        text_mlm = mlm = load_motion_lm(llm, device=p["device"])
+        check_pairing(text_mlm.info.get("tokenizer"), tok, f"the LLM {llm}")
+    else:
+        log.warning(
+            "no motion-language model at %s: the %s reacts and the describer answers what is happening; "
+            "why-questions and plans need it (make llm)",
+            llm,
+            kind,
+        )
+    if (
+        mlm is not None
+        and kind == "llm"
+        and str(p["device"]).startswith("cpu")
+        and p["llm_quantization"] != "none"
+    ):
         # The step on int8 weights, text answers on the float model (llm/quantize.py says why).
         mlm = quantize(copy.deepcopy(text_mlm), p["llm_quantization"])
     config = PipelineConfig(
@@ -86,9 +106,6 @@ def build_pipeline(p: dict[str, Any]) -> tuple[Any, str]:
         safety=SafetyConfig(timeout=p["watchdog_timeout"], ease_time=p["neutral_ease_time"]),
         instruction=p["instruction"] or None,
     )
-    kind = p.get("reactor", "llm")
-    if kind not in REACTORS:
-        raise ValueError(f"reactor must be one of {', '.join(REACTORS)}; got {kind!r}")
     reactor = None if kind == "llm" else _small_reactor(p, tok, engine)
     profile = load_profile(p["profile"])
     pipeline = ReactionPipeline(
@@ -261,6 +278,9 @@ def build_coordinator_for(pipeline: Any, config_path: str | None) -> Any:
     from molam_ros.agent.config import load_config
     from molam_ros.agent.coordinator import build_coordinator
     from molam_ros.llm.motion_io import MotionCodec
+
+    if pipeline.text_mlm is None:
+        raise ValueError("plans need the full motion-language model, which this node runs without (make llm)")
 
     def live() -> Any:
         recent = pipeline.recent_motion()

@@ -123,10 +123,13 @@ class PrepareStep:
     commands: tuple[tuple[str, ...], ...]  # `molam` argument lists, run in order
 
 
-def prepare_steps(model_dir: Path | None, data: Path, engine: str = "onnxruntime") -> list[PrepareStep]:
+def prepare_steps(
+    model_dir: Path | None, data: Path, engine: str = "onnxruntime", reactor: str = "llm"
+) -> list[PrepareStep]:
     """The commands that make the default models: those of `make tokenizer`, `make bench`, `make llm`
     (stage 2 only: stage 3 is optional, the node takes stage 3 when it exists). A model that is
-    there, however it was trained, is used as it is."""
+    there, however it was trained, is used as it is. With another `reactor` than the LLM the LLM is
+    not made: the shipped reactors and the describer need no training (the node runs without it)."""
     tok, export = default_tokenizer_dir(model_dir), default_export_dir(model_dir)
     llm = default_llm_dir(model_dir)
     stage2 = cache_root(model_dir) / "llm" / "stage2"
@@ -165,18 +168,23 @@ def prepare_steps(model_dir: Path | None, data: Path, engine: str = "onnxruntime
         ),
     ]
     # The torch engine runs the checkpoint itself; the others read the export.
-    return [s for s in steps if engine != "torch" or "export" not in s.what]
+    return [
+        s
+        for s in steps
+        if (engine != "torch" or "export" not in s.what)
+        and (reactor == "llm" or "motion-language model" not in s.what)
+    ]
 
 
 def prepare_models(
-    model_dir: Path | None, data: Path, *, engine: str = "onnxruntime", run: bool = True
+    model_dir: Path | None, data: Path, *, engine: str = "onnxruntime", run: bool = True, reactor: str = "llm"
 ) -> None:
     """Run the steps whose output is missing (or, with `run` False, say which commands would).
 
     Before anything long starts, it says what it is going to train and how long that takes in all,
     so nobody waits an hour without knowing why (a fresh clone with an empty cache trains first).
     """
-    steps = prepare_steps(model_dir, data, engine)
+    steps = prepare_steps(model_dir, data, engine, reactor)
     todo = [step for step in steps if not step.done()]
     if all(step.done() for step in steps[1:]):
         todo = []  # the models are there: the dataset is only needed to make them
@@ -392,7 +400,7 @@ def _heard(run: LiveRun, t0: list[float], text: str) -> None:
 def run_demo(config: DemoConfig) -> dict[str, Any]:
     """The whole main job (module docstring); returns what summary.json holds."""
     data = config.data or cache_root(config.model_dir) / "data" / "synth1000"
-    prepare_models(config.model_dir, data, engine=config.engine, run=config.prepare)
+    prepare_models(config.model_dir, data, engine=config.engine, run=config.prepare, reactor=config.reactor)
     person = pick_person(config, data)
     duration = config.seconds or person.seconds
     config.out.mkdir(parents=True, exist_ok=True)

@@ -130,7 +130,9 @@ class ReactionPipeline:
         self.engine = engine
         self.stride = int(engine.stride)
         self.layout = layout_of(int(engine.feature_dim))
-        if engine.num_quantizers != mlm.vocab.depth:
+        if mlm is None and reactor is None:
+            raise ValueError("a pipeline needs a reactor or the LLM to write the reaction")
+        if mlm is not None and engine.num_quantizers != mlm.vocab.depth:
             raise ValueError(
                 f"the tokenizer has D={engine.num_quantizers} codes per step but the LLM's vocabulary "
                 f"D={mlm.vocab.depth}: they were not trained together"
@@ -294,6 +296,8 @@ class ReactionPipeline:
             return "I have not seen anyone move yet."
         if task == "motion_to_text" and self.describer is not None:
             return self.describer(np.stack(recent)) or "I cannot tell."
+        if self.text_mlm is None:
+            return "I need the full motion-language model to answer that, and I run without it (make llm)."
         generator = Generator(self.text_mlm, sampling=SamplingConfig(max_text_tokens=max_tokens))
         result = generator.run(
             task, text=question if task == "reasoning" else None, motion=MotionCodes(a=recent[0], b=recent[1])

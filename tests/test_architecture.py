@@ -62,6 +62,7 @@ LAYERS: dict[str, int] = {
     "cli_agent": 8,
     "cli_llm": 8,
     "cli_reactor": 8,
+    "cli_describer": 8,
     "cli_completion": 8,
 }
 

@@ -281,6 +281,11 @@ def test_the_node_builds_and_streams_with_the_small_reactor(tiny_models, tiny_ll
     chunks = stream_checked(pipeline, 60)
     assert len(chunks) >= 10 and len(pipeline.reactor.history) == 8  # its window, however long the stream
     assert pipeline.command("wave back shyly") is None  # taken before the next step
+    # the node's diagnostics report the reactor's instruction (its absence crashed the node's timer)
+    pipeline.reactor.set_instruction("wave back shyly")
+    assert pipeline.reactor.instruction == "wave back shyly"
+    pipeline.reactor.set_instruction("")
+    assert pipeline.reactor.instruction is None
     assert "characters" in pipeline.command("wave " * 1000)
     assert "control" in pipeline.command("wave\x00back")
     # a reactor paired with other tokenizer weights is refused

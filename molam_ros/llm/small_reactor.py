@@ -384,6 +384,7 @@ class SmallStreamingReactor:
     def set_instruction(self, text: str | None) -> None:
         """Condition what follows on `text` (None or "": react unprompted)."""
         self.check_instruction(text)
+        self.instruction = text or None  # what the node's diagnostics report, as for the LLM's reactor
         if not text or self.net.text is None or self.embed is None:
             self._text = None
             return

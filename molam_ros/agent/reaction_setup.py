@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 # Who writes the live reaction (the node's `reactor`): the motion-language model's depth head, the
 # small reactor, or the LLM reactor (SmolLM2's first layers with LoRA, llm/reactor_trunk.py). The
-# LLM answers text in every case.
+# describer answers what is happening; the full LLM, where the cache has it, the rest of the text.
 REACTORS = ("llm", "small", "llm_reactor")
 
 

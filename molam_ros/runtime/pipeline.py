@@ -117,7 +117,8 @@ class ReactionPipeline:
         guard: Any | None = None,
         describer: Callable[[np.ndarray], str] | None = None,
     ) -> None:
-        """`text_mlm`: the model that writes text answers, when the step's `mlm` is quantized (int8
+        """`mlm`: the LLM (None with a `reactor` and no LLM: text it would answer says so);
+        `text_mlm`: the model that writes text answers, when the step's `mlm` is quantized (int8
         streams well but writes poor text, llm/quantize.py); default `mlm`. `reactor`: what writes the
         reaction step by step instead of the LLM (the small reactor, llm/small_reactor.py); the LLM
         still answers text. `completer`: completes sparse poses (a VR headset and controllers) to the

@@ -15,8 +15,8 @@ from typing import Any
 from molam_ros import paths
 
 
-def _load(run: Path, tokenizer: Path) -> Any:
-    """The describer of `run`, refused when it was trained on another tokenizer's codes."""
+def _load(run: Path, tokenizer: Path) -> tuple[Any, dict[str, Any]]:
+    """The describer of `run` and its config.json; refused if trained on another tokenizer's codes."""
     from molam_ros.llm.describer import load_describer
     from molam_ros.tokenizer.rqvae import CheckpointError, check_pairing
 
@@ -25,7 +25,7 @@ def _load(run: Path, tokenizer: Path) -> Any:
         check_pairing(info.get("tokenizer"), tokenizer, f"the describer {run}")
     except CheckpointError as e:
         raise SystemExit(str(e)) from e
-    return net
+    return net, info
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -67,7 +67,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from molam_ros.llm.describer_train import captioned_codes
 
     tokenizer = args.tokenizer or paths.default_tokenizer_dir()
-    net = _load(args.run or paths.shipped_describer_dir(), tokenizer)
+    net, _ = _load(args.run or paths.shipped_describer_dir(), tokenizer)
     report = evaluate_describer(
         net, captioned_codes(args.data, tokenizer), split=args.split, clips=args.clips
     )
@@ -90,18 +90,17 @@ def dataset_record(data: Path) -> dict[str, Any]:
 
 def cmd_ship(args: argparse.Namespace) -> int:
     """fp16 copy of a run into the package, measured once on the test split, with its manifest."""
-    from molam_ros.llm.describer import load_describer, save_describer
+    from molam_ros.llm.describer import save_describer
     from molam_ros.llm.describer_eval import evaluate_describer, format_describer_report
     from molam_ros.llm.describer_train import captioned_codes
 
     tokenizer = args.tokenizer or paths.default_tokenizer_dir()
-    net = _load(args.run, tokenizer)
-    _, info = load_describer(args.run)
+    net, info = _load(args.run, tokenizer)
     out = args.out or paths.shipped_describer_dir()
     save_describer(
         net, out, {k: v for k, v in info.items() if k not in {"kind", "version", "model", "vocab"}}, half=True
     )
-    shipped = _load(out, tokenizer)
+    shipped, _ = _load(out, tokenizer)
     report = evaluate_describer(
         shipped, captioned_codes(args.data, tokenizer), split="test", clips=args.clips
     )
@@ -135,7 +134,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from molam_ros.tokenizer.engines import TorchEngine
 
     tokenizer = args.tokenizer or paths.default_tokenizer_dir()
-    net = _load(args.run or paths.shipped_describer_dir(), tokenizer)
+    net, _ = _load(args.run or paths.shipped_describer_dir(), tokenizer)
     engine = TorchEngine(tokenizer, threads=1)
     clips = [generate_clip(9_100_000 + k) for k in range(args.clips)]
     codes = [clip_codes(engine, c.positions, int(c.meta.get("actor", 0)))[-64:] for c in clips]

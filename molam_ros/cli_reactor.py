@@ -185,6 +185,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         clips=args.clips,
         steps=args.steps,
         given_steps=args.given_steps,
+        start=args.start,
         anchor_pull=args.anchor_pull,
         direct=args.direct,
     )
@@ -406,7 +407,16 @@ def add_commands(groups: Any, fmt: type) -> None:
     p.add_argument("--tokenizer", type=Path, help="tokenizer checkpoint (default: the shipped one)")
     p.add_argument("--clips", type=int, default=94)
     p.add_argument("--steps", type=int, default=40, help="scored steps per clip")
-    p.add_argument("--given-steps", type=int, default=1, help="recorded reactor steps given first")
+    p.add_argument(
+        "--start",
+        choices=("recorded", "standing", "none"),
+        default="recorded",
+        help="how each reactor starts: the recorded first step(s); a body standing where the recorded "
+        "reactor starts (what the node gives a robot); nothing (zeros, the node before it gave a step)",
+    )
+    p.add_argument(
+        "--given-steps", type=int, default=1, help="with --start recorded: recorded reactor steps given first"
+    )
     p.add_argument(
         "--anchor-pull",
         type=float,

@@ -20,6 +20,7 @@ from molam_ros.paths import shipped_completion_dir
 from molam_ros.runtime.pipeline import PipelineConfig, ReactionPipeline
 from molam_ros.runtime.pose_buffer import PoseBufferConfig
 from molam_ros.runtime.profiles import load_profile
+from molam_ros.runtime.reactor_start import StartConfig, start_frames
 from molam_ros.tokenizer.engines import TorchEngine
 
 
@@ -74,8 +75,9 @@ def test_streamed_features_and_codes_equal_the_offline_ones(parts: tuple, actor:
     """Causal features (fixed canonical frame and bone lengths) + the streaming encoder = one whole pass.
 
     The ego layout's relation block is the reactor where it stood at the end of the previous step
-    (none before the first): the offline features take the whole-clip pass for everything else and
-    that relation, and the whole-sequence encoder must give the streamed codes."""
+    (before the first: standing where it starts, runtime/reactor_start.py): the offline features
+    take the whole-clip pass for everything else and that relation, and the whole-sequence encoder
+    must give the streamed codes."""
     mlm, engine = parts
     assert engine.feature_dim == ego.EGO_DIM
     pipeline = ReactionPipeline(mlm, engine, load_profile("unitree_h1"))
@@ -84,9 +86,10 @@ def test_streamed_features_and_codes_equal_the_offline_ones(parts: tuple, actor:
     transform = canonical_transform(actor[:1], floor_height=float(actor[0, :, 1].min()))
     canon = transform.apply(actor[None])[0]
     feats = ego.person_to_ego(canon[:n], lengths=bone_lengths(actor[0]))
-    for k in range(1, len(chunks)):
+    stand = start_frames(StartConfig(), canon[:4], transform)
+    for k in range(len(chunks)):
         frames = canon[4 * k : 4 * k + 4]
-        reactor = transform.apply(chunks[k - 1].reactor[-1:])  # (1, 22, 3), canonical
+        reactor = stand[-1:] if k == 0 else transform.apply(chunks[k - 1].reactor[-1:])  # (1, 22, 3)
         feats[4 * k : 4 * k + 4, ego.REL_POS.start :] = ego.relation(frames, np.repeat(reactor, 4, axis=0))
     offline = engine.encode(feats[None].astype(np.float32))[0]
     assert np.array_equal(np.stack([c.codes_a for c in chunks]), offline)

@@ -47,6 +47,7 @@ def build_pipeline(p: dict[str, Any]) -> tuple[Any, str]:
     from molam_ros.runtime.pipeline import PipelineConfig, ReactionPipeline
     from molam_ros.runtime.pose_buffer import PoseBufferConfig
     from molam_ros.runtime.profiles import load_profile
+    from molam_ros.runtime.reactor_start import parse_start
     from molam_ros.runtime.safety import SafetyConfig
     from molam_ros.tokenizer.engines import EngineConfig, create_engine
     from molam_ros.tokenizer.rqvae import check_pairing
@@ -105,6 +106,7 @@ def build_pipeline(p: dict[str, Any]) -> tuple[Any, str]:
         ),
         safety=SafetyConfig(timeout=p["watchdog_timeout"], ease_time=p["neutral_ease_time"]),
         instruction=p["instruction"] or None,
+        start=parse_start(p.get("start_position", "front"), float(p.get("start_distance", 1.8))),
     )
     reactor = None if kind == "llm" else _small_reactor(p, tok, engine)
     profile = load_profile(p["profile"])

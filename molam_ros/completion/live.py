@@ -22,13 +22,14 @@ What a headset stream does that a dataset clip does not, and what happens then:
 from __future__ import annotations
 
 import bisect
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from molam_ros.completion.model import CompletionModel
+from molam_ros.data.interhuman import zup_to_yup
 from molam_ros.motion.ego import wrap_angle
 from molam_ros.motion.rotations import quat_rotate
 from molam_ros.motion.sparse import (
@@ -73,6 +74,31 @@ class LiveCompletionConfig:
 def head_forward_from_quat(quat: np.ndarray, rest_forward: np.ndarray) -> np.ndarray:
     """Where a head with global orientation `quat` (w, x, y, z) faces: `rest_forward` rotated."""
     return quat_rotate(np.asarray(quat, dtype=np.float64), np.asarray(rest_forward, dtype=np.float64))
+
+
+def sparse_input(
+    positions: np.ndarray,
+    joint_names: Sequence[str],
+    orientations: np.ndarray | None = None,
+    *,
+    z_up: bool = False,
+) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """A tracker's sparse pose as `SparseCompleter.complete` reads it: name -> (3,) Y-up position, and
+    the head's facing where its orientation (N, 4) global (w, x, y, z) came; ValueError on a shape
+    mismatch. The rest forward is +Z in a Y-up world (SMPL), +X in a Z-up one (REP 103)."""
+    pos = np.asarray(positions, dtype=np.float64)
+    names = list(joint_names)
+    if pos.shape != (len(names), 3):
+        raise ValueError(f"{len(names)} joint names but positions of shape {pos.shape}")
+    pos = zup_to_yup(pos) if z_up else pos
+    forward = None
+    if orientations is not None and "head" in names and len(orientations) == len(names):
+        rest = np.array([1.0, 0.0, 0.0]) if z_up else np.array([0.0, 0.0, 1.0])
+        q = np.asarray(orientations[names.index("head")], dtype=np.float64)
+        if np.all(np.isfinite(q)) and np.linalg.norm(q) > 1e-6:
+            forward = head_forward_from_quat(q / np.linalg.norm(q), rest)
+            forward = zup_to_yup(forward) if z_up else forward
+    return dict(zip(names, pos, strict=True)), forward
 
 
 class SparseCompleter:

@@ -5,8 +5,12 @@ For each held-out two-person clip (actor first), step by step as `runtime/pipeli
 1. the actor's l frames become ego features whose partner is the reactor where it last stood (the
    generated one, not the recording), and the streaming encoder turns them into the step's codes;
 2. the reactor under test (anything with `reset`, `set_instruction` and `step(codes_a)`: the small
-   reactor, the LLM's StreamingReactor) writes the reactor's codes; the first `given_steps` are the
-   recorded reactor's, so every reactor starts from the same pose and place;
+   reactor, the LLM's StreamingReactor) writes the reactor's codes; how it starts is `start`:
+   "recorded": the first `given_steps` are the recorded reactor's, so every reactor starts from the
+   same pose and place; "standing": its first step is a body standing still where the recorded
+   reactor starts, facing as it does (data/standing.py: what the node gives a robot, knowing where it
+   stands, not what it was about to do); "none": no first step, the actor's first step with no
+   partner and the reactor's first input zeros (what the node did before it gave one);
 3. the streaming decoder turns them into frames, placed by their relation to the actor's actual
    frames, smoothed as live (`ego.follow_anchor` with the pipeline's default pull).
 
@@ -41,6 +45,7 @@ from typing import Any, Protocol
 import numpy as np
 from tqdm import tqdm
 
+from molam_ros.data.standing import standing_frames
 from molam_ros.llm.reaction_baselines import mirror_reactor, still_reactor
 from molam_ros.llm.reaction_codes import reaction_pair
 from molam_ros.llm.reaction_instructions import REACTOR_PARTS, reactor_instruction
@@ -50,6 +55,7 @@ from molam_ros.motion.skeleton import JOINT_INDEX as J
 
 HANDS = [J["left_wrist"], J["right_wrist"]]
 CONTACT_KINDS = ("hands", "body")
+STARTS = ("recorded", "standing", "none")
 
 
 class Reactor(Protocol):
@@ -64,10 +70,15 @@ class ReactionEvalConfig:
 
     clips: int = 94
     steps: int = 40  # scored steps per clip (40 x 4 frames = 5.3 s at 30 fps)
-    given_steps: int = 1  # the recorded reactor's first steps, given to every reactor
+    given_steps: int = 1  # with start "recorded": the recorded reactor's first steps, given to every reactor
+    start: str = "recorded"  # how a reactor under test starts: "recorded", "standing" or "none" (docstring)
     contact_radius: float = 0.10
     anchor_pull: float | None = None  # None: the reactor's own (its `anchor_pull`), else the pipeline's 0.04
     direct: bool = False  # place a reactor's own features (`last_features`) instead of decoding its codes
+
+    def __post_init__(self) -> None:
+        if self.start not in STARTS:
+            raise ValueError(f"start must be one of {STARTS}, got {self.start!r}")
 
 
 @dataclass
@@ -129,15 +140,25 @@ def closed_loop(
     if reactor is not None:
         reactor.reset()
         reactor.set_instruction(instruction)
-    last, prev = b[0], None
+    last: np.ndarray | None = b[0]
+    prev: tuple[float, np.ndarray] | None = None
+    start = "recorded" if reactor is None else cfg.start
+    given_steps = cfg.given_steps if start == "recorded" else int(start == "standing")
+    if start == "standing":  # the robot stands where the recorded reactor starts, facing as it does
+        stand = standing_frames(b[0, 0, [0, 2]], float(facing_angle(b[:1])[0]), l)
+        b_codes = engine.encode(ego.person_to_ego(stand, a[:l])[None])[0][:1]
+        last, prev = stand[-1], (float(facing_angle(stand[-1:])[0]), stand[-1, 0])
+    elif start == "none":
+        last = None
     pull = cfg.anchor_pull if cfg.anchor_pull is not None else getattr(reactor, "anchor_pull", None) or 0.04
     frames = []
     for s in range(T // l):
         f = slice(s * l, (s + 1) * l)
         feats = a_feats[f].copy()
-        feats[:, ego.REL_POS.start : ego.PARTNER.stop] = ego.relation(a[f], np.broadcast_to(last, a[f].shape))
+        partner = None if last is None else np.broadcast_to(last, a[f].shape)
+        feats[:, ego.REL_POS.start : ego.PARTNER.stop] = ego.relation(a[f], partner)
         codes_a, enc = engine.encode_step(feats[None], enc)
-        given = b_codes[s] if reactor is None or s < cfg.given_steps else None
+        given = b_codes[s] if reactor is None or s < given_steps else None
         codes_b = given if reactor is None else reactor.step(codes_a[0, 0], given)
         out, dec = engine.decode_step(np.asarray(codes_b, dtype=np.int64)[None, None], dec)
         direct = getattr(reactor, "last_features", None) if cfg.direct else None

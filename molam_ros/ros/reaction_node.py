@@ -137,6 +137,8 @@ PARAMETERS: dict[str, tuple[object, str]] = {
         "sparse poses (head + hands) completed by this model; empty: the shipped one; none: off",
     ),
     "floor_height": (0.0, "m; height of the floor in the input world (sparse poses: heights are from it)"),
+    "start_position": ("front", "where the robot stands as a person comes: front | x,y,z (m) | none"),
+    "start_distance": (1.8, "m: with start_position front, how far in front of the person the robot stands"),
     "instruction": ("", "initial instruction; empty: react freely"),
     "window_steps": (24, "model steps kept in the KV cache (x 4 frames)"),
     "keep_steps": (16, "steps kept when the oldest are evicted"),

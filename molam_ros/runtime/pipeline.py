@@ -38,8 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from molam_ros.completion.live import SparseCompleter, head_forward_from_quat
-from molam_ros.data.interhuman import zup_to_yup
+from molam_ros.completion.live import SparseCompleter, sparse_input
 from molam_ros.llm.streaming import StreamingConfig, StreamingReactor
 from molam_ros.motion import ego
 from molam_ros.motion.canonical import canonical_transform, facing_angle
@@ -51,6 +50,7 @@ from molam_ros.runtime.avatar_safety import AvatarSafety
 from molam_ros.runtime.placement import LivePlacement, PlacementConfig
 from molam_ros.runtime.pose_buffer import PoseBuffer, PoseBufferConfig, PoseFrame
 from molam_ros.runtime.profiles import Profile
+from molam_ros.runtime.reactor_start import StartConfig, start_codes, start_frames
 from molam_ros.runtime.retarget import Retargeter
 from molam_ros.runtime.safety import SafetyConfig, SafetyFilter
 
@@ -76,6 +76,9 @@ class PipelineConfig:
     instruction: str | None = None  # the reaction's standing instruction ("be friendly")
     step_budget: float = 4.0 / 30.0  # seconds a step may take before it counts as an overrun
     anchor_pull: float = 0.04  # ego placement smoothing per frame (ego.follow_anchor; 1: none)
+    # where the reactor stands when a segment starts, its first step (runtime/reactor_start.py);
+    # None: no first step, the reactor places itself from nothing (what training never showed it)
+    start: StartConfig | None = StartConfig()
 
 
 @dataclass
@@ -183,6 +186,7 @@ class ReactionPipeline:
         self._last_reactor: np.ndarray | None = None  # the reactor's last canonical frame (ego relation)
         self._anchor: tuple[float, np.ndarray] | None = None  # the reactor's last decoded (yaw, root)
         self._canon: np.ndarray | None = None  # the partner's canonical frames of the current step
+        self._start: np.ndarray | None = None  # the reactor standing where it starts, until its first step
         self._enc_state = self.engine.init_encoder_state(1)
         self._dec_state = self.engine.init_decoder_state(1)
         self.reactor.reset()
@@ -228,23 +232,12 @@ class ReactionPipeline:
         orientations: np.ndarray | None,
     ) -> str:
         """A sparse pose completed, then pushed like a full one (the buffer checks it the same way)."""
-        pos = np.asarray(positions, dtype=np.float64)
-        if pos.shape != (len(joint_names), 3):
-            self.last_reason = f"{len(joint_names)} joint names but positions of shape {pos.shape}"
+        try:
+            points, forward = sparse_input(positions, joint_names, orientations, z_up=self.config.buffer.z_up)
+        except ValueError as e:
+            self.last_reason = str(e)
             return "rejected_shape"
-        z_up = self.config.buffer.z_up
-        if z_up:
-            pos = zup_to_yup(pos)
-        forward = None
-        names = list(joint_names)
-        if orientations is not None and "head" in names and len(orientations) == len(names):
-            # Rest forward: +Z in a Y-up world (SMPL), +X in a Z-up one (REP 103).
-            rest = np.array([1.0, 0.0, 0.0]) if z_up else np.array([0.0, 0.0, 1.0])
-            q = np.asarray(orientations[names.index("head")], dtype=np.float64)
-            if np.all(np.isfinite(q)) and np.linalg.norm(q) > 1e-6:
-                forward = head_forward_from_quat(q / np.linalg.norm(q), rest)
-                forward = zup_to_yup(forward) if z_up else forward
-        body, status = self.completer.complete(stamp, dict(zip(names, pos, strict=True)), forward)
+        body, status = self.completer.complete(stamp, points, forward)
         if body is None:
             self.last_reason = self.completer.last_reason
             return status
@@ -393,6 +386,11 @@ class ReactionPipeline:
             self._transform = canonical_transform(world[:1], floor_height=float(world[0, :, 1].min()))
             self._lengths = bone_lengths(world[0])
         canon = self._transform.apply(world[None])[0]
+        if self._prev_canon is None and self.config.start is not None:  # the segment's first step
+            self._start = start_frames(
+                self.config.start, canon, self._transform, z_up=self.config.buffer.z_up
+            )
+            self._last_reactor = self._start[-1]  # the person's first codes see the reactor where it stands
         window = canon if self._prev_canon is None else np.concatenate([self._prev_canon[None], canon])
         if self.layout.name == "ego":
             # The partner of the person is the reactor, where it last stood: its frames for this
@@ -416,7 +414,13 @@ class ReactionPipeline:
         seconds["encode"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        codes_b = self.reactor.step(codes_a[0, 0])
+        given = None
+        if self._start is not None:  # the standing step (runtime/reactor_start.py), placed where it stands
+            given, self._anchor = start_codes(
+                self.engine, self._start, self._canon, ego_layout=self.layout.name == "ego"
+            )
+            self._start = None
+        codes_b = self.reactor.step(codes_a[0, 0], given)
         seconds["llm"] = time.perf_counter() - t
 
         t = time.perf_counter()

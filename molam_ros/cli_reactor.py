@@ -409,10 +409,11 @@ def add_commands(groups: Any, fmt: type) -> None:
     p.add_argument("--steps", type=int, default=40, help="scored steps per clip")
     p.add_argument(
         "--start",
-        choices=("recorded", "standing", "none"),
+        choices=("recorded", "standing", "front", "none"),
         default="recorded",
         help="how each reactor starts: the recorded first step(s); a body standing where the recorded "
-        "reactor starts (what the node gives a robot); nothing (zeros, the node before it gave a step)",
+        "reactor starts (what the node gives a robot); the same 1.8 m in front of the actor (the node's "
+        "default); nothing (zeros, the node before it gave a step)",
     )
     p.add_argument(
         "--given-steps", type=int, default=1, help="with --start recorded: recorded reactor steps given first"

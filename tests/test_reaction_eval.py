@@ -249,3 +249,37 @@ def test_intervals_over_clips_and_the_paired_difference_with_still(setup) -> Non
     assert "95 % interval" in table and "vs still (95 %)" in table
     recorded = next(line for line in table.splitlines() if line.startswith("| recorded |"))
     assert recorded.startswith(f"| recorded | 0 | 0-0 | {-still['mpjpe']:+.0f} (")
+
+
+def test_each_start_gives_the_reactor_its_first_step_as_the_node_would(setup) -> None:
+    """ "standing" / "front": the first step given is a standing body's codes (where the recorded
+    reactor starts / 1.8 m in front of the actor) and the actor's first codes see it; "none": nothing
+    is given and the actor's first codes see no partner (the node before it gave a first step)."""
+    from dataclasses import replace
+
+    from molam_ros.data.standing import standing_frames
+    from molam_ros.motion import ego
+    from molam_ros.motion.canonical import facing_angle
+
+    _, _, engine, cfg, clips = setup
+    c = clips[0]
+    replay = Replay(np.zeros((1, engine.num_quantizers), dtype=np.int64))
+    given = []
+    orig = replay.step
+    replay.step = lambda a, b=None: (given.append(b), orig(a, b))[1]
+    l = engine.stride
+    stand = standing_frames(c.reactor[0, 0, [0, 2]], float(facing_angle(c.reactor[:1])[0]), l)
+    closed_loop(replay, engine, c, replace(cfg, start="standing"))
+    want = engine.encode(ego.person_to_ego(stand, c.actor[:l])[None])[0][0]
+    assert np.array_equal(given[0], want) and all(g is None for g in given[1:])
+    feats = ego.person_to_ego(c.actor[:l], np.broadcast_to(stand[-1], c.actor[:l].shape))
+    assert np.array_equal(replay.seen[0], engine.encode(feats[None])[0][0])
+    given.clear()
+    closed_loop(replay, engine, c, replace(cfg, start="front"))
+    assert given[0] is not None and not np.array_equal(given[0], want)
+    given.clear()
+    closed_loop(replay, engine, c, replace(cfg, start="none"))
+    assert all(g is None for g in given)
+    assert np.array_equal(replay.seen[0], engine.encode(ego.person_to_ego(c.actor[:l])[None])[0][0])
+    with pytest.raises(ValueError, match="start"):
+        ReactionEvalConfig(start="anywhere")

@@ -9,7 +9,8 @@ For each held-out two-person clip (actor first), step by step as `runtime/pipeli
    "recorded": the first `given_steps` are the recorded reactor's, so every reactor starts from the
    same pose and place; "standing": its first step is a body standing still where the recorded
    reactor starts, facing as it does (data/standing.py: what the node gives a robot, knowing where it
-   stands, not what it was about to do); "none": no first step, the actor's first step with no
+   stands, not what it was about to do); "front": the same body 1.8 m in front of the actor, facing
+   them (the node's default, `start_position: front`); "none": no first step, the actor's first step with no
    partner and the reactor's first input zeros (what the node did before it gave one);
 3. the streaming decoder turns them into frames, placed by their relation to the actor's actual
    frames, smoothed as live (`ego.follow_anchor` with the pipeline's default pull).
@@ -45,7 +46,7 @@ from typing import Any, Protocol
 import numpy as np
 from tqdm import tqdm
 
-from molam_ros.data.standing import standing_frames
+from molam_ros.data.standing import facing_towards, standing_frames
 from molam_ros.llm.reaction_baselines import mirror_reactor, still_reactor
 from molam_ros.llm.reaction_codes import reaction_pair
 from molam_ros.llm.reaction_instructions import REACTOR_PARTS, reactor_instruction
@@ -55,7 +56,8 @@ from molam_ros.motion.skeleton import JOINT_INDEX as J
 
 HANDS = [J["left_wrist"], J["right_wrist"]]
 CONTACT_KINDS = ("hands", "body")
-STARTS = ("recorded", "standing", "none")
+STARTS = ("recorded", "standing", "front", "none")
+FRONT = 1.8  # m: runtime/reactor_start.py StartConfig.distance
 
 
 class Reactor(Protocol):
@@ -143,9 +145,15 @@ def closed_loop(
     last: np.ndarray | None = b[0]
     prev: tuple[float, np.ndarray] | None = None
     start = "recorded" if reactor is None else cfg.start
-    given_steps = cfg.given_steps if start == "recorded" else int(start == "standing")
-    if start == "standing":  # the robot stands where the recorded reactor starts, facing as it does
-        stand = standing_frames(b[0, 0, [0, 2]], float(facing_angle(b[:1])[0]), l)
+    given_steps = cfg.given_steps if start == "recorded" else int(start in ("standing", "front"))
+    if start in ("standing", "front"):  # where the recorded reactor starts, or in front of the actor
+        if start == "standing":
+            place, yaw = b[0, 0, [0, 2]], float(facing_angle(b[:1])[0])
+        else:
+            ya = float(facing_angle(a[:1])[0])
+            place = a[0, 0, [0, 2]] + FRONT * np.array([np.sin(ya), np.cos(ya)])
+            yaw = facing_towards(place, a[0, 0, [0, 2]])
+        stand = standing_frames(place, yaw, l)
         b_codes = engine.encode(ego.person_to_ego(stand, a[:l])[None])[0][:1]
         last, prev = stand[-1], (float(facing_angle(stand[-1:])[0]), stand[-1, 0])
     elif start == "none":

@@ -839,6 +839,9 @@ def build_parser() -> argparse.ArgumentParser:
     from molam_ros.cli_describer import add_commands as add_describer_commands
 
     add_describer_commands(groups, fmt)
+    from molam_ros.cli_t2m import add_commands as add_t2m_commands
+
+    add_t2m_commands(groups, fmt)
     from molam_ros.bringup import add_command as add_bringup_command
 
     add_bringup_command(groups, fmt)

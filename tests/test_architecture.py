@@ -63,6 +63,7 @@ LAYERS: dict[str, int] = {
     "cli_llm": 8,
     "cli_reactor": 8,
     "cli_describer": 8,
+    "cli_t2m": 8,
     "cli_completion": 8,
 }
 

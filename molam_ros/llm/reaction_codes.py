@@ -169,17 +169,27 @@ def reaction_targets(
     indices: list[int],
     *,
     progress: bool = True,
+    person: int = 1,
 ) -> ReactionTargets:
     """The reactor's ego features (normalised, float16) of the given clips of `codes`, what the small
     reactor regresses; cached in the dataset directory by tokenizer and clip ids (features need IK:
-    about 25 ms a clip, so they are computed once)."""
+    about 25 ms a clip, so they are computed once). `person` 0: the actor's instead, its partner the
+    reactor at the same frames (what the actor generator of llm/pair_generator.py regresses)."""
+    if person not in (0, 1):
+        raise ValueError(f"person is 0 (the actor) or 1 (the reactor), got {person!r}")
     from molam_ros.data.dataset import MotionDataset
     from molam_ros.tokenizer.engines import TorchEngine
 
     checkpoint = Path(tokenizer_checkpoint)
     ids = [codes.clip_ids[i] for i in indices]
     digest = checkpoint_digest(checkpoint)
-    key = json.dumps({"format": _CACHE_FORMAT, "checkpoint": digest, "clips": ids}, sort_keys=True)
+    fields = {
+        "format": _CACHE_FORMAT,
+        "checkpoint": digest,
+        "clips": ids,
+        **({"person": 0} if person == 0 else {}),
+    }
+    key = json.dumps(fields, sort_keys=True)
     name = hashlib.sha256(key.encode()).hexdigest()[:12]
     cache = Path(dataset_dir) / f"reaction_targets.{name}.npz"
     row = {i: k for k, i in enumerate(indices)}
@@ -193,7 +203,8 @@ def reaction_targets(
     for i in tqdm(indices, desc="reactor features", unit="clip", disable=not progress):
         T = codes.steps(i) * engine.stride
         canon, _ = canonicalize(actor_first_pair(dataset, codes.clip_ids[i], T))  # as reaction_features
-        feats.append(engine.stats.normalize(ego.person_to_ego(canon[1], canon[0])).astype(np.float16))
+        me = ego.person_to_ego(canon[person], canon[1 - person])
+        feats.append(engine.stats.normalize(me).astype(np.float16))
         off.append(off[-1] + len(feats[-1]))
     out = ReactionTargets(np.concatenate(feats), np.asarray(off, dtype=np.int64), row)
     tmp = cache.with_name(cache.name + ".tmp.npz")

@@ -110,8 +110,10 @@ class _Sampler:
         text_dim: int,
         seed: int,
         horizon: int = 1,
+        captions: dict[int, list[str]] | None = None,
     ) -> None:
         self.codes, self.targets, self.cfg, self.texts, self.text_dim = codes, targets, cfg, texts, text_dim
+        self.captions = captions
         self.horizon = horizon
         self.pool = [i for i in indices if codes.steps(i) >= 2 + horizon]
         if not self.pool:
@@ -133,9 +135,7 @@ class _Sampler:
             B.append(np.concatenate([f[s + j : s + j + n] for j in range(H)], axis=-1))
             text = np.full(self.text_dim, np.nan, dtype=np.float32)
             if self.texts is not None and (self.codes.instructed[i] or rng.random() < cfg.text_share):
-                words = reactor_instruction(
-                    {"interaction": self.codes.interactions[i], "style": self.codes.styles[i]}, rng
-                )
+                words = self._words(i, rng)
                 if words is not None:
                     text = self.texts[words]
             T.append(text)
@@ -143,6 +143,16 @@ class _Sampler:
         t = torch.as_tensor
         text_rows = t(np.stack(T)) if self.text_dim else None
         return t(np.stack(A)), t(np.stack(BP)), t(np.stack(B)), text_rows, t(np.asarray(W, np.float32))
+
+    def _words(self, i: int, rng: np.random.Generator) -> str | None:
+        """The text of clip i's window: one of its captions where the sampler has them (the actor
+        generator), else an instruction written from its labels (the reactor)."""
+        if self.captions is not None:
+            options = self.captions.get(i) or []
+            return options[int(rng.integers(len(options)))] if options else None
+        return reactor_instruction(
+            {"interaction": self.codes.interactions[i], "style": self.codes.styles[i]}, rng
+        )
 
 
 def placement_weights(feature_dim: int, weight: float) -> torch.Tensor | None:
@@ -233,9 +243,12 @@ def train_small_reactor(
     resume: bool = False,
     init: str | Path | None = None,
     progress: bool = True,
+    captions: dict[int, list[str]] | None = None,
 ) -> dict[str, Any]:
     """Train (or continue) a small reactor into `out`; returns the last logged figures. `init`: start
-    from another run's weights (same shape; this run's config otherwise, e.g. blind inputs)."""
+    from another run's weights (same shape; this run's config otherwise, e.g. blind inputs).
+    `captions` (clip index -> its captions): windows carry one of these instead of an instruction
+    (the actor generator, llm/pair_generator.py)."""
     cfg = train or ReactorTrainConfig()
     out = Path(out)
     state_path = out / "train_state.pt"
@@ -253,7 +266,9 @@ def train_small_reactor(
         )
     texts = None
     if mcfg.text_dim and embed is not None:
-        words = all_instructions()
+        words = (
+            sorted({t for c in captions.values() for t in c}) if captions is not None else all_instructions()
+        )
         vecs = np.asarray(embed(words), dtype=np.float32)
         if vecs.shape != (len(words), mcfg.text_dim):
             raise ValueError(f"the sentence encoder gives {vecs.shape[1:]}, the model reads {mcfg.text_dim}")
@@ -279,8 +294,10 @@ def train_small_reactor(
         log.info("resuming %s at step %d", out, start)
     train_idx = [i for i in codes.indices("train") if i in targets.row]
     val_idx = [i for i in codes.indices("val") or codes.indices("test") if i in targets.row]
-    sampler = _Sampler(codes, targets, train_idx, cfg, texts, mcfg.text_dim, cfg.seed + start, mcfg.horizon)
-    val = _Sampler(codes, targets, val_idx, cfg, texts, mcfg.text_dim, 0, mcfg.horizon)
+    sampler = _Sampler(
+        codes, targets, train_idx, cfg, texts, mcfg.text_dim, cfg.seed + start, mcfg.horizon, captions
+    )
+    val = _Sampler(codes, targets, val_idx, cfg, texts, mcfg.text_dim, 0, mcfg.horizon, captions)
     n_params = sum(p.numel() for p in net.parameters())
     log.info(
         "small reactor: %.2f M parameters (%.2f M trained), %d training clips, %d validation clips",

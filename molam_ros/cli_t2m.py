@@ -1,0 +1,210 @@
+"""`molam t2m train|eval`: text to two-person motion, an actor generator in lockstep with a reactor
+(llm/pair_generator.py).
+
+Kept out of molam_ros/cli.py so `molam --help` stays instant (torch loads only when a command runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from molam_ros import paths
+
+
+def _captioned(data: Path, tok: Path, val_clips: int, train_clips: int = 0) -> tuple[Any, ...]:
+    """(lagged codes, train indices, val indices, captions) of a dataset (llm/pair_generator.py)."""
+    import numpy as np
+
+    from molam_ros.data.dataset import MotionDataset
+    from molam_ros.llm.pair_generator import clip_captions, lagged_partner
+    from molam_ros.llm.reaction_codes import encode_reaction_codes
+
+    codes = lagged_partner(encode_reaction_codes(data, tok))
+    train = codes.indices("train")
+    if train_clips:
+        train = sorted(np.random.default_rng(0).permutation(train)[:train_clips].tolist())
+    val = codes.indices("val")[:val_clips]
+    return codes, train, val, clip_captions(MotionDataset(data), codes, sorted(train + val))
+
+
+def _embed(data: Path) -> Any:
+    from molam_ros.cli_reactor import _embedder
+    from molam_ros.llm.pair_generator import cached_embedder
+
+    embed = _embedder()
+    if embed is None:
+        raise SystemExit("the sentence encoder is not installed here (scripts/setup.sh): captions need it")
+    return cached_embedder(embed, Path(data) / "caption_vectors.npz")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from molam_ros.llm.reaction_codes import reaction_targets
+    from molam_ros.llm.small_reactor import SmallReactorConfig, reactor_shape
+    from molam_ros.llm.small_reactor_train import ReactorTrainConfig, train_small_reactor
+    from molam_ros.paths import default_tokenizer_dir
+    from molam_ros.tokenizer.engines import TorchEngine
+    from molam_ros.tokenizer.rqvae import checkpoint_identity
+
+    tok = args.tokenizer or default_tokenizer_dir()
+    engine = TorchEngine(tok, threads=1)
+    codes, train, val, captions = _captioned(args.data, tok, args.val_clips, args.train_clips)
+    targets = reaction_targets(args.data, tok, codes, sorted(train + val), person=0)
+    model = SmallReactorConfig.for_engine(engine, **reactor_shape(args.preset), text_dim=384)
+    config = ReactorTrainConfig(
+        steps=args.steps,
+        lr=args.lr,
+        text_share=args.text_share,
+        minutes=args.minutes,
+        threads=args.threads,
+        rollouts=args.rollouts,
+        placement_weight=args.placement_weight,
+    )
+    info = {
+        "kind_detail": "actor_generator",
+        "tokenizer": checkpoint_identity(tok),
+        "data": [str(args.data)],
+        "train_clips": len(train),
+        "preset": args.preset,
+    }
+    last = train_small_reactor(
+        codes,
+        targets,
+        args.out,
+        model=model,
+        train=config,
+        embed=_embed(args.data),
+        info=info,
+        resume=args.resume,
+        captions=captions,
+    )
+    print(json.dumps(last))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+    from tqdm import tqdm
+
+    from molam_ros.cli_reactor import _classifiers
+    from molam_ros.data.dataset import MotionDataset
+    from molam_ros.llm.pair_generator import PairConfig, generate_pair, recognised
+    from molam_ros.llm.reaction_codes import actor_first_pair
+    from molam_ros.llm.reactor_ship import streaming_reactors
+    from molam_ros.paths import default_tokenizer_dir
+    from molam_ros.tokenizer.engines import TorchEngine
+
+    torch.set_num_threads(args.threads)
+    tok = args.tokenizer or default_tokenizer_dir()
+    engine = TorchEngine(tok)
+    ds = MotionDataset(args.data)
+    embed = _embed(args.data)
+    actor = streaming_reactors([args.run], engine, embed, tokenizer=tok)[Path(args.run).name]
+    reactors = streaming_reactors(
+        args.reactor or [paths.shipped_llm_reactor_dir()], engine, None, tokenizer=tok
+    )
+    classifier, _ = _classifiers(ds, args.data)
+    cfg = PairConfig(steps=args.steps)
+    T = cfg.steps * engine.stride
+    clips = [c for c in (ds.load(i) for i in ds.ids(args.split)) if c.num_people == 2 and c.texts]
+    clips = clips[: args.clips]
+    rng = np.random.default_rng(0)
+    asked = [str(c.meta.get("interaction")) for c in clips]
+    captions = [c.texts[int(rng.integers(len(c.texts)))] for c in clips]
+    rows: dict[str, list[np.ndarray]] = {"recorded (ceiling)": [], "both standing": []}
+    for c in clips:
+        rows["recorded (ceiling)"].append(actor_first_pair(ds, c.clip_id, min(T, c.num_frames)))
+    still = generate_pair_still(engine.stride, cfg)
+    rows["both standing"] = [still] * len(clips)
+    per_clip = []
+    for name, reactor in reactors.items():
+        told, untold = f"generated, reactor {name}", f"generated without the caption, reactor {name}"
+        rows[told], rows[untold] = [], []
+        for c, text in tqdm(list(zip(clips, captions, strict=True)), desc=f"t2m {name}", unit="clip"):
+            rows[told].append(generate_pair(actor, reactor, engine, text, cfg))
+            rows[untold].append(generate_pair(actor, reactor, engine, None, cfg))
+            per_clip.append(
+                {
+                    "clip": c.clip_id,
+                    "caption": text,
+                    "reactor": name,
+                    "recognised_as": classifier.predict(rows[told][-1]),
+                }
+            )
+    common = max(set(asked), key=asked.count)
+    lines = ["| pairs | recognised as asked |", "|---|---|"]
+    for name, pairs in rows.items():
+        lines.append(f"| {name} | {recognised(classifier, pairs, asked):.0%} |")
+    lines.append(
+        f"| always the most common interaction ({common}) | {asked.count(common) / len(asked):.0%} |"
+    )
+    print(f"{len(clips)} {args.split} clips of {args.data}, {cfg.steps} steps, one caption each\n")
+    print("\n".join(lines))
+    if args.json:
+        args.json.write_text(json.dumps({"rows": lines, "per_clip": per_clip}, indent=1))
+    return 0
+
+
+def generate_pair_still(stride: int, cfg: Any) -> Any:
+    """Both people standing where generation starts them, the whole time: what a classifier makes of
+    no motion (the floor of the table)."""
+    import numpy as np
+
+    from molam_ros.data.standing import facing_towards, standing_frames
+
+    T = cfg.steps * stride
+    a = standing_frames((0.0, 0.0), 0.0, T)
+    b = standing_frames((0.0, cfg.distance), facing_towards(np.array([0.0, cfg.distance]), np.zeros(2)), T)
+    return np.stack([a, b])
+
+
+def add_commands(groups: Any, fmt: type) -> None:
+    """Register `molam t2m train|eval` on molam_ros/cli.py's parser."""
+    d = groups.add_parser(
+        "t2m",
+        help="text to two-person motion (an actor generator and a reactor): train, measure",
+        formatter_class=fmt,
+    )
+    cmds = d.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--data", type=Path, required=True, help="molam dataset with captions (two-person clips)"
+        )
+        p.add_argument("--tokenizer", type=Path, help="tokenizer checkpoint (default: the shipped one)")
+        p.add_argument("--threads", type=int, default=2)
+
+    p = cmds.add_parser("train", formatter_class=fmt, help="train the actor generator on captioned clips")
+    common(p)
+    p.add_argument("--out", type=Path, default=paths.cache_root() / "t2m" / "actor", help="run directory")
+    p.add_argument("--preset", default="small", choices=["small", "base", "llm"])
+    p.add_argument("--steps", type=int, default=4000)
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--text-share", type=float, default=0.9, help="share of windows given their caption")
+    p.add_argument("--rollouts", type=int, default=2, help="own-output passes (exposure bias)")
+    p.add_argument("--placement-weight", type=float, default=10.0)
+    p.add_argument("--train-clips", type=int, default=0, help="0: all")
+    p.add_argument("--val-clips", type=int, default=200)
+    p.add_argument("--minutes", type=float, default=0.0, help="time budget (0: none); stops cleanly")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.set_defaults(func=cmd_train)
+
+    p = cmds.add_parser("eval", formatter_class=fmt, help="generate from held-out captions; classify")
+    common(p)
+    p.add_argument("run", type=Path, help="actor generator directory (molam t2m train --out)")
+    p.add_argument(
+        "--reactor", type=Path, nargs="*", help="reactors in lockstep (default: the shipped LLM one)"
+    )
+    p.add_argument("--split", default="val", choices=["train", "val", "test"])
+    p.add_argument("--clips", type=int, default=60)
+    p.add_argument("--steps", type=int, default=40, help="steps generated per pair (x 4 frames)")
+    p.add_argument("--json", type=Path, help="write every clip's caption and verdict here")
+    p.set_defaults(func=cmd_eval)
+    logging.getLogger("molam_ros.llm.small_reactor_train").setLevel(logging.INFO)
+
+
+__all__ = ["add_commands"]

@@ -188,6 +188,10 @@ def test_the_demo_tells_the_node_who_reacts() -> None:
         "-p",
         "reactor:=llm_reactor",
     ]
+    assert reaction_node_overrides(DemoConfig(), "", (0.5, 0.95, -2.0)) == [
+        "-p",
+        "start_position:=0.500,0.950,-2.000",
+    ]
     assert PARAMETERS["reactor"][0] == DemoConfig.reactor
 
 

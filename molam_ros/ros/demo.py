@@ -81,9 +81,15 @@ class DemoConfig:
     answer_timeout: float = 30.0
 
 
-def reaction_node_overrides(config: DemoConfig, instruction: str) -> list[str]:
-    """The reaction node's `-p` overrides for one run: its instruction and who writes the reaction."""
+def reaction_node_overrides(
+    config: DemoConfig, instruction: str, start: tuple[float, float, float] | None = None
+) -> list[str]:
+    """The reaction node's `-p` overrides for one run: its instruction, who writes the reaction, and
+    where the robot stands when the person arrives (`start`: the recorded partner's first place, so
+    the robot starts where the recording's partner did; None: the node's default)."""
     args = ["-p", f"instruction:={json.dumps(instruction)}"] if instruction else []  # JSON: a YAML string
+    if start is not None:
+        args += ["-p", "start_position:=" + ",".join(f"{v:.3f}" for v in start)]
     return args + (["-p", f"reactor:={config.reactor}"] if config.reactor != "llm" else [])
 
 
@@ -233,6 +239,7 @@ class Person:
     source: dict[str, str]  # bringup arguments (dataset + clip_id, motion_file or bag)
     seconds: float
     label: str  # printed and used as the render's title
+    start: tuple[float, float, float] | None = None  # the recorded partner's first root (world), if any
 
 
 def pick_person(config: DemoConfig, data: Path) -> Person:
@@ -251,7 +258,11 @@ def pick_person(config: DemoConfig, data: Path) -> Person:
     clip_id, clip = pick_clip(data, config.clip_id)
     label = f"{'one person' if clip.positions.shape[0] == 1 else 'the actor'} of clip {clip_id}"
     label += f": {clip.texts[0]}" if clip.texts else ""
-    return Person({"dataset": str(data), "clip_id": clip_id}, clip.num_frames / clip.fps, label)
+    start = None
+    if clip.positions.shape[0] == 2:  # the robot starts where the recorded partner stood
+        partner = 1 - int(clip.meta.get("actor", 0))
+        start = tuple(float(v) for v in clip.positions[partner, 0, 0])
+    return Person({"dataset": str(data), "clip_id": clip_id}, clip.num_frames / clip.fps, label, start)
 
 
 # --- the live run -----------------------------------------------------------------------------
@@ -334,7 +345,7 @@ def run_live(
                 if config.bag_topic:
                     cmd += ["-p", f"bag_topic:={json.dumps(config.bag_topic)}"]
             if spec.name == "reaction_node":
-                cmd += reaction_node_overrides(config, instruction)
+                cmd += reaction_node_overrides(config, instruction, person.start)
             log = (logs / f"{spec.name}.log").open("w")
             procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT))
             if spec.name == "pose_replay_node":

@@ -890,7 +890,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--reactor",
         choices=("llm", "small", "llm_reactor"),
-        default="llm",
+        default="llm_reactor",
         help="who writes the reaction (the node's reactor parameter): the LLM, the shipped small reactor, "
         "or the shipped LLM reactor (SmolLM2's first layers with LoRA); the LLM answers text",
     )

@@ -54,7 +54,7 @@ def test_demo_end_to_end(tiny_llm_env: dict[str, Path], tiny_models: Path, tmp_p
     out = tmp_path / "demo"
     cmd = [sys.executable, "-m", "molam_ros.cli", "demo", "--out", str(out), "--no-prepare"]
     cmd += ["--model-dir", str(tiny_models), "--data", str(tiny_llm_env["data"]), "--engine", "torch"]
-    cmd += ["--profile", "unitree_h1", "--command", "0.5:what is he doing?"]
+    cmd += ["--profile", "unitree_h1", "--command", "0.5:what is he doing?", "--reactor", "llm"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:] + _logs(out)[-3000:]
     summary = json.loads((out / "summary.json").read_text())
@@ -95,6 +95,7 @@ def test_demo_on_a_one_person_clip(tiny_models: Path, tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "molam_ros.cli", "demo", "--out", str(out), "--no-prepare"]
     cmd += ["--model-dir", str(tiny_models), "--data", str(tmp_path / "data"), "--clip-id", clip_id]
     cmd += ["--engine", "torch", "--seconds", "4", "--command", "0.3:wave at them", "--instruction", ""]
+    cmd += ["--reactor", "llm"]
     start = time.monotonic()
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     took = time.monotonic() - start
@@ -132,9 +133,9 @@ def test_prepare_says_what_it_trains_and_how_long(
 
     ran: list[list[str]] = []
     monkeypatch.setattr(demo.subprocess, "run", lambda argv, check: ran.append(argv))
-    demo.prepare_models(tmp_path / "models", tmp_path / "data")
+    demo.prepare_models(tmp_path / "models", tmp_path / "data", reactor="llm")  # the most it makes
     out = capsys.readouterr().out.splitlines()
-    todo = [s for s in prepare_steps(tmp_path / "models", tmp_path / "data") if not s.done()]
+    todo = [s for s in prepare_steps(tmp_path / "models", tmp_path / "data", reactor="llm") if not s.done()]
     total = sum(s.minutes for s in todo)
     assert out[0].startswith(f"demo: the models are not in {tmp_path / 'models'}; making them first takes ")
     assert f"about {total:.0f} min on 2 CPU cores" in out[0] and "the motion-language model" in out[0]
@@ -154,6 +155,7 @@ def test_demo_on_a_motion_file_then_on_its_own_bag(tiny_models: Path, tmp_path: 
     np.savez(npz, positions=clip.positions[0], fps=clip.fps)
     base = [sys.executable, "-m", "molam_ros.cli", "demo", "--no-prepare", "--model-dir", str(tiny_models)]
     base += ["--engine", "torch", "--instruction", "Be calm.", "--seconds", "3", "--command", "0.5:hello"]
+    base += ["--reactor", "llm"]
     sources = {
         "npz": ["--motion-file", str(npz)],
         # The first run's bag holds several PersonPose topics: name the person's.
@@ -173,7 +175,7 @@ def test_demo_on_a_motion_file_then_on_its_own_bag(tiny_models: Path, tmp_path: 
 
 def test_the_demo_tells_the_node_who_reacts() -> None:
     """`molam demo --reactor X` reaches the reaction node as its `reactor` parameter (the node's own
-    default, the LLM, needs no override), next to the run's instruction."""
+    default, the shipped LLM reactor, needs no override), next to the run's instruction."""
     from molam_ros.agent.reaction_setup import REACTORS
     from molam_ros.cli import build_parser
     from molam_ros.ros.demo import DemoConfig, reaction_node_overrides
@@ -182,11 +184,11 @@ def test_the_demo_tells_the_node_who_reacts() -> None:
     for kind in REACTORS:  # the CLI's literal choices (no model imports for --help) are the node's
         assert build_parser().parse_args(["demo", "--reactor", kind]).reactor == kind
     assert reaction_node_overrides(DemoConfig(), "") == []
-    assert reaction_node_overrides(DemoConfig(reactor="llm_reactor"), "Be friendly.") == [
+    assert reaction_node_overrides(DemoConfig(reactor="llm"), "Be friendly.") == [
         "-p",
         'instruction:="Be friendly."',
         "-p",
-        "reactor:=llm_reactor",
+        "reactor:=llm",
     ]
     assert reaction_node_overrides(DemoConfig(), "", (0.5, 0.95, -2.0)) == [
         "-p",
@@ -195,9 +197,11 @@ def test_the_demo_tells_the_node_who_reacts() -> None:
     assert PARAMETERS["reactor"][0] == DemoConfig.reactor
 
 
-def test_another_reactor_needs_no_llm_training(tmp_path: Path) -> None:
-    """`molam demo --reactor llm_reactor` on a fresh clone trains nothing (the reactor and the
-    describer ship); the LLM's own reaction still makes the LLM first."""
-    whats = [s.what for s in prepare_steps(tmp_path, tmp_path / "data", reactor="llm_reactor")]
+def test_the_default_demo_needs_no_llm_training(tmp_path: Path) -> None:
+    """`molam demo` (the LLM reactor) on a fresh clone trains nothing (the reactor and the describer
+    ship); `--reactor llm`, the LLM's own reaction, still makes the LLM first."""
+    whats = [s.what for s in prepare_steps(tmp_path, tmp_path / "data")]
     assert not any("motion-language model" in w for w in whats)
-    assert any("motion-language model" in s.what for s in prepare_steps(tmp_path, tmp_path / "data"))
+    assert any(
+        "motion-language model" in s.what for s in prepare_steps(tmp_path, tmp_path / "data", reactor="llm")
+    )

@@ -153,6 +153,7 @@ ALLOWED = {
         ("runtime/pipeline.py", "__init__"),  # the start-up instruction, guarded in build_pipeline (below)
         ("llm/small_reactor.py", "__init__"),  # the same start-up value, handed to its constructor
         ("llm/reaction_eval.py", "closed_loop"),  # evaluation: instructions it writes itself, no user text
+        ("llm/pair_generator.py", "generate_pair"),  # text to motion: `molam t2m eval`'s dataset captions
     },
     "plan": {("agent/coordinator.py", "_handle"), ("agent/planner_eval.py", "evaluate_case")},
     "handle": {

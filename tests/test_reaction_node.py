@@ -100,6 +100,7 @@ def test_replay_to_reaction_over_dds(tiny_llm_env: dict[str, Path], llm_dir: Pat
         {
             "tokenizer_dir": tiny_llm_env["tokenizer"],
             "llm_dir": llm_dir,
+            "reactor": "llm",  # the tiny LLM: the shipped reactors read the shipped tokenizer's codes
             "engine": "torch",
             "profile": "unitree_h1",
             "person_pose_topic": f"{ns}/pose",
@@ -187,17 +188,27 @@ def test_replay_to_reaction_over_dds(tiny_llm_env: dict[str, Path], llm_dir: Pat
 
 
 def test_a_missing_model_is_one_clear_line(tmp_path: Path) -> None:
-    proc = _start("molam_ros.ros.reaction_node", {"model_dir": tmp_path})
-    out = proc.communicate(timeout=60)[0]
-    assert proc.returncode == 2 and "does not exist" in out and "Traceback" not in out
+    """The full LLM asked for where none was trained, or a reactor directory that is not there."""
+    for params in ({"model_dir": tmp_path, "reactor": "llm"}, {"reactor_dir": tmp_path / "nowhere"}):
+        proc = _start("molam_ros.ros.reaction_node", params)
+        out = proc.communicate(timeout=60)[0]
+        assert proc.returncode == 2 and "Traceback" not in out, out
+        assert "does not exist" in out or "holds no small reactor" in out, out
 
 
 @pytest.mark.slow
 @pytest.mark.ros
-def test_bench_reaction_reports_latency_and_real_time_factor(tiny_models: Path) -> None:
+def test_bench_reaction_reports_latency_and_real_time_factor(tiny_models: Path, tmp_path: Path) -> None:
     from molam_ros.ros.bench_reaction import format_report, run_bench
 
-    args = {"model_dir": str(tiny_models), "engine": "torch", "profile": "unitree_h1"}
+    params = tmp_path / "llm.yaml"  # the tiny LLM reacts (the shipped reactors read the shipped tokenizer)
+    params.write_text(yaml.safe_dump({"/**": {"ros__parameters": {"reactor": "llm"}}}))
+    args = {
+        "model_dir": str(tiny_models),
+        "engine": "torch",
+        "profile": "unitree_h1",
+        "params_file": str(params),
+    }
     values = run_bench(args, seconds=3.0)
     for key in (
         "latency_ms_p50",
@@ -225,7 +236,12 @@ def test_hostile_input_and_a_restarted_tracker(tiny_llm_env: dict[str, Path], ll
     }
     topics |= {"joint_trajectory_topic": f"{ns}/traj", "diagnostics_topic": f"{ns}/diag"}
     topics |= {"joint_states_topic": f"{ns}/js", "markers_topic": f"{ns}/markers"}
-    params = {"tokenizer_dir": tiny_llm_env["tokenizer"], "llm_dir": llm_dir, "engine": "torch"}
+    params = {
+        "tokenizer_dir": tiny_llm_env["tokenizer"],
+        "llm_dir": llm_dir,
+        "engine": "torch",
+        "reactor": "llm",
+    }
     params |= {"profile": "unitree_h1", "diagnostics_period": 0.25, "pose_max_age": 1.0, "plans": False}
     params |= {"max_command_length": 2_000_000, **topics}
     reaction = _start("molam_ros.ros.reaction_node", params)
@@ -315,6 +331,7 @@ def test_a_head_and_hands_stream_is_completed_and_reacted_to(
     params = {
         "tokenizer_dir": tiny_llm_env["tokenizer"],
         "llm_dir": llm_dir,
+        "reactor": "llm",
         "engine": "torch",
         "plans": False,
     }
@@ -378,6 +395,7 @@ def test_a_vr_user_drives_the_avatar_at_frame_rate(tiny_llm_env: dict[str, Path]
     params = {
         "tokenizer_dir": tiny_llm_env["tokenizer"],
         "llm_dir": llm_dir,
+        "reactor": "llm",
         "engine": "torch",
         "plans": False,
     }

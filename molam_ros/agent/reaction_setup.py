@@ -62,7 +62,7 @@ def build_pipeline(p: dict[str, Any]) -> tuple[Any, str]:
         raise ValueError(f"pose_up_axis must be 'y' or 'z', got {p['pose_up_axis']!r}")
     if int(p["torch_threads"]) > 0:
         torch.set_num_threads(int(p["torch_threads"]))
-    kind = p.get("reactor", "llm")
+    kind = p.get("reactor", "llm_reactor")
     if kind not in REACTORS:
         raise ValueError(f"reactor must be one of {', '.join(REACTORS)}; got {kind!r}")
     tok, export, llm = _model_paths(p)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from molam_ros.data.standing import facing_towards, standing_frames
 from molam_ros.llm.reaction_codes import ReactionCodes
@@ -70,7 +71,7 @@ def clip_captions(dataset: Any, codes: ReactionCodes, indices: list[int]) -> dic
     return out
 
 
-def cached_embedder(embed: Any, path: Path) -> Any:
+def cached_embedder(embed: Any, path: Path, batch: int = 256) -> Any:
     """`embed` with its vectors kept in an .npz at `path`: the captions of 18k clips take minutes to
     embed on this CPU, and every run (and every --resume) needs the same ones."""
     table: dict[str, np.ndarray] = {}
@@ -80,9 +81,11 @@ def cached_embedder(embed: Any, path: Path) -> Any:
 
     def cached(texts: list[str]) -> np.ndarray:
         missing = sorted({t for t in texts if t not in table})
-        if missing:
-            vecs = np.asarray(embed(missing), dtype=np.float32)
-            table.update(zip(missing, vecs, strict=True))
+        if missing:  # in batches: one batch of 50k sentences took 16 GB in the encoder's attention
+            chunks = range(0, len(missing), batch)
+            for k in tqdm(chunks, desc="embedding captions", unit="batch", disable=len(chunks) < 4):
+                vecs = np.asarray(embed(missing[k : k + batch]), dtype=np.float32)
+                table.update(zip(missing[k : k + batch], vecs, strict=True))
             keys = sorted(table)
             path.parent.mkdir(parents=True, exist_ok=True)
             np.savez(path, texts=np.asarray(keys), vectors=np.stack([table[k] for k in keys]))

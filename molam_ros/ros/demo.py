@@ -75,7 +75,7 @@ class DemoConfig:
     commands: tuple[tuple[float, str], ...] = DEFAULT_COMMANDS  # (fraction of the run, text)
     instructions: tuple[str, ...] = DEFAULT_INSTRUCTIONS  # one run each; "" = react freely
     prepare: bool = True  # make missing models; False: fail with the command to run
-    reactor: str = "llm"  # who writes the reaction: llm | small | llm_reactor (the node's `reactor`)
+    reactor: str = "llm_reactor"  # who writes the reaction: llm_reactor | small | llm (the node's `reactor`)
     sim: bool | None = None  # run the simulated robot and show its body; None: where MuJoCo is installed
     startup_timeout: float = 240.0
     answer_timeout: float = 30.0
@@ -90,7 +90,7 @@ def reaction_node_overrides(
     args = ["-p", f"instruction:={json.dumps(instruction)}"] if instruction else []  # JSON: a YAML string
     if start is not None:
         args += ["-p", "start_position:=" + ",".join(f"{v:.3f}" for v in start)]
-    return args + (["-p", f"reactor:={config.reactor}"] if config.reactor != "llm" else [])
+    return args + (["-p", f"reactor:={config.reactor}"] if config.reactor != "llm_reactor" else [])
 
 
 def sim_wanted(config: DemoConfig) -> bool:
@@ -130,7 +130,7 @@ class PrepareStep:
 
 
 def prepare_steps(
-    model_dir: Path | None, data: Path, engine: str = "onnxruntime", reactor: str = "llm"
+    model_dir: Path | None, data: Path, engine: str = "onnxruntime", reactor: str = "llm_reactor"
 ) -> list[PrepareStep]:
     """The commands that make the default models: those of `make tokenizer`, `make bench`, `make llm`
     (stage 2 only: stage 3 is optional, the node takes stage 3 when it exists). A model that is
@@ -183,7 +183,12 @@ def prepare_steps(
 
 
 def prepare_models(
-    model_dir: Path | None, data: Path, *, engine: str = "onnxruntime", run: bool = True, reactor: str = "llm"
+    model_dir: Path | None,
+    data: Path,
+    *,
+    engine: str = "onnxruntime",
+    run: bool = True,
+    reactor: str = "llm_reactor",
 ) -> None:
     """Run the steps whose output is missing (or, with `run` False, say which commands would).
 

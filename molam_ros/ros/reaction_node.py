@@ -120,7 +120,7 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "tokenizer_dir": ("", "tokenizer checkpoint; empty: <model_dir>/tokenizer/small"),
     "export_dir": ("", "ONNX/TensorRT export; empty: <model_dir>/export/small"),
     "llm_dir": ("", "LLM checkpoint; empty: <model_dir>/llm/stage3, else <model_dir>/llm/stage2"),
-    "reactor": ("llm", "who writes the live reaction: llm | small | llm_reactor; the LLM answers text"),
+    "reactor": ("llm_reactor", "who writes the live reaction: llm_reactor | small | llm (the full LLM)"),
     "reactor_dir": ("", "small or LLM reactor; empty: the cache's reactor/small, else the shipped one"),
     "describer_dir": ("", "answers what is happening; empty: the shipped describer; none: the LLM"),
     "profile": ("unitree_g1", "output profile name (config/profiles) or YAML path"),

@@ -152,10 +152,7 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "watchdog_timeout": (0.5, "s without a pose -> ease to neutral"),
     "tf_topic": ("/tf", "out: tf2_msgs/TFMessage, the avatar's bones (avatars); empty: off"),
     "tf_prefix": ("avatar/", "avatars: bone frames are <tf_prefix><bone name of the profile>"),
-    "avatar_display_delay": (
-        0.4,
-        "s; avatar frames are stamped for display this long after the capture they answer",
-    ),
+    "avatar_display_delay": (0.4, "s; avatar frames are stamped for display this long after their capture"),
     "neutral_ease_time": (1.5, "s to ease to neutral"),
     "max_command_length": (500, "characters; longer commands are refused"),
     "plans": (True, "commands that chain actions go to the coordinator and play through the safety layer"),
@@ -253,7 +250,8 @@ class ReactionNode(Node):
             )
         self.get_logger().info(
             f"reacting as {self.profile.name} ({self.profile.kind}, {len(self.names) or 22} joints), "
-            f"engine {engine_name}, listening on {p['person_pose_topic']} and {p['command_topic']}"
+            f"engine {engine_name}, listening on {p['person_pose_topic']} and {p['command_topic']}; "
+            f"the robot starts at start_position {p['start_position']!r} ({p['start_distance']} m if front)"
         )
 
     def _now(self) -> float:

@@ -27,7 +27,7 @@ def _captioned(data: Path, tok: Path, val_clips: int, train_clips: int = 0) -> t
     train = codes.indices("train")
     if train_clips:
         train = sorted(np.random.default_rng(0).permutation(train)[:train_clips].tolist())
-    val = codes.indices("val")[:val_clips]
+    val = (codes.indices("val") or codes.indices("test"))[:val_clips]
     return codes, train, val, clip_captions(MotionDataset(data), codes, sorted(train + val))
 
 
@@ -110,26 +110,29 @@ def cmd_eval(args: argparse.Namespace) -> int:
     classifier, _ = _classifiers(ds, args.data)
     cfg = PairConfig(steps=args.steps)
     T = cfg.steps * engine.stride
-    clips = [c for c in (ds.load(i) for i in ds.ids(args.split)) if c.num_people == 2 and c.texts]
-    clips = clips[: args.clips]
+    picked = [
+        (i, c) for i, c in ((i, ds.load(i)) for i in ds.ids(args.split)) if c.num_people == 2 and c.texts
+    ]
+    ids, clips = [i for i, _ in picked[: args.clips]], [c for _, c in picked[: args.clips]]
     rng = np.random.default_rng(0)
     asked = [str(c.meta.get("interaction")) for c in clips]
     captions = [c.texts[int(rng.integers(len(c.texts)))] for c in clips]
     rows: dict[str, list[np.ndarray]] = {"recorded (ceiling)": [], "both standing": []}
-    for c in clips:
-        rows["recorded (ceiling)"].append(actor_first_pair(ds, c.clip_id, min(T, c.num_frames)))
+    for i, c in zip(ids, clips, strict=True):
+        rows["recorded (ceiling)"].append(actor_first_pair(ds, i, min(T, c.num_frames)))
     still = generate_pair_still(engine.stride, cfg)
     rows["both standing"] = [still] * len(clips)
+    rows["nearest training caption's recorded pair"] = _nearest_recorded(ds, captions, embed, T, args.lookup)
     per_clip = []
     for name, reactor in reactors.items():
         told, untold = f"generated, reactor {name}", f"generated without the caption, reactor {name}"
         rows[told], rows[untold] = [], []
-        for c, text in tqdm(list(zip(clips, captions, strict=True)), desc=f"t2m {name}", unit="clip"):
+        for i, text in tqdm(list(zip(ids, captions, strict=True)), desc=f"t2m {name}", unit="clip"):
             rows[told].append(generate_pair(actor, reactor, engine, text, cfg))
             rows[untold].append(generate_pair(actor, reactor, engine, None, cfg))
             per_clip.append(
                 {
-                    "clip": c.clip_id,
+                    "clip": i,
                     "caption": text,
                     "reactor": name,
                     "recognised_as": classifier.predict(rows[told][-1]),
@@ -147,6 +150,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         args.json.write_text(json.dumps({"rows": lines, "per_clip": per_clip}, indent=1))
     return 0
+
+
+def _nearest_recorded(ds: Any, captions: list[str], embed: Any, frames: int, lookup: int) -> list[Any]:
+    """For each caption, the recorded pair of the training clip (of the first `lookup`) whose caption
+    is nearest in the sentence encoder's space: what looking the text up, generating nothing, gives."""
+    from molam_ros.llm.reaction_codes import actor_first_pair
+
+    owners, texts = [], []
+    for clip_id in ds.ids("train")[:lookup]:
+        clip = ds.load(clip_id)
+        if clip.num_people == 2:
+            owners += [clip_id] * len(clip.texts)
+            texts += list(clip.texts)
+    bank = embed(texts)
+    best = (embed(captions) @ bank.T).argmax(1)
+    return [actor_first_pair(ds, owners[k], frames) for k in best]
 
 
 def generate_pair_still(stride: int, cfg: Any) -> Any:
@@ -202,6 +221,7 @@ def add_commands(groups: Any, fmt: type) -> None:
     p.add_argument("--split", default="val", choices=["train", "val", "test"])
     p.add_argument("--clips", type=int, default=60)
     p.add_argument("--steps", type=int, default=40, help="steps generated per pair (x 4 frames)")
+    p.add_argument("--lookup", type=int, default=2000, help="training clips the lookup baseline searches")
     p.add_argument("--json", type=Path, help="write every clip's caption and verdict here")
     p.set_defaults(func=cmd_eval)
     logging.getLogger("molam_ros.llm.small_reactor_train").setLevel(logging.INFO)

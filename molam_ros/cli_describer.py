@@ -53,11 +53,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         aux_weight=args.aux_weight,
         label_line=labelled and not args.no_label_line,
     )
-    cfg = DescriberTrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, minutes=args.minutes)
+    cfg = DescriberTrainConfig(
+        steps=args.steps,
+        batch=args.batch,
+        lr=args.lr,
+        minutes=args.minutes,
+        windows=args.windows,
+        warmup=args.warmup,
+    )
     from molam_ros.tokenizer.rqvae import checkpoint_identity
 
     info = {"tokenizer": checkpoint_identity(tokenizer), "data": str(args.data)}
-    last = train_describer(data, args.out, model, cfg, info, resume=args.resume)
+    last = train_describer(data, args.out, model, cfg, info, resume=args.resume, init=args.init)
     print(json.dumps(last))
     return 0
 
@@ -69,7 +76,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     tokenizer = args.tokenizer or paths.default_tokenizer_dir()
     net, _ = _load(args.run or paths.shipped_describer_dir(), tokenizer)
     report = evaluate_describer(
-        net, captioned_codes(args.data, tokenizer), split=args.split, clips=args.clips
+        net, captioned_codes(args.data, tokenizer), split=args.split, clips=args.clips, window=args.window
     )
     print(format_describer_report(report))
     if args.json:
@@ -201,6 +208,14 @@ def add_commands(groups: Any, fmt: type) -> None:
     )
     p.add_argument("--minutes", type=float, default=0.0, help="time budget (0: none); stops cleanly")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--init", type=Path, help="start from this describer's weights (e.g. the shipped one)")
+    p.add_argument(
+        "--windows",
+        type=float,
+        default=0.0,
+        help="share of examples that are windows holding the interaction",
+    )
+    p.add_argument("--warmup", type=int, default=100, help="learning-rate warm-up steps")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.set_defaults(func=cmd_train)
 
@@ -209,6 +224,13 @@ def add_commands(groups: Any, fmt: type) -> None:
     p.add_argument("run", type=Path, nargs="?", default=None, help="describer directory (default: shipped)")
     p.add_argument("--split", default="val", choices=["train", "val", "test"])
     p.add_argument("--clips", type=int, default=200)
+    p.add_argument(
+        "--window",
+        type=int,
+        default=0,
+        help="read each clip's last N steps up to its interaction's end (a live question; the node's "
+        "answer_steps is 24), not the clip from its start",
+    )
     p.add_argument("--json", type=Path, help="write the report with every caption here")
     p.set_defaults(func=cmd_eval)
 

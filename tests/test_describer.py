@@ -206,3 +206,68 @@ def test_the_labels_line_comes_first_and_is_not_part_of_the_caption() -> None:
     assert split_answer(text, True) == ("hand over, calm", "Person A hands over a cup.")
     assert split_answer("hand over, calm", True) == ("hand over, calm", "")  # cut before the caption
     assert answer_text("A caption.", None) == "A caption." == split_answer("A caption.", False)[1]
+
+
+def test_windows_hold_the_interaction_and_the_live_window_ends_with_it(backbone) -> None:
+    """A training window always holds the clip's interaction segment (or lies inside it when the
+    segment is longer than the window); the live window ends where the interaction ends."""
+    from molam_ros.llm.describer_train import _Batches, _span
+
+    data = toy_data()
+    # 24-71 steps, each step's codes unique in its clip (so a window's place is known)
+    data.codes = [
+        np.stack([np.arange(n) % K, np.arange(n) // K], -1)[:, None].repeat(2, 1)
+        for n in 24 + np.arange(len(data.codes)) % 48
+    ]
+    data.spans = [(len(c) // 3, len(c) // 3 + 5 + i % 20) for i, c in enumerate(data.codes)]
+    net = MotionDescriber(
+        DescriberConfig(codebook_size=K, depth=D, backbone=backbone, layers=2, max_steps=40), list(range(10))
+    )
+    batches = _Batches(data, "train", net, seed=0, windows=1.0, window_min=6)
+    for i in batches.rows[:24]:
+        for _ in range(20):
+            w = batches._crop(i)
+            a, b = data.span(i)
+            assert 6 <= len(w) <= 40
+            starts = [
+                s
+                for s in range(len(data.codes[i]) - len(w) + 1)
+                if np.array_equal(data.codes[i][s : s + len(w)], w)
+            ]
+            s = starts[0]
+            if b - a <= len(w):
+                assert s <= a and s + len(w) >= b  # the whole interaction is read
+            else:
+                assert a <= s and s + len(w) <= b  # only the interaction is read
+        live = data.window(i, 24)
+        assert len(live) == 24 and np.array_equal(live[-1], data.codes[i][max(data.span(i)[1], 24) - 1])
+    assert _span(
+        {
+            "segments": [
+                {"kind": "solo", "start": 0, "end": 60},
+                {"kind": "interaction", "start": 63, "end": 185},
+            ]
+        },
+        57,
+        4,
+    ) == (15, 47)
+    assert _span({}, 57, 4) == (0, 57)
+
+
+def test_a_run_can_start_from_a_trained_describer_and_be_read_as_live_windows(
+    trained, backbone, tmp_path
+) -> None:
+    out, _ = trained
+    net, _ = load_describer(out)
+    report = evaluate_describer(net, toy_data(), clips=8, window=4, progress=False)
+    assert report["window"] == 4 and "last 4 steps" in format_describer_report(report)
+    assert report["table"]["describer (LLM)"]["interaction"] >= 0.75  # 4 steps of these codes suffice
+    cfg = DescriberTrainConfig(
+        steps=1, batch=4, eval_every=1, eval_clips=4, bf16=False, windows=1.0, window_min=2
+    )
+    model = config(backbone, aux_labels=(("bow", "wave"), ("calm", "playful")), label_line=True)
+    train_describer(
+        toy_data(), tmp_path / "ft", model, cfg, {"tokenizer": {"toy": 1}}, init=out, progress=False
+    )
+    tuned, _ = load_describer(tmp_path / "ft")
+    assert torch.equal(tuned.vocab, net.vocab)  # the caption vocabulary of the describer it started from

@@ -36,13 +36,17 @@ def code_histogram(codes: np.ndarray, codebook_size: int) -> np.ndarray:
     return h / max(1e-9, float(np.linalg.norm(h)))
 
 
-def nearest_captions(data: CaptionedCodes, rows: list[int], codebook_size: int, max_steps: int) -> list[str]:
-    """The first caption of each row's nearest training clip by code histogram (module docstring)."""
+def nearest_captions(
+    data: CaptionedCodes, rows: list[int], codebook_size: int, max_steps: int, window: int = 0
+) -> list[str]:
+    """The first caption of each row's nearest training clip by code histogram (module docstring);
+    `window` > 0: each row read as its live window (CaptionedCodes.window), the bank as before."""
     train = data.indices("train")
     bank = np.stack([code_histogram(data.codes[i][:max_steps], codebook_size) for i in train])
     out = []
     for i in rows:
-        score = bank @ code_histogram(data.codes[i][:max_steps], codebook_size)
+        query = data.window(i, window) if window else data.codes[i][:max_steps]
+        score = bank @ code_histogram(query, codebook_size)
         out.append(data.captions[train[int(np.argmax(score))]][0])
     return out
 
@@ -63,15 +67,19 @@ def evaluate_describer(
     clips: int = 200,
     batch: int = 16,
     progress: bool = True,
+    window: int = 0,
 ) -> dict[str, Any]:
-    """The describer's captions of the split's first `clips` clips, scored with the baselines."""
+    """The describer's captions of the split's first `clips` clips, scored with the baselines.
+    `window` > 0: each clip is read as a live question right after its interaction reads it, the last
+    `window` steps up to the interaction's end (CaptionedCodes.window), instead of from its start."""
     rows = data.indices(split)[:clips]
     if not rows:
         raise ValueError(f"no captioned two-person clips in split {split!r}")
     t0 = time.perf_counter()
     answers: list[tuple[str, str]] = []
     for s in tqdm(range(0, len(rows), batch), desc="describing", unit="batch", disable=not progress):
-        answers += net.answers([data.codes[i] for i in rows[s : s + batch]])
+        read = [data.window(i, window) if window else data.codes[i] for i in rows[s : s + batch]]
+        answers += net.answers(read)
     captions = [caption or labels for labels, caption in answers]
     seconds = time.perf_counter() - t0
     train = data.indices("train")
@@ -81,7 +89,7 @@ def evaluate_describer(
         "describer (LLM)": _score(captions, data, rows),
         **({"its labels line": _score([a[0] for a in answers], data, rows)} if net.config.label_line else {}),
         "nearest training clip (codes)": _score(
-            nearest_captions(data, rows, c.codebook_size, c.max_steps), data, rows
+            nearest_captions(data, rows, c.codebook_size, c.max_steps, window), data, rows
         ),
         "most common caption": {
             "interaction": float(np.mean([data.interactions[i] == common[0] for i in rows])),
@@ -102,6 +110,7 @@ def evaluate_describer(
     ]
     return {
         "split": split,
+        "window": window,
         "clips": len(rows),
         "seconds": round(seconds, 1),
         "table": table,
@@ -113,7 +122,13 @@ def format_describer_report(report: dict[str, Any], examples: int = 6) -> str:
     """Markdown table of the shares with the clip count, and a few captions to read."""
     n = report["clips"]
     lines = [
-        f"{n} held-out clips ({report['split']} split), {report['seconds']:.0f} s to describe them",
+        f"{n} held-out clips ({report['split']} split"
+        + (
+            f", each its last {report['window']} steps up to the interaction's end"
+            if report.get("window")
+            else ""
+        )
+        + f"), {report['seconds']:.0f} s to describe them",
         "",
         "| captioner | interaction named | style named | both |",
         "|---|---|---|---|",

@@ -85,14 +85,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
+def t2m_table(args: argparse.Namespace, run: Path, split: str) -> tuple[list[str], list[dict[str, Any]]]:
+    """The t2m table (markdown lines) of the actor generator in `run` on `args.clips` clips of
+    `split`, with its baselines, and each clip's caption and verdict."""
     import numpy as np
     import torch
     from tqdm import tqdm
 
     from molam_ros.cli_reactor import _classifiers
     from molam_ros.data.dataset import MotionDataset
-    from molam_ros.llm.pair_generator import PairConfig, generate_pair, recognised
+    from molam_ros.llm.pair_generator import PairConfig, generate_pair, motion_energy, recognised
     from molam_ros.llm.reaction_codes import actor_first_pair
     from molam_ros.llm.reactor_ship import streaming_reactors
     from molam_ros.paths import default_tokenizer_dir
@@ -103,16 +105,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     engine = TorchEngine(tok)
     ds = MotionDataset(args.data)
     embed = _embed(args.data)
-    actor = streaming_reactors([args.run], engine, embed, tokenizer=tok)[Path(args.run).name]
+    actor = streaming_reactors([run], engine, embed, tokenizer=tok, guidance=args.guidance)[Path(run).name]
     reactors = streaming_reactors(
         args.reactor or [paths.shipped_llm_reactor_dir()], engine, None, tokenizer=tok
     )
     classifier, _ = _classifiers(ds, args.data)
     cfg = PairConfig(steps=args.steps)
     T = cfg.steps * engine.stride
-    picked = [
-        (i, c) for i, c in ((i, ds.load(i)) for i in ds.ids(args.split)) if c.num_people == 2 and c.texts
-    ]
+    picked = [(i, c) for i, c in ((i, ds.load(i)) for i in ds.ids(split)) if c.num_people == 2 and c.texts]
     ids, clips = [i for i, _ in picked[: args.clips]], [c for _, c in picked[: args.clips]]
     rng = np.random.default_rng(0)
     asked = [str(c.meta.get("interaction")) for c in clips]
@@ -120,8 +120,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     rows: dict[str, list[np.ndarray]] = {"recorded (ceiling)": [], "both standing": []}
     for i, c in zip(ids, clips, strict=True):
         rows["recorded (ceiling)"].append(actor_first_pair(ds, i, min(T, c.num_frames)))
-    still = generate_pair_still(engine.stride, cfg)
-    rows["both standing"] = [still] * len(clips)
+    rows["both standing"] = [generate_pair_still(engine.stride, cfg)] * len(clips)
     rows["nearest training caption's recorded pair"] = _nearest_recorded(ds, captions, embed, T, args.lookup)
     per_clip = []
     for name, reactor in reactors.items():
@@ -130,25 +129,62 @@ def cmd_eval(args: argparse.Namespace) -> int:
         for i, text in tqdm(list(zip(ids, captions, strict=True)), desc=f"t2m {name}", unit="clip"):
             rows[told].append(generate_pair(actor, reactor, engine, text, cfg))
             rows[untold].append(generate_pair(actor, reactor, engine, None, cfg))
-            per_clip.append(
-                {
-                    "clip": i,
-                    "caption": text,
-                    "reactor": name,
-                    "recognised_as": classifier.predict(rows[told][-1]),
-                }
-            )
-    common = max(set(asked), key=asked.count)
-    lines = ["| pairs | recognised as asked |", "|---|---|"]
+            said = classifier.predict(rows[told][-1])
+            per_clip.append({"clip": i, "caption": text, "reactor": name, "recognised_as": said})
+    common = max(sorted(set(asked)), key=asked.count)  # ties: the first name, every run the same
+    lines = [
+        f"{len(clips)} {split} clips of {args.data}, {cfg.steps} steps, one caption each, guidance "
+        f"{actor.guidance:g}",
+        "",
+        "| pairs | recognised as asked | energy x recorded |",
+        "|---|---|---|",
+    ]
+    rec = np.mean([motion_energy(p) for p in rows["recorded (ceiling)"]])
     for name, pairs in rows.items():
-        lines.append(f"| {name} | {recognised(classifier, pairs, asked):.0%} |")
-    lines.append(
-        f"| always the most common interaction ({common}) | {asked.count(common) / len(asked):.0%} |"
-    )
-    print(f"{len(clips)} {args.split} clips of {args.data}, {cfg.steps} steps, one caption each\n")
+        energy = np.mean([motion_energy(p) for p in pairs]) / rec
+        lines.append(f"| {name} | {recognised(classifier, pairs, asked):.0%} | {energy:.2f} |")
+    share = asked.count(common) / len(asked)
+    lines.append(f"| always the most common interaction ({common}) | {share:.0%} | - |")
+    return lines, per_clip
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    lines, per_clip = t2m_table(args, args.run, args.split)
     print("\n".join(lines))
     if args.json:
         args.json.write_text(json.dumps({"rows": lines, "per_clip": per_clip}, indent=1))
+    return 0
+
+
+def cmd_ship(args: argparse.Namespace) -> int:
+    """fp16 copy of a run into the package with its guidance, measured once on the test split."""
+    import hashlib
+
+    from molam_ros.cli_describer import dataset_record
+    from molam_ros.llm.reactor_weights import load_small_reactor, save_small_reactor
+
+    net, info = load_small_reactor(args.run)
+    info["guidance"] = args.guidance if args.guidance is not None else info.get("guidance")
+    out = args.out or paths.shipped_t2m_actor_dir()
+    keep = {k: v for k, v in info.items() if k not in ("kind", "version", "model")}
+    save_small_reactor(net, out, keep, half=True)
+    args.guidance = None  # the shipped copy's own, just written
+    lines, _ = t2m_table(args, out, "test")
+    manifest = {
+        "what": "the actor generator of text to two-person motion (llm/pair_generator.py), float16",
+        "files_sha256": {
+            n: hashlib.sha256((out / n).read_bytes()).hexdigest()
+            for n in ("config.json", "model.safetensors")
+        },
+        "tokenizer": info.get("tokenizer"),
+        "guidance": info["guidance"],
+        "data": dataset_record(args.data),
+        "commands": args.command or [],
+        "test": lines,
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    print("\n".join(lines))
+    print(f"shipped {out} (manifest.json: sha256, commands, the test table)")
     return 0
 
 
@@ -221,9 +257,28 @@ def add_commands(groups: Any, fmt: type) -> None:
     p.add_argument("--split", default="val", choices=["train", "val", "test"])
     p.add_argument("--clips", type=int, default=60)
     p.add_argument("--steps", type=int, default=40, help="steps generated per pair (x 4 frames)")
+    p.add_argument(
+        "--guidance",
+        type=float,
+        help="caption guidance scale g (llm/small_reactor.py; 1: none); default: the run's",
+    )
     p.add_argument("--lookup", type=int, default=2000, help="training clips the lookup baseline searches")
     p.add_argument("--json", type=Path, help="write every clip's caption and verdict here")
     p.set_defaults(func=cmd_eval)
+
+    p = cmds.add_parser("ship", formatter_class=fmt, help="fp16 copy into the package, measured once on test")
+    common(p)
+    p.add_argument("run", type=Path, help="actor generator directory (molam t2m train --out)")
+    p.add_argument("--out", type=Path, help="default: molam_ros/models/t2m_actor")
+    p.add_argument("--guidance", type=float, help="caption guidance scale chosen on validation clips")
+    p.add_argument(
+        "--reactor", type=Path, nargs="*", help="reactors in lockstep (default: the shipped LLM one)"
+    )
+    p.add_argument("--clips", type=int, default=100)
+    p.add_argument("--steps", type=int, default=40)
+    p.add_argument("--lookup", type=int, default=2000)
+    p.add_argument("--command", action="append", help="the command(s) that made the run, for the manifest")
+    p.set_defaults(func=cmd_ship)
     logging.getLogger("molam_ros.llm.small_reactor_train").setLevel(logging.INFO)
 
 

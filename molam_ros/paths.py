@@ -88,6 +88,11 @@ def shipped_describer_dir() -> Path:
     return shipped_models_dir() / "describer"
 
 
+def shipped_t2m_actor_dir() -> Path:
+    """The shipped actor generator of text to two-person motion (llm/pair_generator.py)."""
+    return shipped_models_dir() / "t2m_actor"
+
+
 def default_reactor_dir(cache_dir: str | Path | None = None) -> Path:
     """The small reactor used when none is named: the one trained in `cache_dir` when a model
     directory is named and holds one, else the shipped one, else the cache's `reactor/small`."""

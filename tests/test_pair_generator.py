@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -177,3 +180,15 @@ def test_t2m_train_then_eval_from_the_command_line(tmp_path) -> None:
         "generated, reactor llm_reactor",
     ):
         assert f"| {row}" in r.stdout, r.stdout
+    # ship: a float16 copy with its guidance, measured on the test split, a manifest with sha256
+    shipped = tmp_path / "shipped"
+    args = ["ship", str(tmp_path / "run"), *data, "--out", str(shipped), "--guidance", "3", "--clips", "2"]
+    r = subprocess.run(
+        [*molam, *args, "--steps", "3", "--lookup", "10"], capture_output=True, text=True, timeout=600
+    )
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    manifest = json.loads((shipped / "manifest.json").read_text())
+    config = json.loads((shipped / "config.json").read_text())
+    assert manifest["guidance"] == 3.0 == config["guidance"] and "guidance 3" in manifest["test"][0]
+    for name, digest in manifest["files_sha256"].items():
+        assert hashlib.sha256((shipped / name).read_bytes()).hexdigest() == digest

@@ -159,6 +159,12 @@ def generate_pair(
     return np.stack([np.concatenate(p) for p in people])
 
 
+def motion_energy(pair: np.ndarray, fps: float = 30.0) -> float:
+    """Mean joint speed (m/s) of both people of a (2, T, 22, 3) pair: beside the recorded pairs', it
+    says whether a generator is as lively as people are (guidance that overshoots shows as > 1)."""
+    return float(np.linalg.norm(np.diff(pair, axis=1), axis=-1).mean() * fps)
+
+
 def recognised(classifier: Any, pairs: list[np.ndarray], asked: list[str]) -> float:
     """Share of generated pairs whose interaction the classifier names as the one asked for."""
     hits = [classifier.predict(p) == want for p, want in zip(pairs, asked, strict=True)]
@@ -171,5 +177,6 @@ __all__ = [
     "clip_captions",
     "generate_pair",
     "lagged_partner",
+    "motion_energy",
     "recognised",
 ]

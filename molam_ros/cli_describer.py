@@ -176,6 +176,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def dataset_arguments(p: argparse.ArgumentParser) -> None:
+    """--data and --tokenizer, as every command on captioned two-person clips takes them."""
+    p.add_argument("--data", type=Path, required=True, help="molam dataset with captions (two-person clips)")
+    p.add_argument("--tokenizer", type=Path, help="tokenizer checkpoint (default: the shipped one)")
+
+
 def add_commands(groups: Any, fmt: type) -> None:
     """Register `molam describer train|eval|ship|bench` on molam_ros/cli.py's parser."""
     d = groups.add_parser(
@@ -184,12 +190,7 @@ def add_commands(groups: Any, fmt: type) -> None:
         formatter_class=fmt,
     )
     cmds = d.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
-
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--data", type=Path, required=True, help="molam dataset with captions (two-person clips)"
-        )
-        p.add_argument("--tokenizer", type=Path, help="tokenizer checkpoint (default: the shipped one)")
+    common = dataset_arguments
 
     p = cmds.add_parser("train", formatter_class=fmt, help="train a describer on a dataset's captioned clips")
     common(p)

@@ -218,7 +218,7 @@ def generate_pair_still(stride: int, cfg: Any) -> Any:
 
 
 def add_commands(groups: Any, fmt: type) -> None:
-    """Register `molam t2m train|eval` on molam_ros/cli.py's parser."""
+    """Register `molam t2m train|eval|ship` on molam_ros/cli.py's parser."""
     d = groups.add_parser(
         "t2m",
         help="text to two-person motion (an actor generator and a reactor): train, measure",
@@ -227,10 +227,9 @@ def add_commands(groups: Any, fmt: type) -> None:
     cmds = d.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--data", type=Path, required=True, help="molam dataset with captions (two-person clips)"
-        )
-        p.add_argument("--tokenizer", type=Path, help="tokenizer checkpoint (default: the shipped one)")
+        from molam_ros.cli_describer import dataset_arguments
+
+        dataset_arguments(p)
         p.add_argument("--threads", type=int, default=2)
 
     p = cmds.add_parser("train", formatter_class=fmt, help="train the actor generator on captioned clips")

@@ -69,3 +69,18 @@ def tiny_models(tiny_llm_env: dict[str, Path]) -> Path:
     mlm.info = {"tokenizer_checkpoint": str(root / "tokenizer" / "small")}
     mlm.save(root / "llm" / "stage2", base=tiny_llm_env["backbone"], stage=2, merged=True)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_parts(tiny_llm_env: dict[str, Path]) -> tuple:
+    """The tiny LLM (random, depth head of width 16) and its tokenizer's torch engine: what the
+    streaming pipeline's tests run on."""
+    from molam_ros.llm.depth_head import DepthHeadConfig
+    from molam_ros.llm.model import MotionLM
+    from molam_ros.llm.vocab import MotionVocab
+    from molam_ros.tokenizer.engines import TorchEngine
+
+    engine = TorchEngine(tiny_llm_env["tokenizer"])
+    vocab = MotionVocab(codebook_size=engine.model.config.codebook_size, depth=engine.num_quantizers)
+    mlm = MotionLM.create(tiny_llm_env["backbone"], vocab, DepthHeadConfig(width=16, layers=1)).eval()
+    return mlm, engine

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from molam_ros.completion.live import SparseCompleter
 from molam_ros.completion.model import load_checkpoint
 from molam_ros.data.synth import generate_clip
-from molam_ros.llm.depth_head import DepthHeadConfig
-from molam_ros.llm.model import MotionLM
-from molam_ros.llm.vocab import MotionVocab
 from molam_ros.motion import ego
 from molam_ros.motion.canonical import canonical_transform, facing_angle
 from molam_ros.motion.skeleton import JOINT_NAMES, bone_lengths
@@ -21,15 +16,11 @@ from molam_ros.runtime.pipeline import PipelineConfig, ReactionPipeline
 from molam_ros.runtime.pose_buffer import PoseBufferConfig
 from molam_ros.runtime.profiles import load_profile
 from molam_ros.runtime.reactor_start import StartConfig, start_frames
-from molam_ros.tokenizer.engines import TorchEngine
 
 
 @pytest.fixture(scope="module")
-def parts(tiny_llm_env: dict[str, Path]) -> tuple[MotionLM, TorchEngine]:
-    engine = TorchEngine(tiny_llm_env["tokenizer"])
-    vocab = MotionVocab(codebook_size=engine.model.config.codebook_size, depth=engine.num_quantizers)
-    mlm = MotionLM.create(tiny_llm_env["backbone"], vocab, DepthHeadConfig(width=16, layers=1)).eval()
-    return mlm, engine
+def parts(tiny_parts: tuple) -> tuple:
+    return tiny_parts
 
 
 @pytest.fixture(scope="module")

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from molam_ros.data.interhuman import zup_to_yup
 from molam_ros.data.standing import facing_towards, standing_frames
 from molam_ros.data.synth import generate_clip
-from molam_ros.llm.depth_head import DepthHeadConfig
-from molam_ros.llm.model import MotionLM
-from molam_ros.llm.vocab import MotionVocab
 from molam_ros.motion import ego
 from molam_ros.motion.canonical import canonical_transform, facing_angle
 from molam_ros.motion.skeleton import JOINT_INDEX as J
@@ -74,11 +69,8 @@ def test_the_node_parameter_reads_front_a_place_or_none() -> None:
 
 
 @pytest.fixture(scope="module")
-def parts(tiny_llm_env: dict[str, Path]) -> tuple[MotionLM, TorchEngine]:
-    engine = TorchEngine(tiny_llm_env["tokenizer"])
-    vocab = MotionVocab(codebook_size=engine.model.config.codebook_size, depth=engine.num_quantizers)
-    mlm = MotionLM.create(tiny_llm_env["backbone"], vocab, DepthHeadConfig(width=16, layers=1)).eval()
-    return mlm, engine
+def parts(tiny_parts: tuple) -> tuple:
+    return tiny_parts
 
 
 def _stream(pipeline: ReactionPipeline, positions: np.ndarray) -> list:

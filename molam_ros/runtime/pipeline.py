@@ -12,9 +12,10 @@ One step, every l frames of the partner (docs/architecture.md, "The flow of one 
    by the first frame of a stream segment (the partner at the origin facing +Z, the floor at the
    lowest joint then), bone lengths by that frame, so features are causal; IK gives the rotations
    when only positions came. With the default ego layout the features are relative to the person
-   (bounded however far they walk), and their partner is the reactor where it last stood.
+   (bounded however far they walk), and their partner is the reactor where it last stood (at a
+   segment's first step: standing where the robot is, runtime/reactor_start.py).
 3. Streaming encoder step (the tokenizer engine: torch, onnxruntime or TensorRT) -> a's D codes.
-4. StreamingReactor step (KV cache, bounded context) -> the reactor's D codes.
+4. StreamingReactor step (KV cache, bounded context) -> the reactor's D codes (the first: the standing one).
 5. Streaming decoder step -> the reactor's l frames of features; ego: placed by their relation to
    the person's actual frames (intergen: positions in the partner's canonical frame), then back to
    world positions; rotations from the features' 6D block. LivePlacement keeps the

@@ -194,7 +194,9 @@ def test_a_missing_model_is_one_clear_line(tmp_path: Path) -> None:
         try:
             out = proc.communicate(timeout=60)[0]
         finally:
-            _stop(proc)  # a node that started after all must not outlive the test
+            if proc.poll() is None:  # a node that started after all must not outlive the test
+                proc.kill()
+                proc.wait()
         assert proc.returncode == 2 and "Traceback" not in out, out
         assert "does not exist" in out or "holds no small reactor" in out, out
 

@@ -209,12 +209,9 @@ def generate_pair_still(stride: int, cfg: Any) -> Any:
     no motion (the floor of the table)."""
     import numpy as np
 
-    from molam_ros.data.standing import facing_towards, standing_frames
+    from molam_ros.data.standing import standing_pair
 
-    T = cfg.steps * stride
-    a = standing_frames((0.0, 0.0), 0.0, T)
-    b = standing_frames((0.0, cfg.distance), facing_towards(np.array([0.0, cfg.distance]), np.zeros(2)), T)
-    return np.stack([a, b])
+    return np.stack(standing_pair(cfg.distance, cfg.steps * stride))
 
 
 def add_commands(groups: Any, fmt: type) -> None:

@@ -16,8 +16,10 @@ from functools import lru_cache
 import numpy as np
 
 from molam_ros.data.synth_poses import Track, make_body, solve
+from molam_ros.motion.canonical import facing_angle
 
 STANDING_HEIGHT = 1.7  # m: the generator's median adult
+FRONT_DISTANCE = 1.8  # m: the median distance at which the generator's pairs start
 
 
 @lru_cache(maxsize=8)
@@ -52,4 +54,27 @@ def facing_towards(me_xz: np.ndarray, target_xz: np.ndarray) -> float:
     return float(np.arctan2(d[0], d[1])) if np.linalg.norm(d) > 1e-9 else 0.0
 
 
-__all__ = ["STANDING_HEIGHT", "facing_towards", "standing_frames"]
+def place_in_front(person: np.ndarray, distance: float = FRONT_DISTANCE) -> np.ndarray:
+    """(x, z) `distance` m in front of `person`'s first frame ((T, 22, 3), along its facing): where a
+    robot whose place nobody gave is taken to stand when that person arrives."""
+    yaw = float(facing_angle(np.asarray(person)[:1])[0])
+    return np.asarray(person)[0, 0, [0, 2]] + distance * np.array([np.sin(yaw), np.cos(yaw)])
+
+
+def standing_pair(distance: float, frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two people standing still `distance` m apart, facing each other: the first at the origin
+    facing +Z, the second on +Z (where a text-to-motion pair starts, llm/pair_generator.py)."""
+    b_xz = np.array([0.0, distance])
+    return standing_frames((0.0, 0.0), 0.0, frames), standing_frames(
+        b_xz, facing_towards(b_xz, np.zeros(2)), frames
+    )
+
+
+__all__ = [
+    "FRONT_DISTANCE",
+    "STANDING_HEIGHT",
+    "facing_towards",
+    "place_in_front",
+    "standing_frames",
+    "standing_pair",
+]

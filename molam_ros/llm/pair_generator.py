@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from molam_ros.data.standing import facing_towards, standing_frames
+from molam_ros.data.standing import FRONT_DISTANCE, standing_pair
 from molam_ros.llm.reaction_codes import ReactionCodes
 from molam_ros.motion import ego
 from molam_ros.motion.canonical import facing_angle
@@ -99,7 +99,7 @@ class PairConfig:
     """How a pair is generated (module docstring)."""
 
     steps: int = 40  # 40 x 4 frames = 5.3 s at 30 fps
-    distance: float = 1.8  # m between the two at the start (runtime/reactor_start.py)
+    distance: float = FRONT_DISTANCE  # m between the two at the start
     anchor_pull: float = 0.04  # placement smoothing of both (ego.follow_anchor)
 
 
@@ -123,10 +123,7 @@ def generate_pair(
     reactors (llm/small_reactor.py SmallStreamingReactor) of the actor generator and the reactor."""
     cfg = cfg or PairConfig()
     l = engine.stride
-    a_body = standing_frames((0.0, 0.0), 0.0, l)
-    b_body = standing_frames(
-        (0.0, cfg.distance), facing_towards(np.array([0.0, cfg.distance]), np.zeros(2)), l
-    )
+    a_body, b_body = standing_pair(cfg.distance, l)
     lengths = bone_lengths(a_body[0])
     fresh = engine.init_encoder_state(1)
     a_codes, _ = _codes(engine, ego.person_to_ego(a_body, b_body), fresh)

@@ -46,7 +46,7 @@ from typing import Any, Protocol
 import numpy as np
 from tqdm import tqdm
 
-from molam_ros.data.standing import facing_towards, standing_frames
+from molam_ros.data.standing import facing_towards, place_in_front, standing_frames
 from molam_ros.llm.reaction_baselines import mirror_reactor, still_reactor
 from molam_ros.llm.reaction_codes import reaction_pair
 from molam_ros.llm.reaction_instructions import REACTOR_PARTS, reactor_instruction
@@ -57,7 +57,6 @@ from molam_ros.motion.skeleton import JOINT_INDEX as J
 HANDS = [J["left_wrist"], J["right_wrist"]]
 CONTACT_KINDS = ("hands", "body")
 STARTS = ("recorded", "standing", "front", "none")
-FRONT = 1.8  # m: runtime/reactor_start.py StartConfig.distance
 
 
 class Reactor(Protocol):
@@ -149,9 +148,8 @@ def closed_loop(
     if start in ("standing", "front"):  # where the recorded reactor starts, or in front of the actor
         if start == "standing":
             place, yaw = b[0, 0, [0, 2]], float(facing_angle(b[:1])[0])
-        else:
-            ya = float(facing_angle(a[:1])[0])
-            place = a[0, 0, [0, 2]] + FRONT * np.array([np.sin(ya), np.cos(ya)])
+        else:  # the node's default (runtime/reactor_start.py)
+            place = place_in_front(a)
             yaw = facing_towards(place, a[0, 0, [0, 2]])
         stand = standing_frames(place, yaw, l)
         b_codes = engine.encode(ego.person_to_ego(stand, a[:l])[None])[0][:1]

@@ -24,7 +24,13 @@ from typing import Any
 import numpy as np
 
 from molam_ros.data.interhuman import zup_to_yup
-from molam_ros.data.standing import STANDING_HEIGHT, facing_towards, standing_frames
+from molam_ros.data.standing import (
+    FRONT_DISTANCE,
+    STANDING_HEIGHT,
+    facing_towards,
+    place_in_front,
+    standing_frames,
+)
 from molam_ros.motion import ego
 from molam_ros.motion.canonical import CanonicalTransform, facing_angle
 from molam_ros.motion.features import positions_to_features
@@ -35,7 +41,7 @@ class StartConfig:
     """The robot's place when a segment starts (module docstring); the node's `start_*` parameters."""
 
     position: tuple[float, float, float] | None = None  # in the pose stream's frame (m); None: in front
-    distance: float = 1.8  # m from the person's root when `position` is None
+    distance: float = FRONT_DISTANCE  # m from the person's root when `position` is None
     height: float = STANDING_HEIGHT  # m: the standing body the reactor starts as
 
     def __post_init__(self) -> None:
@@ -64,8 +70,7 @@ def start_frames(
     person = np.asarray(person, dtype=np.float64)
     them = person[0, 0, [0, 2]]
     if config.position is None:
-        yaw = float(facing_angle(person[:1])[0])
-        me = them + config.distance * np.array([np.sin(yaw), np.cos(yaw)])
+        me = place_in_front(person, config.distance)
     else:
         world = np.asarray(config.position, dtype=np.float64)
         world = zup_to_yup(world) if z_up else world
@@ -85,7 +90,9 @@ def start_codes(
     return np.asarray(codes[0, 0], dtype=np.int64), (float(facing_angle(stand[-1:])[0]), stand[-1, 0].copy())
 
 
-def parse_start(position: str, distance: float = 1.8, height: float = STANDING_HEIGHT) -> StartConfig | None:
+def parse_start(
+    position: str, distance: float = FRONT_DISTANCE, height: float = STANDING_HEIGHT
+) -> StartConfig | None:
     """The node's `start_position` parameter: "front" (`distance` m in front of the person), "x,y,z"
     (metres in the pose stream's frame; "0,0,0": a tracker on the robot), or "none" (no first step:
     the reactor places itself, as before this existed). ValueError says what it accepts."""

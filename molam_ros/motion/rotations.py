@@ -179,8 +179,11 @@ def quat_between(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     v = v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), _EPS)
     w = 1.0 + np.sum(u * v, axis=-1, keepdims=True)
     axis = np.cross(u, v)
-    # Opposite directions: rotate by pi about an axis perpendicular to u.
-    opposite = w[..., 0] < 1e-8
+    # Opposite directions: rotate by pi about an axis perpendicular to u. Only where the cross
+    # product is too small to give an axis (1e-8: w's rounding, ~2e-16, then tilts the arc by
+    # < 1e-7 rad): a threshold on w itself (w < 1e-8) took directions up to 1.4e-4 rad from
+    # opposite for opposite, and rotated them that far off.
+    opposite = (w[..., 0] < 1.0) & (np.linalg.norm(axis, axis=-1) < 1e-8)
     if np.any(opposite):
         alt = np.cross(u, np.array([1.0, 0.0, 0.0]))
         small = np.linalg.norm(alt, axis=-1, keepdims=True) < 1e-6

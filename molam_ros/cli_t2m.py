@@ -53,7 +53,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     engine = TorchEngine(tok, threads=1)
     codes, train, val, captions = _captioned(args.data, tok, args.val_clips, args.train_clips)
     targets = reaction_targets(args.data, tok, codes, sorted(train + val), person=0)
-    model = SmallReactorConfig.for_engine(engine, **reactor_shape(args.preset), text_dim=384)
+    model = SmallReactorConfig.for_engine(
+        engine, **reactor_shape(args.preset), text_dim=384, modes=args.modes, horizon=args.horizon
+    )
     config = ReactorTrainConfig(
         steps=args.steps,
         lr=args.lr,
@@ -62,6 +64,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         threads=args.threads,
         rollouts=args.rollouts,
         placement_weight=args.placement_weight,
+        relax=args.relax,
+        choice_weight=args.choice_weight,
     )
     info = {
         "kind_detail": "actor_generator",
@@ -79,6 +83,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         embed=_embed(args.data),
         info=info,
         resume=args.resume,
+        init=args.init,
         captions=captions,
     )
     print(json.dumps(last))
@@ -188,6 +193,57 @@ def cmd_ship(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_generate(args: argparse.Namespace) -> int:
+    """One caption -> a two-person motion file (and a render), on the shipped models by default."""
+    import sys
+    import time
+
+    from molam_ros.agent.guard import check_request
+    from molam_ros.agent.intent import MAX_CHARS
+
+    refusal = check_request(args.text, MAX_CHARS)  # every text path goes through the guard first
+    if refusal is not None:
+        print(f"molam: refused: {refusal.reason}", file=sys.stderr)
+        return 2
+    import torch
+
+    from molam_ros.cli_reactor import _embedder
+    from molam_ros.data.clip import MotionClip
+    from molam_ros.llm.motion_io import save_positions
+    from molam_ros.llm.pair_generator import PairConfig, generate_pair
+    from molam_ros.llm.reactor_ship import streaming_reactors
+    from molam_ros.paths import default_tokenizer_dir
+    from molam_ros.tokenizer.engines import TorchEngine
+
+    torch.set_num_threads(args.threads)
+    embed = _embedder()
+    if embed is None:
+        raise SystemExit("the sentence encoder is not installed here (scripts/setup.sh): captions need it")
+    tok = args.tokenizer or default_tokenizer_dir()
+    engine = TorchEngine(tok)
+    run = args.run or paths.shipped_t2m_actor_dir()
+    actor = next(
+        iter(streaming_reactors([run], engine, embed, tokenizer=tok, guidance=args.guidance).values())
+    )
+    reactor_dir = args.reactor or paths.shipped_llm_reactor_dir()
+    reactor = next(iter(streaming_reactors([reactor_dir], engine, None, tokenizer=tok).values()))
+    t0 = time.perf_counter()
+    pair = generate_pair(actor, reactor, engine, args.text, PairConfig(steps=args.steps))
+    seconds = time.perf_counter() - t0
+    out = save_positions(args.out / "motion.npz", pair, text=args.text)
+    print(
+        f"generated {pair.shape[1] / 30:.1f} s of two people in {seconds:.1f} s "
+        f"(actor {run}, reactor {reactor_dir}, guidance {actor.guidance:g}): {out}"
+    )
+    if args.render:
+        from molam_ros.data.render import render_clip, render_strip
+
+        clip = MotionClip(name="t2m", positions=pair, texts=[args.text])
+        print(f"rendered {render_clip(clip, args.out / 'motion.gif', progress=False)}")
+        print(f"rendered {render_strip(clip, args.out / 'motion.png', num_frames=6)}")
+    return 0
+
+
 def _nearest_recorded(ds: Any, captions: list[str], embed: Any, frames: int, lookup: int) -> list[Any]:
     """For each caption, the recorded pair of the training clip (of the first `lookup`) whose caption
     is nearest in the sentence encoder's space: what looking the text up, generating nothing, gives."""
@@ -242,6 +298,14 @@ def add_commands(groups: Any, fmt: type) -> None:
     p.add_argument("--val-clips", type=int, default=200)
     p.add_argument("--minutes", type=float, default=0.0, help="time budget (0: none); stops cleanly")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--init", type=Path, help="start from this actor generator's weights (widened to --modes)")
+    for flag, kind, default, text in (  # the reactor's recipe options (llm/small_reactor.py)
+        ("--modes", int, 1, "K next-step proposals and a learnt choice (1: plain regression)"),
+        ("--horizon", int, 1, "steps predicted in training (a look-ahead head; 1: off)"),
+        ("--relax", float, 0.05, "with --modes: weight of the proposals not nearest"),
+        ("--choice-weight", float, 0.01, "with --modes: weight of the choice's cross-entropy"),
+    ):
+        p.add_argument(flag, type=kind, default=default, help=text)
     p.set_defaults(func=cmd_train)
 
     p = cmds.add_parser("eval", formatter_class=fmt, help="generate from held-out captions; classify")
@@ -263,6 +327,24 @@ def add_commands(groups: Any, fmt: type) -> None:
     p.add_argument("--lookup", type=int, default=2000, help="training clips the lookup baseline searches")
     p.add_argument("--json", type=Path, help="write every clip's caption and verdict here")
     p.set_defaults(func=cmd_eval)
+
+    p = cmds.add_parser(
+        "generate",
+        formatter_class=fmt,
+        help="one caption -> a two-person motion file (the shipped actor generator and LLM reactor)",
+        epilog="Writes OUT/motion.npz (positions (2, T, 22, 3) at 30 fps, the actor first, Y up) and with "
+        "--render motion.gif and motion.png. The caption goes through the request guard first.",
+    )
+    p.add_argument("text", help='what the two people do, e.g. "two people shake hands politely"')
+    p.add_argument("--out", type=Path, default=Path("t2m_out"), help="output directory")
+    p.add_argument("--render", action="store_true", help="also write motion.gif and motion.png")
+    p.add_argument("--steps", type=int, default=40, help="steps generated (x 4 frames at 30 fps)")
+    p.add_argument("--run", type=Path, help="actor generator directory (default: the shipped one)")
+    p.add_argument("--reactor", type=Path, help="reactor directory (default: the shipped LLM reactor)")
+    p.add_argument("--guidance", type=float, help="caption guidance scale (default: the actor's own)")
+    p.add_argument("--tokenizer", type=Path, help="tokenizer the models were trained on (default: shipped)")
+    p.add_argument("--threads", type=int, default=2)
+    p.set_defaults(func=cmd_generate)
 
     p = cmds.add_parser("ship", formatter_class=fmt, help="fp16 copy into the package, measured once on test")
     common(p)

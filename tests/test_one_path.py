@@ -153,7 +153,9 @@ ALLOWED = {
         ("runtime/pipeline.py", "__init__"),  # the start-up instruction, guarded in build_pipeline (below)
         ("llm/small_reactor.py", "__init__"),  # the same start-up value, handed to its constructor
         ("llm/reaction_eval.py", "closed_loop"),  # evaluation: instructions it writes itself, no user text
-        ("llm/pair_generator.py", "generate_pair"),  # text to motion: `molam t2m eval`'s dataset captions
+        # text to motion: `molam t2m eval`'s dataset captions, `molam t2m generate` (guarded first,
+        # below) and plans' generate steps (the coordinator's, after its guard)
+        ("llm/pair_generator.py", "generate_pair_codes"),
     },
     "plan": {("agent/coordinator.py", "_handle"), ("agent/planner_eval.py", "evaluate_case")},
     "handle": {
@@ -185,6 +187,9 @@ def test_the_guarded_calls_are_behind_the_guard() -> None:
     generate = (PKG / "cli_llm.py").read_text()
     generate = generate[generate.index("def cmd_generate") :]
     assert generate.index("check_request(args.text") < generate.index("load_model(args)")
+    t2m = (PKG / "cli_t2m.py").read_text()
+    t2m = t2m[t2m.index("def cmd_generate") :]
+    assert t2m.index("check_request(args.text") < t2m.index("generate_pair(")
     coordinator = (PKG / "agent/coordinator.py").read_text()
     handle = coordinator[coordinator.index("def _handle") :]
     assert handle.index("self.classifier.classify(") < handle.index("self.planner.plan(")

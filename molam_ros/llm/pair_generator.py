@@ -121,6 +121,14 @@ def generate_pair(
     """(2, steps * l, 22, 3) the actor and the reactor (Y up, the actor starting at the origin facing
     +Z), generated in lockstep from `caption` (None: no caption). `actor`, `reactor`: streaming
     reactors (llm/small_reactor.py SmallStreamingReactor) of the actor generator and the reactor."""
+    return generate_pair_codes(actor, reactor, engine, caption, cfg)[0]
+
+
+def generate_pair_codes(
+    actor: Any, reactor: Any, engine: Any, caption: str | None, cfg: PairConfig | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """`generate_pair`'s positions and the (2, steps, D) codes behind them: the actor's as the live
+    pipeline encodes them, the reactor's as it wrote them (what a plan's later steps continue)."""
     cfg = cfg or PairConfig()
     l = engine.stride
     a_body, b_body = standing_pair(cfg.distance, l)
@@ -142,6 +150,7 @@ def generate_pair(
     prev_a = (float(facing_angle(a_body[-1:])[0]), a_body[-1, 0])
     prev_b = (float(facing_angle(b_body[-1:])[0]), b_body[-1, 0])
     people = [[a_body], [b_body]]
+    codes = [[a_codes], [b_codes]]
     for _ in range(1, cfg.steps):
         own = actor.step(b_codes)  # the reactor's last step
         held = np.broadcast_to(people[1][-1][-1], a_body.shape)  # the reactor where it last stood
@@ -153,7 +162,9 @@ def generate_pair(
         b_now, dec_b, prev_b = _place(engine, b_codes, dec_b, a_now, prev_b, cfg.anchor_pull)
         people[0].append(a_now)
         people[1].append(b_now)
-    return np.stack([np.concatenate(p) for p in people])
+        codes[0].append(a_codes)
+        codes[1].append(b_codes)
+    return np.stack([np.concatenate(p) for p in people]), np.asarray(codes, dtype=np.int64)
 
 
 def motion_energy(pair: np.ndarray, fps: float = 30.0) -> float:
@@ -173,6 +184,7 @@ __all__ = [
     "cached_embedder",
     "clip_captions",
     "generate_pair",
+    "generate_pair_codes",
     "lagged_partner",
     "motion_energy",
     "recognised",

@@ -123,6 +123,7 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "reactor": ("llm_reactor", "who writes the live reaction: llm_reactor | small | llm (the full LLM)"),
     "reactor_dir": ("", "small or LLM reactor; empty: the cache's reactor/small, else the shipped one"),
     "describer_dir": ("", "answers what is happening; empty: the shipped describer; none: the LLM"),
+    "t2m_actor_dir": ("", "motion of plans' generate steps; empty: the shipped actor generator; none: LLM"),
     "profile": ("unitree_g1", "output profile name (config/profiles) or YAML path"),
     "engine": ("onnxruntime", "tokenizer engine: torch | onnxruntime | tensorrt (with fallback)"),
     "device": ("cpu", "cpu | cuda | cuda:N"),
@@ -332,7 +333,8 @@ class ReactionNode(Node):
         from molam_ros.agent.coordinator import robot_person
 
         if self.coordinator is None:
-            self.coordinator = build_coordinator_for(self.pipeline, self.p["coordinator_config"] or None)
+            p = self.p
+            self.coordinator = build_coordinator_for(self.pipeline, p["coordinator_config"] or None, params=p)
         turn = self.coordinator.handle(request)
         motion = turn.motion
         if turn.plan is None or motion is None or motion.positions is None:

@@ -233,6 +233,33 @@ def build_completer(p: dict[str, Any]) -> Any:
     return SparseCompleter(load_checkpoint(path), config)
 
 
+def _chosen_model(
+    p: dict[str, Any], key: str, shipped: Path, tok: Path, what: str, llm_does: str
+) -> Path | None:
+    """The model directory parameter `key` names (empty: `shipped`; none: None, the LLM does it),
+    checked against the tokenizer in use. A named one that is missing or does not pair is an error;
+    the shipped one, missing (a checkout without it) or next to a tokenizer the user trained, is
+    None, said in the log."""
+    from molam_ros.tokenizer.rqvae import CheckpointError, check_pairing
+
+    choice = str(p.get(key, ""))
+    if choice.lower() == "none":
+        return None
+    path = Path(choice) if choice else shipped
+    if not (path / "config.json").is_file():
+        if choice:
+            raise FileNotFoundError(f"{key} {path} holds no {what}")
+        return None
+    try:
+        check_pairing(json.loads((path / "config.json").read_text()).get("tokenizer"), tok, str(path))
+    except CheckpointError as e:
+        if choice:
+            raise
+        log.warning("%s; the LLM %s instead", e, llm_does)
+        return None
+    return path
+
+
 def build_describer(p: dict[str, Any], tok: Path) -> Any:
     """What answers "what is happening" (`describer_dir`: empty = the shipped describer, llm/describer.py;
     none: the LLM), as (2, L, D) codes -> caption, or None for the LLM.
@@ -241,24 +268,11 @@ def build_describer(p: dict[str, Any], tok: Path) -> Any:
     layers) load on the first question, off the step thread. A named describer that does not pair is
     an error; the shipped one, next to a tokenizer the user trained, is skipped with a warning."""
     from molam_ros.paths import shipped_describer_dir
-    from molam_ros.tokenizer.rqvae import CheckpointError, check_pairing
 
-    choice = str(p.get("describer_dir", ""))
-    if choice.lower() == "none":
-        return None
-    path = Path(choice) if choice else shipped_describer_dir()
-    if not (path / "config.json").is_file():
-        if choice:
-            raise FileNotFoundError(f"describer_dir {path} holds no describer (molam describer train)")
-        return None  # a checkout without the shipped model: the LLM answers
-    try:
-        check_pairing(
-            json.loads((path / "config.json").read_text()).get("tokenizer"), tok, f"the describer {path}"
-        )
-    except CheckpointError as e:
-        if choice:
-            raise
-        log.warning("%s; the LLM answers what is happening instead", e)
+    path = _chosen_model(
+        p, "describer_dir", shipped_describer_dir(), tok, "describer (molam describer train)", "answers"
+    )
+    if path is None:
         return None
     loaded: list[Any] = []
     lock = threading.Lock()
@@ -283,23 +297,15 @@ def build_text_to_pair(p: dict[str, Any], tok: Path) -> Any:
     Its own reactor and engine, not the pipeline's: generating must not disturb the live reaction's
     state. A shipped model next to a tokenizer the user trained is skipped with a warning."""
     from molam_ros.paths import shipped_llm_reactor_dir, shipped_t2m_actor_dir
-    from molam_ros.tokenizer.rqvae import CheckpointError, check_pairing
 
-    choice = str(p.get("t2m_actor_dir", ""))
-    if choice.lower() == "none":
+    llm_does = "writes generated motion"
+    what = "actor generator (molam t2m train)"
+    actor_dir = _chosen_model(p, "t2m_actor_dir", shipped_t2m_actor_dir(), tok, what, llm_does)
+    if actor_dir is None:
         return None
-    actor_dir = Path(choice) if choice else shipped_t2m_actor_dir()
-    if not (actor_dir / "config.json").is_file():
-        if choice:
-            raise FileNotFoundError(f"t2m_actor_dir {actor_dir} holds no actor generator (molam t2m train)")
-        return None
-    try:
-        for d in (actor_dir, shipped_llm_reactor_dir()):
-            check_pairing(json.loads((d / "config.json").read_text()).get("tokenizer"), tok, str(d))
-    except CheckpointError as e:
-        if choice:
-            raise
-        log.warning("%s; the LLM writes generated motion instead", e)
+    # its partner: the shipped LLM reactor (no parameter names another)
+    reactor_dir = _chosen_model({}, "llm_reactor", shipped_llm_reactor_dir(), tok, "LLM reactor", llm_does)
+    if reactor_dir is None:
         return None
     loaded: dict[str, Any] = {}
     lock = threading.Lock()
@@ -319,7 +325,6 @@ def build_text_to_pair(p: dict[str, Any], tok: Path) -> Any:
                 loaded["actor"] = streaming_reactors([actor_dir], engine, embed, tokenizer=tok)[
                     actor_dir.name
                 ]
-                reactor_dir = shipped_llm_reactor_dir()
                 loaded["reactor"] = streaming_reactors([reactor_dir], engine, None, tokenizer=tok)[
                     reactor_dir.name
                 ]

@@ -68,11 +68,13 @@ def _write_turn(out: Path, k: int, turn: Any, render: bool) -> list[Path]:
 
 def cmd_chat(args: argparse.Namespace) -> int:
     from molam_ros.agent.coordinator import build_coordinator
+    from molam_ros.agent.reaction_setup import build_text_to_pair
     from molam_ros.cli_llm import load_model
 
     config = _config(args)
     mlm, codec = load_model(args)
-    coordinator = build_coordinator(config, mlm, codec)
+    t2m = build_text_to_pair({"t2m_actor_dir": args.t2m_actor or ""}, Path(mlm.info["tokenizer_checkpoint"]))
+    coordinator = build_coordinator(config, mlm, codec, text_to_pair=t2m)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
     interactive = sys.stdin.isatty()
@@ -118,6 +120,11 @@ def add_commands(groups: Any, fmt: type) -> None:
     )
     p.add_argument("--out", type=Path, help="directory for each turn's motion file and render")
     p.add_argument("--no-render", action="store_true", help="motion files only, no GIFs")
+    p.add_argument(
+        "--t2m-actor",
+        help="actor generator for generate steps (default: the shipped one where it pairs with the "
+        "LLM's tokenizer; none: the LLM writes them)",
+    )
     p.add_argument("--config", type=Path, help="coordinator YAML (default: config/coordinator.yaml)")
     p.add_argument("--planner", choices=("rules", "backbone", "openai"), help="override the config's planner")
     add_model_args(p)

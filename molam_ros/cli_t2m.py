@@ -136,6 +136,8 @@ def t2m_table(args: argparse.Namespace, run: Path, split: str) -> tuple[list[str
             rows[untold].append(generate_pair(actor, reactor, engine, None, cfg))
             said = classifier.predict(rows[told][-1])
             per_clip.append({"clip": i, "caption": text, "reactor": name, "recognised_as": said})
+        for rec, want in zip(per_clip[-len(ids) :], asked, strict=True):
+            rec["asked"] = want
     common = max(sorted(set(asked)), key=asked.count)  # ties: the first name, every run the same
     lines = [
         f"{len(clips)} {split} clips of {args.data}, {cfg.steps} steps, one caption each, guidance "
@@ -150,6 +152,14 @@ def t2m_table(args: argparse.Namespace, run: Path, split: str) -> tuple[list[str
         lines.append(f"| {name} | {recognised(classifier, pairs, asked):.0%} | {energy:.2f} |")
     share = asked.count(common) / len(asked)
     lines.append(f"| always the most common interaction ({common}) | {share:.0%} | - |")
+    for name in reactors:  # which interactions come out, and which never do
+        mine = [r for r in per_clip if r["reactor"] == name]
+        counts = {k: [0, 0] for k in sorted(set(asked))}
+        for r in mine:
+            counts[r["asked"]][1] += 1
+            counts[r["asked"]][0] += r["recognised_as"] == r["asked"]
+        parts = ", ".join(f"{k} {hit}/{n}" for k, (hit, n) in counts.items())
+        lines += ["", f"recognised per interaction (reactor {name}): {parts}"]
     return lines, per_clip
 
 

@@ -185,6 +185,7 @@ def test_t2m_train_then_eval_from_the_command_line(tmp_path) -> None:
         "generated, reactor llm_reactor",
     ):
         assert f"| {row}" in r.stdout, r.stdout
+    assert "recognised per interaction (reactor llm_reactor): " in r.stdout
     # ship: a float16 copy with its guidance, measured on the test split, a manifest with sha256
     shipped = tmp_path / "shipped"
     args = ["ship", str(tmp_path / "run"), *data, "--out", str(shipped), "--guidance", "3", "--clips", "2"]

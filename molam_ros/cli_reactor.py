@@ -140,6 +140,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         relax=args.relax,
         choice_weight=args.choice_weight,
         steering_weight=args.steering_weight,
+        onset_share=args.onset_share,
         device=args.device,
     )
     info = {
@@ -295,9 +296,7 @@ def add_commands(groups: Any, fmt: type) -> None:
     p.add_argument("--batch", type=int, default=48)
     p.add_argument("--crop-steps", type=int, default=40, help="window length in steps")
     p.add_argument("--lr", type=float, default=5e-4)
-    p.add_argument(
-        "--b-noise", type=float, default=0.2, help="noise (std) on the reactor's own input (exposure bias)"
-    )
+    p.add_argument("--b-noise", type=float, default=0.2, help="noise (std) on the reactor's own input")
     p.add_argument("--text-share", type=float, default=0.5, help="share of windows with an instruction")
     p.add_argument("--no-text", action="store_true", help="no instruction input at all")
     p.add_argument(
@@ -310,6 +309,7 @@ def add_commands(groups: Any, fmt: type) -> None:
     for flag, kind, default, text in (
         ("--steering-weight", float, 1.0, "loss weight of the steering pairs' windows"),
         ("--steering-onset", int, None, "cut steering pairs' reactors to start N-2N frames in"),
+        ("--onset-share", float, 0.0, "share of windows cut from a clip's first step (the live start)"),
         ("--horizon", int, 1, "steps predicted in training (a look-ahead head; 1: off)"),
         ("--modes", int, 1, "K next-step proposals and a learnt choice (1: plain regression)"),
         ("--relax", float, 0.05, "with --modes: weight of the proposals not nearest"),

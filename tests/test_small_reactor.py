@@ -544,3 +544,22 @@ def test_horizon_trains_a_look_ahead_head_that_live_steps_do_not_need(tmp_path) 
     plain = net.loss(a[:, 1:9], f[None, 0:8], b3, weight=w)
     w[0] = 3.0
     assert float(net.loss(a[:, 1:9], f[None, 0:8], b3, weight=w)) > float(plain)
+
+
+def test_onset_share_cuts_windows_from_the_first_step() -> None:
+    from molam_ros.llm.small_reactor_train import _Sampler
+
+    codes, toy = toy_data(clips=6, steps=16)
+    feats = np.random.default_rng(1).normal(size=toy.features.shape).astype(np.float16)  # all distinct
+    targets = ReactionTargets(feats, toy.offsets, toy.row)
+    step0 = np.stack([targets.clip(i)[:L].reshape(-1) for i in range(6)]).astype(np.float32)
+
+    def starts(share: float) -> list[bool]:  # each window: does its first input read a clip's step 0?
+        cfg = ReactorTrainConfig(batch=32, crop_steps=4, onset_share=share)
+        b_prev = _Sampler(codes, targets, list(range(6)), cfg, None, 0, seed=0).batch()[1]
+        return [bool(np.isclose(step0, row[0].numpy()).all(-1).any()) for row in b_prev]
+
+    assert all(starts(1.0))
+    assert sum(starts(0.0)) < 10  # cut anywhere: one window in 12 starts there
+    with pytest.raises(ValueError, match="onset_share"):
+        ReactorTrainConfig(onset_share=1.5)

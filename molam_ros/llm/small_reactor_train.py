@@ -29,6 +29,11 @@ target (normalised by the tokenizer's stats). Two things are done to the inputs 
   almost everything about its next one, so an instruction lowers the loss of a steering window by
   4 % only (shipped reactor, 150 training steering pairs: 0.0125 told, 0.0132 untold) and the model
   learns to ignore it; `steering_weight` multiplies the loss of the steering windows.
+- Onset. Windows are cut anywhere in a clip (a 40-step window from clips of 35-75 steps starts at
+  the first step about one time in twelve), while live, and in `molam reactor eval`, a reaction
+  starts from the robot standing where the person arrives: the steps in which a reactor decides
+  what to do (walk over or wait, which interaction an instruction asks for) are the ones trained
+  least. `onset_share` cuts that share of the windows from the clip's first step.
 
 Held-out loss on the validation clips, next to the loss of simply holding the last step, is logged
 every `eval_every` steps to train_log.jsonl; the checkpoint and the optimizer state are saved with
@@ -83,6 +88,7 @@ class ReactorTrainConfig:
     relax: float = 0.05  # with modes: weight of the proposals that were not nearest (small_reactor.py)
     choice_weight: float = 0.01  # with modes: weight of the choice's cross-entropy
     steering_weight: float = 1.0  # loss weight of the steering windows (module docstring)
+    onset_share: float = 0.0  # share of windows cut from a clip's first step (module docstring: "Onset")
     seed: int = 0
     threads: int = 2
     device: str = "cpu"  # "cuda" where a GPU is lent
@@ -92,6 +98,8 @@ class ReactorTrainConfig:
             raise ValueError(f"loss must be 'mse' or 'l1', got {self.loss!r}")
         if self.rollouts < 0 or not 0.0 <= self.rollout_share <= 1.0:
             raise ValueError("rollouts must be >= 0 and rollout_share in [0, 1]")
+        if not 0.0 <= self.onset_share <= 1.0:
+            raise ValueError("onset_share must be in [0, 1]")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -129,7 +137,8 @@ class _Sampler:
         for i in picks:
             a, _ = self.codes.clip(i)
             f = self.targets.clip(i).astype(np.float32).reshape(len(a), -1)  # (steps, l*F)
-            s = int(rng.integers(1, len(a) - n - H + 2))
+            onset = cfg.onset_share > 0 and rng.random() < cfg.onset_share
+            s = 1 if onset else int(rng.integers(1, len(a) - n - H + 2))
             A.append(a[s : s + n].astype(np.int64))
             BP.append(f[s - 1 : s - 1 + n])
             B.append(np.concatenate([f[s + j : s + j + n] for j in range(H)], axis=-1))

@@ -121,28 +121,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         dropout=args.dropout,
         modes=args.modes,
         horizon=args.horizon,
+        partner_null=args.partner_drop > 0,
     )
-    config = ReactorTrainConfig(
-        steps=args.steps,
-        batch=args.batch,
-        crop_steps=args.crop_steps,
-        lr=args.lr,
-        b_noise=args.b_noise,
-        text_share=args.text_share,
-        eval_every=args.eval_every,
-        minutes=args.minutes,
-        seed=args.seed,
-        threads=args.threads,
-        rollouts=args.rollouts,
-        rollout_share=args.rollout_share,
-        placement_weight=args.placement_weight,
-        loss=args.loss,
-        relax=args.relax,
-        choice_weight=args.choice_weight,
-        steering_weight=args.steering_weight,
-        onset_share=args.onset_share,
-        device=args.device,
+    same = (
+        "steps batch crop_steps lr b_noise text_share eval_every minutes seed threads rollouts rollout_share"
     )
+    same += " placement_weight loss relax choice_weight steering_weight onset_share partner_drop device"
+    config = ReactorTrainConfig(**{k: getattr(args, k) for k in same.split()})  # the flags of the same names
     info = {
         "tokenizer": checkpoint_identity(tok),
         "data": [str(d) for d in args.data],
@@ -193,7 +178,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     clips = eval_clips(ds, args.split, cfg, engine.stride)
     embed = _embedder()
     reactors = streaming_reactors(
-        args.checkpoint or [paths.default_reactor_dir()], engine, embed, tokenizer=tok, guidance=args.guidance
+        args.checkpoint or [paths.default_reactor_dir()],
+        engine,
+        embed,
+        tokenizer=tok,
+        guidance=args.guidance,
+        partner_weight=args.partner_weight,
     )
     rng = np.random.default_rng(0)
     instructions = {}
@@ -310,6 +300,7 @@ def add_commands(groups: Any, fmt: type) -> None:
         ("--steering-weight", float, 1.0, "loss weight of the steering pairs' windows"),
         ("--steering-onset", int, None, "cut steering pairs' reactors to start N-2N frames in"),
         ("--onset-share", float, 0.0, "share of windows cut from a clip's first step (the live start)"),
+        ("--partner-drop", float, 0.0, "share of windows with the person's codes hidden (instruction-led)"),
         ("--horizon", int, 1, "steps predicted in training (a look-ahead head; 1: off)"),
         ("--modes", int, 1, "K next-step proposals and a learnt choice (1: plain regression)"),
         ("--relax", float, 0.05, "with --modes: weight of the proposals not nearest"),
@@ -427,6 +418,12 @@ def add_commands(groups: Any, fmt: type) -> None:
         "--guidance",
         type=float,
         help="instruction guidance scale g (llm/small_reactor.py; 1: none); default: the reactor's own",
+    )
+    p.add_argument(
+        "--partner-weight",
+        type=float,
+        help="told, how much the person's motion leads against the instruction (w in [0, 1]; reactors "
+        "trained with --partner-drop); default: the reactor's own",
     )
     p.add_argument(
         "--direct", action="store_true", help="place the reactor's features, not its decoded codes"

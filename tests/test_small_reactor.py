@@ -563,3 +563,52 @@ def test_onset_share_cuts_windows_from_the_first_step() -> None:
     assert sum(starts(0.0)) < 10  # cut anywhere: one window in 12 starts there
     with pytest.raises(ValueError, match="onset_share"):
         ReactorTrainConfig(onset_share=1.5)
+
+
+def test_partner_weight_leans_on_the_instruction_alone(tmp_path) -> None:
+    """pred = lead + w (told - lead), lead the prediction with the partner hidden; partner_drop hides
+    it in training windows, needs the model's "no partner" input, and starts from a reactor without it."""
+    from dataclasses import replace
+
+    from molam_ros.llm.reactor_weights import widen_to_modes
+
+    engine, plain_cfg = shipped_engine_and_tiny_config()
+    cfg = replace(plain_cfg, partner_null=True)
+    torch.manual_seed(0)
+    plain = SmallReactorNet(plain_cfg).eval()
+    net = SmallReactorNet(cfg).eval()
+    net.load_state_dict(widen_to_modes(plain.state_dict(), net))  # --init from a reactor without it
+    with torch.no_grad():
+        net.no_partner.normal_()
+    a = torch.as_tensor(np.random.default_rng(1).integers(0, cfg.codebook_size, (1, 5, cfg.depth)))
+    b = torch.randn(1, 5, cfg.step_dim)
+    text = torch.as_tensor(fake_embed(["hug them back"]))
+    with torch.no_grad():
+        told = net(a, b, text)[0, -1].numpy()
+        lead = net(torch.full_like(a, -1), b, text)[0, -1].numpy()
+        np.testing.assert_allclose(plain(a, b, text)[0, -1].numpy(), told, atol=1e-5)  # same weights
+    assert np.abs(told - lead).max() > 1e-3
+
+    def stepped(w: float, text: str | None = "hug them back") -> np.ndarray:
+        r = SmallStreamingReactor(net, engine, embed=fake_embed, instruction=text, partner_weight=w)
+        with torch.no_grad():
+            return r._predict(a, b)
+
+    np.testing.assert_allclose(stepped(1.0), told, atol=1e-5)
+    np.testing.assert_allclose(stepped(0.0), lead, atol=1e-5)
+    np.testing.assert_allclose(stepped(0.5), (told + lead) / 2, atol=1e-4)
+    with torch.no_grad():
+        np.testing.assert_allclose(stepped(0.0, None), net(a, b)[0, -1].numpy(), atol=1e-5)  # untold
+    with pytest.raises(ValueError, match="partner_drop"):
+        SmallStreamingReactor(plain, engine, partner_weight=0.5)
+    with pytest.raises(ValueError, match="partner_weight"):
+        SmallStreamingReactor(net, engine, partner_weight=1.5)
+    codes, targets = toy_data()
+    train = ReactorTrainConfig(steps=2, batch=4, crop_steps=4, eval_every=2, eval_batches=1, partner_drop=0.5)
+    with pytest.raises(ValueError, match="partner_null"):
+        train_small_reactor(codes, targets, tmp_path / "x", model=tiny_config(text_dim=0), train=train)
+    last = train_small_reactor(
+        codes, targets, tmp_path / "r", model=tiny_config(text_dim=0, partner_null=True), train=train
+    )
+    assert np.isfinite(last["val_loss"])
+    assert load_small_reactor(tmp_path / "r")[0].no_partner is not None

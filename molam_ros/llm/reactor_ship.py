@@ -37,8 +37,10 @@ def streaming_reactors(
     *,
     tokenizer: Path | None = None,
     guidance: float | None = None,
+    partner_weight: float | None = None,
 ) -> dict[str, Any]:
-    """Trained reactors by directory name, each with its own settings (or `guidance`) and the sentence
+    """Trained reactors by directory name, each with its own settings (or `guidance`, `partner_weight`,
+    for those that have the partner-hidden input) and the sentence
     encoder (the steering measure instructs them); with `tokenizer`, each must have been trained on it."""
     from molam_ros.tokenizer.rqvae import check_pairing
 
@@ -50,6 +52,8 @@ def streaming_reactors(
         settings = reactor_settings(info)
         if guidance is not None:
             settings["guidance"] = guidance
+        if partner_weight is not None and net.no_partner is not None:
+            settings["partner_weight"] = partner_weight
         out[Path(d).name] = SmallStreamingReactor(net, engine, embed=embed, **settings)
     return out
 

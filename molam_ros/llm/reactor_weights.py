@@ -22,8 +22,10 @@ from molam_ros.llm.small_reactor import SmallReactorConfig, SmallReactorNet
 def widen_to_modes(state: dict[str, torch.Tensor], net: SmallReactorNet) -> dict[str, torch.Tensor]:
     """A single-mode reactor's weights as the start of a K-mode `net`: every proposal starts as the
     old output plus a little noise (so that they can part), the choice at zero (uniform). A look-ahead
-    head the old reactor lacks starts as `net` initialised it."""
+    head or a "no partner" input the old reactor lacks starts as `net` initialised it."""
     K, out = net.config.modes, dict(state)
+    if net.no_partner is not None and "no_partner" not in out:
+        out["no_partner"] = net.no_partner.detach()
     if net.ahead is not None and "ahead.weight" not in out:
         out["ahead.weight"], out["ahead.bias"] = net.ahead.weight.detach(), net.ahead.bias.detach()
     if K == 1 or state["out.weight"].shape[0] == net.out.weight.shape[0]:
@@ -59,8 +61,9 @@ def save_small_reactor(
 
 def reactor_settings(info: dict[str, Any]) -> dict[str, float | None]:
     """The inference settings a trained reactor was chosen with on validation clips (its
-    config.json: "anchor_pull", "guidance"), as SmallStreamingReactor keywords."""
-    return {"anchor_pull": info.get("anchor_pull"), "guidance": info.get("guidance")}
+    config.json: "anchor_pull", "guidance", "partner_weight"), as SmallStreamingReactor keywords."""
+    keys = ("anchor_pull", "guidance", "partner_weight")
+    return {k: info.get(k) for k in keys}
 
 
 def load_small_reactor(directory: str | Path) -> tuple[SmallReactorNet, dict[str, Any]]:

@@ -59,6 +59,15 @@ the regressed features instead of a score). g = 1 is the plain conditional predi
 on validation clips, the instruction's effect on an unguided reactor is small (steering 7 %): the
 actor's motion dominates what the reactor does.
 
+Leading with the instruction (`partner_null`, the `partner_weight` w). Told to hug a person who
+waves, the reactor answers the wave: the actor's codes explain the reaction in every training window
+where they fit it, so they outweigh the instruction (steering 11 %, README). Trained with the
+partner's codes hidden in some windows (a learned "no partner" vector in their place,
+`ReactorTrainConfig.partner_drop`), the same network also predicts the reaction from its own past
+and the instruction alone, l, and an instructed step can lean on it: pred = l + w (c - l) (w = 1:
+the plain told prediction, w = 0: the instruction alone; the reactor is still placed by its
+relation to the person actually seen).
+
 Trunk (`backbone`). The same inputs and heads around a pretrained causal LM's first `layers`
 decoder layers with LoRA (llm/reactor_trunk.py): the issue's cheap LLM, one backbone position per
 person-step. Its files (llm/reactor_weights.py) hold only what training changed.
@@ -99,6 +108,9 @@ class SmallReactorConfig:
     # [start, stop) ranges of the F features hidden from the previous-step input (module docstring:
     # "Blind inputs"); the model still predicts them
     blind: tuple[tuple[int, int], ...] = ()
+    partner_null: bool = (
+        False  # a learned "no partner" input (module docstring: "Leading with the instruction")
+    )
     # a pretrained causal LM ("default": the shipped SmolLM2, or a local path) whose first `layers`
     # decoder layers, with LoRA of rank `lora_rank`, replace the own blocks (module docstring: "Trunk")
     backbone: str = ""
@@ -199,6 +211,7 @@ class SmallReactorNet(nn.Module):
             None if self.trunk is not None else nn.Parameter(torch.randn(c.context_steps, c.width) * 0.02)
         )
         self.no_text = nn.Parameter(torch.zeros(c.width))
+        self.no_partner = nn.Parameter(torch.zeros(c.width)) if c.partner_null else None
         self.text = nn.Linear(c.text_dim, c.width) if c.text_dim else None
         self.blocks = nn.ModuleList(() if self.trunk is not None else (_Block(c) for _ in range(c.layers)))
         self.ln = nn.LayerNorm(c.width)
@@ -243,11 +256,10 @@ class SmallReactorNet(nn.Module):
         B, L, _ = a.shape
         if L > self.config.context_steps:
             raise ValueError(f"{L} steps exceed the context of {self.config.context_steps}")
-        x = (
-            self.code(a.long() + self._off).sum(2)
-            + self.prev(b_prev * self._seen)
-            + self._text(text, B)[:, None]
-        )
+        partner = self.code(a.long().clamp(min=0) + self._off).sum(2)
+        if self.no_partner is not None:  # codes < 0: the partner hidden
+            partner = torch.where(a[..., :1] < 0, self.no_partner.to(partner.dtype), partner)
+        x = partner + self.prev(b_prev * self._seen) + self._text(text, B)[:, None]
         if self.trunk is not None:  # rotary positions inside the backbone's layers
             return self.ln(self.trunk(x))
         x = x + self.pos[:L]
@@ -330,6 +342,7 @@ class SmallStreamingReactor:
         instruction: str | None = None,
         anchor_pull: float | None = None,
         guidance: float | None = None,
+        partner_weight: float | None = None,
     ) -> None:
         """`anchor_pull`: the placement smoothing this reactor was measured with (its config.json's
         "anchor_pull", chosen on validation clips; ego.follow_anchor); None: the pipeline's.
@@ -338,6 +351,11 @@ class SmallStreamingReactor:
         if guidance is not None and not (np.isfinite(guidance) and guidance >= 0.0):
             raise ValueError(f"guidance must be a finite number >= 0, got {guidance!r}")
         self.guidance = 1.0 if guidance is None else float(guidance)
+        self.partner_weight = 1.0 if partner_weight is None else float(partner_weight)
+        if not 0.0 <= self.partner_weight <= 1.0:
+            raise ValueError(f"partner_weight must be in [0, 1], got {partner_weight!r}")
+        if self.partner_weight != 1.0 and net.no_partner is None:
+            raise ValueError("partner_weight needs a reactor trained with the partner hidden (partner_drop)")
         self.net = net.eval()
         self.device = next(net.parameters()).device  # where the caller put the net (cpu, cuda)
         self.anchor_pull = anchor_pull
@@ -423,11 +441,13 @@ class SmallStreamingReactor:
 
     def _predict(self, a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
         """The next step's normalised (l*F,) features, guided where an instruction is set."""
-        if self._text is None or self.guidance == 1.0:
+        g, w = self.guidance, self.partner_weight
+        if self._text is None or (g == 1.0 and w == 1.0):
             return self.net(a, b, self._text)[0, -1].float().cpu().numpy()
-        told_untold = torch.cat([self._text, torch.full_like(self._text, float("nan"))])  # NaN: untold
-        c, u = self.net(a.expand(2, -1, -1), b.expand(2, -1, -1), told_untold)[:, -1].float()
-        return (u + self.guidance * (c - u)).cpu().numpy()
+        untold = torch.full_like(self._text, float("nan"))  # NaN: the no-instruction vector
+        texts, rows = torch.cat([self._text, untold, self._text]), torch.cat([a, a, torch.full_like(a, -1)])
+        c, u, lead = self.net(rows, b.expand(3, -1, -1), texts)[:, -1].float()  # one forward, three rows
+        return (c + (g - 1.0) * (c - u) - (1.0 - w) * (c - lead)).cpu().numpy()
 
     def react(self, codes_a: np.ndarray, start_b: np.ndarray | None = None) -> np.ndarray:
         """(L, D) actor codes -> (L, D) reactor codes from a fresh start (optionally its first step)."""

@@ -46,7 +46,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +89,7 @@ class ReactorTrainConfig:
     choice_weight: float = 0.01  # with modes: weight of the choice's cross-entropy
     steering_weight: float = 1.0  # loss weight of the steering windows (module docstring)
     onset_share: float = 0.0  # share of windows cut from a clip's first step (module docstring: "Onset")
+    partner_drop: float = 0.0  # share of windows with the partner's codes hidden (small_reactor.py)
     seed: int = 0
     threads: int = 2
     device: str = "cpu"  # "cuda" where a GPU is lent
@@ -98,8 +99,8 @@ class ReactorTrainConfig:
             raise ValueError(f"loss must be 'mse' or 'l1', got {self.loss!r}")
         if self.rollouts < 0 or not 0.0 <= self.rollout_share <= 1.0:
             raise ValueError("rollouts must be >= 0 and rollout_share in [0, 1]")
-        if not 0.0 <= self.onset_share <= 1.0:
-            raise ValueError("onset_share must be in [0, 1]")
+        if not (0.0 <= self.onset_share <= 1.0 and 0.0 <= self.partner_drop <= 1.0):
+            raise ValueError("onset_share and partner_drop must be in [0, 1]")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -140,6 +141,8 @@ class _Sampler:
             onset = cfg.onset_share > 0 and rng.random() < cfg.onset_share
             s = 1 if onset else int(rng.integers(1, len(a) - n - H + 2))
             A.append(a[s : s + n].astype(np.int64))
+            if cfg.partner_drop > 0 and rng.random() < cfg.partner_drop:
+                A[-1][:] = -1  # the partner hidden: the reaction from its own past and the instruction
             BP.append(f[s - 1 : s - 1 + n])
             B.append(np.concatenate([f[s + j : s + j + n] for j in range(H)], axis=-1))
             text = np.full(self.text_dim, np.nan, dtype=np.float32)
@@ -269,6 +272,8 @@ def train_small_reactor(
     if resume and state_path.is_file():
         saved = json.loads((out / "config.json").read_text())
         mcfg = SmallReactorConfig.from_dict(saved["model"])
+    if cfg.partner_drop > 0 and not mcfg.partner_null:
+        raise ValueError("partner_drop needs a model with partner_null (its 'no partner' input)")
     if mcfg.depth != D or mcfg.feature_dim != targets.features.shape[1]:
         raise ValueError(
             f"the data have D={D}, F={targets.features.shape[1]}; the model {mcfg.depth}, {mcfg.feature_dim}"
@@ -306,7 +311,8 @@ def train_small_reactor(
     sampler = _Sampler(
         codes, targets, train_idx, cfg, texts, mcfg.text_dim, cfg.seed + start, mcfg.horizon, captions
     )
-    val = _Sampler(codes, targets, val_idx, cfg, texts, mcfg.text_dim, 0, mcfg.horizon, captions)
+    plain = replace(cfg, onset_share=0.0, partner_drop=0.0)  # held-out figures comparable across recipes
+    val = _Sampler(codes, targets, val_idx, plain, texts, mcfg.text_dim, 0, mcfg.horizon, captions)
     n_params = sum(p.numel() for p in net.parameters())
     log.info(
         "small reactor: %.2f M parameters (%.2f M trained), %d training clips, %d validation clips",

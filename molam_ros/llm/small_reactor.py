@@ -347,7 +347,8 @@ class SmallStreamingReactor:
         """`anchor_pull`: the placement smoothing this reactor was measured with (its config.json's
         "anchor_pull", chosen on validation clips; ego.follow_anchor); None: the pipeline's.
         `guidance`: the instruction's guidance scale g (module docstring; None or 1: none); it costs
-        a second row in the same forward pass, only while an instruction is set."""
+        a second row in the same forward pass, only while an instruction is set. `partner_weight`: w
+        of "Leading with the instruction" (None or 1: none; w < 1 needs a reactor with `partner_null`)."""
         if guidance is not None and not (np.isfinite(guidance) and guidance >= 0.0):
             raise ValueError(f"guidance must be a finite number >= 0, got {guidance!r}")
         self.guidance = 1.0 if guidance is None else float(guidance)

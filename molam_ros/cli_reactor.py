@@ -239,6 +239,7 @@ def cmd_ship(args: argparse.Namespace) -> int:
         classifiers=_classifiers(ds, args.data),
         anchor_pull=args.anchor_pull,
         guidance=args.guidance,
+        partner_weight=args.partner_weight,
         embed=_embedder(),
         beside=streaming_reactors(args.beside or [], engine, _embedder(), tokenizer=engine_dir),
     )
@@ -290,10 +291,7 @@ def add_commands(groups: Any, fmt: type) -> None:
     p.add_argument("--text-share", type=float, default=0.5, help="share of windows with an instruction")
     p.add_argument("--no-text", action="store_true", help="no instruction input at all")
     p.add_argument(
-        "--steering",
-        type=int,
-        default=0,
-        help="add N steering pairs per dataset (one clip's actor, another's reactor and its instruction)",
+        "--steering", type=int, default=0, help="add N steering pairs (an actor, another's reactor)"
     )
     # recipe options measured in the README (llm/small_reactor.py, small_reactor_train.py)
     for flag, kind, default, text in (
@@ -422,8 +420,7 @@ def add_commands(groups: Any, fmt: type) -> None:
     p.add_argument(
         "--partner-weight",
         type=float,
-        help="told, how much the person's motion leads against the instruction (w in [0, 1]; reactors "
-        "trained with --partner-drop); default: the reactor's own",
+        help="told: w in [0, 1] (reactors trained with --partner-drop); default: own",
     )
     p.add_argument(
         "--direct", action="store_true", help="place the reactor's features, not its decoded codes"
@@ -467,6 +464,11 @@ def add_commands(groups: Any, fmt: type) -> None:
         type=float,
         default=1.0,
         help="instruction guidance scale shipped with it, chosen on VALIDATION clips (1: none)",
+    )
+    p.add_argument(
+        "--partner-weight",
+        type=float,
+        help="w shipped with it (--partner-drop reactors), chosen on VALIDATION",
     )
     p.set_defaults(func=cmd_ship)
     p = cmds.add_parser(

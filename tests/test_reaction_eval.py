@@ -229,6 +229,7 @@ def test_ship_writes_weights_manifest_and_figures(setup, tmp_path) -> None:
     net, info = load_small_reactor(out)
     assert info["anchor_pull"] == 0.02 and info["tokenizer"]["sha256"]
     assert reactor_settings(info) == {"anchor_pull": 0.02, "guidance": 2.5}  # what the node loads
+    assert reactor_settings({**info, "partner_weight": 0.5})["partner_weight"] == 0.5
 
 
 def test_intervals_over_clips_and_the_paired_difference_with_still(setup) -> None:

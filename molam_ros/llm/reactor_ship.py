@@ -19,7 +19,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from molam_ros.llm.reaction_eval import ReactionEvalConfig, eval_clips, evaluate_reactors
+from molam_ros.llm.reaction_instructions import reactor_instruction
 from molam_ros.llm.reactor_weights import load_small_reactor, reactor_settings, save_small_reactor
 from molam_ros.llm.small_reactor import SmallStreamingReactor
 
@@ -69,18 +72,23 @@ def ship_small_reactor(
     tolerance_mm: float = 2.0,
     anchor_pull: float | None = None,
     guidance: float = 1.0,
+    partner_weight: float | None = None,
     embed: Any = None,
     classifiers: tuple[Any, Any] | None = None,
     beside: dict[str, Any] | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Write the shipped reactor into `out` (module docstring); returns the manifest. `beside`:
-    other reactors (name -> streaming reactor) measured in the same run, rows of the same table."""
+    other reactors (name -> streaming reactor) measured in the same run, rows of the same table.
+    `partner_weight` (a reactor trained with the partner hidden): recorded with it, and with `embed`
+    the manifest also holds the rows told each clip's own instruction, where it acts."""
     net, info = load_small_reactor(run)
     kind = "llm_reactor" if net.config.backbone else "small_reactor"
     if anchor_pull is not None:
         info["anchor_pull"] = anchor_pull
     info["guidance"] = guidance
+    if partner_weight is not None:
+        info["partner_weight"] = partner_weight
     cfg = ReactionEvalConfig(clips=clips)
     held_out = eval_clips(dataset, "test", cfg, engine.stride)
     with tempfile.TemporaryDirectory() as tmp:
@@ -107,20 +115,20 @@ def ship_small_reactor(
     use_half = gap <= tolerance_mm
     keep = half if use_half else net
     pair, steer = classifiers if classifiers is not None else (None, None)
-    rows = evaluate_reactors(
-        {
-            **(beside or {}),
-            kind: SmallStreamingReactor(
-                keep, engine, anchor_pull=anchor_pull, guidance=guidance, embed=embed
-            ),
-        },
-        engine,
-        held_out,
-        cfg,
-        classifier=pair,
-        steer_classifier=steer,
-        progress=progress,
+    shipped = SmallStreamingReactor(
+        keep, engine, anchor_pull=anchor_pull, guidance=guidance, partner_weight=partner_weight, embed=embed
     )
+    reactors = {**(beside or {}), kind: shipped}
+    rows = evaluate_reactors(
+        reactors, engine, held_out, cfg, classifier=pair, steer_classifier=steer, progress=progress
+    )
+    told_rows = None
+    if partner_weight is not None and embed is not None:
+        rng = np.random.default_rng(0)
+        told = {c.clip_id: reactor_instruction(c.meta, rng) for c in held_out}
+        told_rows = evaluate_reactors(
+            reactors, engine, held_out, cfg, instructions=told, classifier=pair, progress=progress
+        )
     out = Path(out)
     extra = {k: v for k, v in info.items() if k not in ("kind", "version", "model")}
     save_small_reactor(keep, out, extra, half=use_half)
@@ -142,11 +150,12 @@ def ship_small_reactor(
         "tokenizer": info.get("tokenizer"),
         "anchor_pull": anchor_pull,
         "guidance": guidance,
+        "partner_weight": partner_weight,
         "steps": info.get("step"),
         "train_seconds_2core_cpu": (info.get("last") or {}).get("seconds"),
         "held_out_losses": info.get("last"),
         "commands": commands,
-        "eval": {"clips": len(held_out), "steps_per_clip": cfg.steps, "rows": rows},
+        "eval": {"clips": len(held_out), "steps_per_clip": cfg.steps, "rows": rows, "told_rows": told_rows},
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1))
     return manifest

@@ -62,8 +62,10 @@ def save_small_reactor(
 def reactor_settings(info: dict[str, Any]) -> dict[str, float | None]:
     """The inference settings a trained reactor was chosen with on validation clips (its
     config.json: "anchor_pull", "guidance", "partner_weight"), as SmallStreamingReactor keywords."""
-    keys = ("anchor_pull", "guidance", "partner_weight")
-    return {k: info.get(k) for k in keys}
+    out = {"anchor_pull": info.get("anchor_pull"), "guidance": info.get("guidance")}
+    if info.get("partner_weight") is not None:  # only reactors trained with the partner hidden have one
+        out["partner_weight"] = info["partner_weight"]
+    return out
 
 
 def load_small_reactor(directory: str | Path) -> tuple[SmallReactorNet, dict[str, Any]]:

@@ -108,9 +108,8 @@ class SmallReactorConfig:
     # [start, stop) ranges of the F features hidden from the previous-step input (module docstring:
     # "Blind inputs"); the model still predicts them
     blind: tuple[tuple[int, int], ...] = ()
-    partner_null: bool = (
-        False  # a learned "no partner" input (module docstring: "Leading with the instruction")
-    )
+    # a learned "no partner" input, read where the codes are < 0 (module docstring: "Leading with ...")
+    partner_null: bool = False
     # a pretrained causal LM ("default": the shipped SmolLM2, or a local path) whose first `layers`
     # decoder layers, with LoRA of rank `lora_rank`, replace the own blocks (module docstring: "Trunk")
     backbone: str = ""
@@ -256,9 +255,12 @@ class SmallReactorNet(nn.Module):
         B, L, _ = a.shape
         if L > self.config.context_steps:
             raise ValueError(f"{L} steps exceed the context of {self.config.context_steps}")
-        partner = self.code(a.long().clamp(min=0) + self._off).sum(2)
-        if self.no_partner is not None:  # codes < 0: the partner hidden
-            partner = torch.where(a[..., :1] < 0, self.no_partner.to(partner.dtype), partner)
+        idx = a.long()
+        if self.no_partner is None:
+            partner = self.code(idx + self._off).sum(2)
+        else:  # codes < 0: the partner hidden
+            partner = self.code(idx.clamp(min=0) + self._off).sum(2)
+            partner = torch.where(idx[..., :1] < 0, self.no_partner.to(partner.dtype), partner)
         x = partner + self.prev(b_prev * self._seen) + self._text(text, B)[:, None]
         if self.trunk is not None:  # rotary positions inside the backbone's layers
             return self.ln(self.trunk(x))

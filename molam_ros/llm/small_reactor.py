@@ -448,8 +448,11 @@ class SmallStreamingReactor:
         if self._text is None or (g == 1.0 and w == 1.0):
             return self.net(a, b, self._text)[0, -1].float().cpu().numpy()
         untold = torch.full_like(self._text, float("nan"))  # NaN: the no-instruction vector
-        texts, rows = torch.cat([self._text, untold, self._text]), torch.cat([a, a, torch.full_like(a, -1)])
-        c, u, lead = self.net(rows, b.expand(3, -1, -1), texts)[:, -1].float()  # one forward, three rows
+        texts, rows = [self._text, untold], [a, a]  # told, untold (and the partner hidden where w < 1)
+        if w != 1.0:
+            texts, rows = [*texts, self._text], [*rows, torch.full_like(a, -1)]
+        out = self.net(torch.cat(rows), b.expand(len(rows), -1, -1), torch.cat(texts))[:, -1].float()
+        c, u, lead = out[0], out[1], out[-1]
         return (c + (g - 1.0) * (c - u) - (1.0 - w) * (c - lead)).cpu().numpy()
 
     def react(self, codes_a: np.ndarray, start_b: np.ndarray | None = None) -> np.ndarray:

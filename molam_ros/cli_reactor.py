@@ -153,12 +153,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    import numpy as np
     import torch
 
     from molam_ros.data.dataset import MotionDataset
-    from molam_ros.llm.reaction_eval import ReactionEvalConfig, eval_clips, evaluate_reactors, format_rows
-    from molam_ros.llm.reaction_instructions import reactor_instruction
+    from molam_ros.llm.reaction_eval import (
+        ReactionEvalConfig,
+        eval_clips,
+        evaluate_reactors,
+        format_rows,
+        own_instructions,
+    )
     from molam_ros.llm.reactor_ship import streaming_reactors
     from molam_ros.paths import default_tokenizer_dir
     from molam_ros.tokenizer.engines import TorchEngine
@@ -185,10 +189,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         guidance=args.guidance,
         partner_weight=args.partner_weight,
     )
-    rng = np.random.default_rng(0)
-    instructions = {}
-    if args.instructions == "clip":
-        instructions = {c.clip_id: reactor_instruction(c.meta, rng) for c in clips}
+    instructions = own_instructions(clips) if args.instructions == "clip" else {}
     classifier, steer = _classifiers(ds, args.data) if args.classifiers else (None, None)
     rows = evaluate_reactors(
         reactors, engine, clips, cfg, instructions=instructions, classifier=classifier, steer_classifier=steer

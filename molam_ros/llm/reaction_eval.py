@@ -123,6 +123,13 @@ def eval_clips(dataset: Any, split: str, cfg: ReactionEvalConfig, stride: int) -
     return out
 
 
+def own_instructions(clips: Sequence[EvalClip], seed: int = 0) -> dict[str, str | None]:
+    """Each clip's own instruction (its reactor's part in words, seeded): what "told" rows are
+    measured with, the same wordings in every command that reports them."""
+    rng = np.random.default_rng(seed)
+    return {c.clip_id: reactor_instruction(c.meta, rng) for c in clips}
+
+
 def closed_loop(
     reactor: Reactor | None,
     engine: Any,

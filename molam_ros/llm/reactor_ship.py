@@ -19,10 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from molam_ros.llm.reaction_eval import ReactionEvalConfig, eval_clips, evaluate_reactors
-from molam_ros.llm.reaction_instructions import reactor_instruction
+from molam_ros.llm.reaction_eval import ReactionEvalConfig, eval_clips, evaluate_reactors, own_instructions
 from molam_ros.llm.reactor_weights import load_small_reactor, reactor_settings, save_small_reactor
 from molam_ros.llm.small_reactor import SmallStreamingReactor
 
@@ -124,8 +121,7 @@ def ship_small_reactor(
     )
     told_rows = None
     if partner_weight is not None and embed is not None:
-        rng = np.random.default_rng(0)
-        told = {c.clip_id: reactor_instruction(c.meta, rng) for c in held_out}
+        told = own_instructions(held_out)
         told_rows = evaluate_reactors(
             reactors, engine, held_out, cfg, instructions=told, classifier=pair, progress=progress
         )

@@ -447,13 +447,17 @@ class SmallStreamingReactor:
         g, w = self.guidance, self.partner_weight
         if self._text is None or (g == 1.0 and w == 1.0):
             return self.net(a, b, self._text)[0, -1].float().cpu().numpy()
-        untold = torch.full_like(self._text, float("nan"))  # NaN: the no-instruction vector
-        texts, rows = [self._text, untold], [a, a]  # told, untold (and the partner hidden where w < 1)
+        # one forward pass: told, then untold (NaN: the no-instruction vector) where g != 1, then the
+        # partner hidden (codes -1) where w != 1; only the rows a term needs
+        texts, rows = [self._text], [a]
+        if g != 1.0:
+            texts, rows = [*texts, torch.full_like(self._text, float("nan"))], [*rows, a]
         if w != 1.0:
             texts, rows = [*texts, self._text], [*rows, torch.full_like(a, -1)]
         out = self.net(torch.cat(rows), b.expand(len(rows), -1, -1), torch.cat(texts))[:, -1].float()
-        c, u, lead = out[0], out[1], out[-1]
-        return (c + (g - 1.0) * (c - u) - (1.0 - w) * (c - lead)).cpu().numpy()
+        c = out[0]
+        pred = c + (g - 1.0) * (c - out[1]) if g != 1.0 else c
+        return (pred - (1.0 - w) * (c - out[-1]) if w != 1.0 else pred).cpu().numpy()
 
     def react(self, codes_a: np.ndarray, start_b: np.ndarray | None = None) -> np.ndarray:
         """(L, D) actor codes -> (L, D) reactor codes from a fresh start (optionally its first step)."""

@@ -233,9 +233,12 @@ def _cmd_tokenizer_train(args: argparse.Namespace) -> int:
     summary = train(
         args.data,
         args.out,
-        model_config=preset(args.preset, feature_dim=layout_of(args.layout).dim),
+        model_config=preset(
+            args.preset, feature_dim=layout_of(args.layout).dim, relation_quantizers=args.relation_codes
+        ),
         train_config=train_config,
         resume=args.out if args.resume else None,
+        init=args.init,
         loss_weights={
             k: v
             for k, v in (("rel_weight", args.rel_weight), ("traj_weight", args.traj_weight))
@@ -675,6 +678,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="motion layout: ego (bounded, the default) or intergen (absolute, offline datasets)",
     )
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    p.add_argument(
+        "--relation-codes",
+        type=int,
+        default=0,
+        metavar="R",
+        help="R code depths of its own for the relation to the partner, after the D body depths (0: none)",
+    )
+    p.add_argument("--init", type=Path, help="start from this tokenizer's weights and feature stats")
+    p.add_argument(
+        "--freeze-body",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="with --init: train the relation codes alone; the body codes stay those of --init",
+    )
     # Training settings left out keep the TrainConfig defaults (molam_ros/tokenizer/train.py).
     p.add_argument("--steps", type=int, default=argparse.SUPPRESS, help="total optimiser steps")
     p.add_argument(

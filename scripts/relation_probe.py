@@ -47,7 +47,7 @@ def pairs(model, stats, data: str, split: str) -> list[tuple[np.ndarray, np.ndar
             f = f[:, : f.shape[1] - f.shape[1] % l]
             codes = model.encode(stats.normalize(torch.from_numpy(np.ascontiguousarray(f))))
             dec = stats.denormalize(model.decode(codes)).numpy()
-            out.append((f, dec, model.quantizer.decode(codes[1]).numpy()))
+            out.append((f, dec, model.quantizer.decode(codes[1][..., : model.config.num_quantizers]).numpy()))
     return out
 
 

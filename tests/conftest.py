@@ -81,6 +81,6 @@ def tiny_parts(tiny_llm_env: dict[str, Path]) -> tuple:
     from molam_ros.tokenizer.engines import TorchEngine
 
     engine = TorchEngine(tiny_llm_env["tokenizer"])
-    vocab = MotionVocab(codebook_size=engine.model.config.codebook_size, depth=engine.num_quantizers)
+    vocab = MotionVocab(codebook_size=engine.model.config.codebook_size, depth=engine.depths)
     mlm = MotionLM.create(tiny_llm_env["backbone"], vocab, DepthHeadConfig(width=16, layers=1)).eval()
     return mlm, engine

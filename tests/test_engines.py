@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from molam_ros.motion.normalization import FeatureStats
-from molam_ros.tokenizer.config import PRESETS
+from molam_ros.tokenizer.config import PRESETS, preset
 from molam_ros.tokenizer.engines import EngineConfig, OnnxRuntimeEngine, TorchEngine, create_engine
 from molam_ros.tokenizer.export import export_onnx, read_manifest
 from molam_ros.tokenizer.rqvae import RQVAE, save_checkpoint
@@ -20,11 +20,12 @@ from molam_ros.tokenizer.rqvae import RQVAE, save_checkpoint
 F = PRESETS["tiny"].feature_dim  # the default (ego) layout
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny tokenizer whose codebooks have seen data (a few training-mode passes), and stats."""
+@pytest.fixture(scope="module", params=[0, 2], ids=["body-codes", "relation-codes"])
+def checkpoint(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny tokenizer whose codebooks have seen data (a few training-mode passes), and stats;
+    without and with relation codes (D + R codes per step through every graph)."""
     torch.manual_seed(0)
-    model = RQVAE(PRESETS["tiny"])
+    model = RQVAE(preset("tiny", relation_quantizers=request.param))
     model.train()
     with torch.no_grad():
         for _ in range(3):
@@ -71,11 +72,14 @@ def _untied_mismatches(model: RQVAE, x: np.ndarray, codes: np.ndarray, other: np
         z = model.encoder(torch.from_numpy(np.ascontiguousarray(x)))  # (B, T', C)
     z = z.reshape(-1, z.shape[-1])
     a, b = codes.reshape(len(z), -1), other.reshape(len(z), -1)
+    C, D = model.config.code_dim, model.config.num_quantizers
     bad = []
     for n in np.flatnonzero((a != b).any(-1)):
         d = int(np.argmax(a[n] != b[n]))
-        residual = z[n] - model.quantizer.decode(torch.from_numpy(a[n, :d])) if d else z[n]
-        book = model.quantizer.codebooks[d]
+        # Body depths quantize the first C latents; relation depths (d >= D) the rest, on their own.
+        vq, zn, first = (model.quantizer, z[n, :C], 0) if d < D else (model.relation_quantizer, z[n, C:], D)
+        residual = zn - vq.decode(torch.from_numpy(a[n, first:d])) if d > first else zn
+        book = vq.codebooks[d - first]
         scores = book.embed_sq - 2.0 * (book.embed @ residual)  # (K,): the argmin that picks the code
         gap = float(abs(scores[a[n, d]] - scores[b[n, d]]))
         if gap > 1e-5 * float(scores.abs().max()):
@@ -102,7 +106,7 @@ def test_untied_mismatches_are_found(checkpoint: Path) -> None:
     xn = eng.stats.normalize(x).astype(np.float32)
     codes = eng.encode(x)
     with torch.no_grad():
-        z = eng.model.encoder(torch.from_numpy(xn))[0, 1]  # step 1's latent
+        z = eng.model.encoder(torch.from_numpy(xn))[0, 1, : eng.model.config.code_dim]  # step 1's body latent
     book = eng.model.quantizer.codebooks[0]
     wrong = codes.copy()
     wrong[0, 1, 0] = int((book.embed_sq - 2.0 * (book.embed @ z)).argmax())  # the farthest code
@@ -146,9 +150,9 @@ def test_bad_input_is_refused_clearly(export_dir: Path) -> None:
     with pytest.raises(ValueError, match="exactly"):
         engine.encode_step(np.zeros((1, l + 1, F), np.float32), engine.init_encoder_state())
     with pytest.raises(ValueError, match="codes"):
-        engine.decode(np.zeros((1, 3, engine.num_quantizers + 1), np.int64))
+        engine.decode(np.zeros((1, 3, engine.depths + 1), np.int64))
     with pytest.raises(ValueError, match="integers"):
-        engine.decode(np.zeros((1, 3, engine.num_quantizers), np.float32))
+        engine.decode(np.zeros((1, 3, engine.depths), np.float32))
     with pytest.raises(ValueError, match="state"):
         engine.encode_step(np.zeros((1, l, F), np.float32), [])
 

@@ -264,7 +264,7 @@ def test_each_start_gives_the_reactor_its_first_step_as_the_node_would(setup) ->
 
     _, _, engine, cfg, clips = setup
     c = clips[0]
-    replay = Replay(np.zeros((1, engine.num_quantizers), dtype=np.int64))
+    replay = Replay(np.zeros((1, engine.depths), dtype=np.int64))
     given = []
     orig = replay.step
     replay.step = lambda a, b=None: (given.append(b), orig(a, b))[1]

@@ -117,7 +117,7 @@ def test_the_reaction_pipelines_stream_is_executed(tiny_llm_env: dict[str, Path]
     from molam_ros.tokenizer.engines import TorchEngine
 
     engine = TorchEngine(tiny_llm_env["tokenizer"])
-    vocab = MotionVocab(codebook_size=engine.model.config.codebook_size, depth=engine.num_quantizers)
+    vocab = MotionVocab(codebook_size=engine.model.config.codebook_size, depth=engine.depths)
     mlm = MotionLM.create(tiny_llm_env["backbone"], vocab, DepthHeadConfig(width=16, layers=1)).eval()
     profile = load_profile("unitree_g1")
     pipeline = ReactionPipeline(mlm, engine, profile)

@@ -338,7 +338,7 @@ def test_the_learning_rate_anneals_over_a_time_budget() -> None:
 def test_decoded_targets_are_the_tokenizers_reading_of_the_codes() -> None:
     engine = TorchEngine(shipped_tokenizer_dir(), threads=1)
     rng = np.random.default_rng(0)
-    Kc, Dq = engine.model.config.codebook_size, engine.num_quantizers
+    Kc, Dq = engine.model.config.codebook_size, engine.depths
     steps = [5, 3]
     b = rng.integers(0, Kc, (sum(steps), Dq)).astype(np.int16)
     codes = ReactionCodes(

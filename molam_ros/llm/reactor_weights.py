@@ -22,8 +22,15 @@ from molam_ros.llm.small_reactor import SmallReactorConfig, SmallReactorNet
 def widen_to_modes(state: dict[str, torch.Tensor], net: SmallReactorNet) -> dict[str, torch.Tensor]:
     """A single-mode reactor's weights as the start of a K-mode `net`: every proposal starts as the
     old output plus a little noise (so that they can part), the choice at zero (uniform). A look-ahead
-    head or a "no partner" input the old reactor lacks starts as `net` initialised it."""
+    head or a "no partner" input the old reactor lacks starts as `net` initialised it. Code depths
+    the old reactor never read (a tokenizer with relation codes after the same body codes) start
+    with zero embeddings, so the widened reactor first acts exactly as the old one."""
     K, out = net.config.modes, dict(state)
+    old_codes, rows = out["code.weight"], net.code.weight.shape[0]
+    if old_codes.shape[0] < rows:
+        out["code.weight"] = torch.cat(
+            [old_codes, old_codes.new_zeros(rows - old_codes.shape[0], old_codes.shape[1])]
+        )
     if net.no_partner is not None and "no_partner" not in out:
         out["no_partner"] = net.no_partner.detach()
     if net.ahead is not None and "ahead.weight" not in out:

@@ -138,7 +138,7 @@ class SmallReactorConfig:
         the rest from `shape`."""
         return cls(
             codebook_size=int(engine.model.config.codebook_size),
-            depth=engine.num_quantizers,
+            depth=engine.depths,
             stride=engine.stride,
             feature_dim=engine.feature_dim,
             **shape,
@@ -365,14 +365,10 @@ class SmallStreamingReactor:
         self.engine = engine
         self.embed = embed
         c = net.config
-        if (
-            engine.num_quantizers != c.depth
-            or engine.stride != c.stride
-            or engine.feature_dim != c.feature_dim
-        ):
+        if engine.depths != c.depth or engine.stride != c.stride or engine.feature_dim != c.feature_dim:
             raise ValueError(
                 f"the small reactor reads D={c.depth}, l={c.stride}, F={c.feature_dim}; the tokenizer has "
-                f"D={engine.num_quantizers}, l={engine.stride}, F={engine.feature_dim}: not trained together"
+                f"D={engine.depths}, l={engine.stride}, F={engine.feature_dim}: not trained together"
             )
         self.history: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=c.context_steps)
         self.last_features: np.ndarray | None = None

@@ -109,7 +109,7 @@ class MotionVocab:
     """
 
     codebook_size: int = 512  # K: codes per depth, the RQ-VAE's `codebook_size`
-    depth: int = 4  # D: depths per step, the RQ-VAE's `num_quantizers`
+    depth: int = 4  # D: depths per step, the RQ-VAE's `depths` (body, then relation codes)
     step_markers: bool = True  # a person marker before each person's D codes (module docstring)
     ids: MotionTokenIds | None = field(default=None, compare=False)  # set by add_to / bind
 
@@ -123,8 +123,8 @@ class MotionVocab:
 
     @classmethod
     def from_tokenizer_config(cls, config: Any, **kwargs: Any) -> MotionVocab:
-        """From a `molam_ros.tokenizer.config.TokenizerConfig` (K = codebook_size, D = num_quantizers)."""
-        return cls(codebook_size=config.codebook_size, depth=config.num_quantizers, **kwargs)
+        """From a `molam_ros.tokenizer.config.TokenizerConfig` (K = codebook_size, D = its depths, D + R)."""
+        return cls(codebook_size=config.codebook_size, depth=config.depths, **kwargs)
 
     # --- token strings
 

@@ -137,9 +137,9 @@ class ReactionPipeline:
         self.layout = layout_of(int(engine.feature_dim))
         if mlm is None and reactor is None:
             raise ValueError("a pipeline needs a reactor or the LLM to write the reaction")
-        if mlm is not None and engine.num_quantizers != mlm.vocab.depth:
+        if mlm is not None and engine.depths != mlm.vocab.depth:
             raise ValueError(
-                f"the tokenizer has D={engine.num_quantizers} codes per step but the LLM's vocabulary "
+                f"the tokenizer has D={engine.depths} codes per step but the LLM's vocabulary "
                 f"D={mlm.vocab.depth}: they were not trained together"
             )
         self.profile = profile
@@ -150,10 +150,10 @@ class ReactionPipeline:
         if reactor is None:
             reactor = StreamingReactor(mlm, self.config.streaming, instruction=self.config.instruction)
         else:
-            depth = int(reactor.net.config.depth) if hasattr(reactor, "net") else engine.num_quantizers
-            if depth != engine.num_quantizers:
+            depth = int(reactor.net.config.depth) if hasattr(reactor, "net") else engine.depths
+            if depth != engine.depths:
                 raise ValueError(
-                    f"the reactor writes D={depth} codes per step, the tokenizer D={engine.num_quantizers}"
+                    f"the reactor writes D={depth} codes per step, the tokenizer D={engine.depths}"
                 )
             reactor.set_instruction(self.config.instruction)
         self.reactor = reactor

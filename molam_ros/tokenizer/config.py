@@ -19,6 +19,10 @@ from molam_ros.motion.layout import DEFAULT_LAYOUT, layout_of
 LOSS_WEIGHTS = ("pos_weight", "vel_weight", "traj_weight", "rel_weight")
 
 
+# What a config.json written before the relation codes means by their absence (from_dict).
+BEFORE_RELATION_CODES = {"relation_quantizers": 0, "relation_width": 64, "relation_code_dim": 32}
+
+
 @dataclass(frozen=True, kw_only=True)
 class TokenizerConfig:
     """Architecture, quantizer and loss settings of the causal RQ-VAE (see `rqvae.py`).
@@ -57,6 +61,17 @@ class TokenizerConfig:
     # Chance per batch of training with only the first 1..D-1 depths (MoMask: 0.2), so that a
     # prefix of the codes decodes to a coarser version of the same motion.
     quantizer_dropout: float = 0.2
+
+    # --- relation codes: the partner's place in codes of their own (ego layout only)
+    # R depths of K codes over the relation to the partner (layout.relation: REL_POS, REL_HEAD), read
+    # and written by a small causal conv encoder/decoder of their own, appended after the D body
+    # depths: a step's codes are (D + R,). 0: no relation codes; the body codes carry the relation,
+    # as in every tokenizer before them. Why: the body codes hold the partner's place ~31 mm off at
+    # a mean 1.34 m and no loss weight or capacity bought it finer without costing the body (README,
+    # "The shipped tokenizer"); 4 numbers that must be centimetre-exact need bits of their own.
+    relation_quantizers: int = 0
+    relation_width: int = 64  # channels of the relation encoder/decoder convs
+    relation_code_dim: int = 32  # latent width of the relation codebooks
 
     # --- reconstruction loss: smooth L1 on normalised features, plus extra weight on two slices
     # Where smooth L1 turns from quadratic to linear, in normalised units. T2M-GPT's 1.0 leaves any
@@ -98,6 +113,15 @@ class TokenizerConfig:
             raise ValueError(
                 "TokenizerConfig.lookahead must be 0: only strictly causal tokenizers are implemented"
             )
+        for name in ("relation_quantizers", "relation_width", "relation_code_dim"):
+            value, low = getattr(self, name), int(name != "relation_quantizers")
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"TokenizerConfig.{name} must be an int >= {low}, got {value!r}")
+        if self.relation_quantizers and not layout_of(self.feature_dim).relation:
+            raise ValueError(
+                f"TokenizerConfig.relation_quantizers needs a layout with relation features (ego), "
+                f"got feature_dim {self.feature_dim}"
+            )
         if not 0.0 < self.ema_decay < 1.0:
             raise ValueError(f"TokenizerConfig.ema_decay must be in (0, 1), got {self.ema_decay}")
         if not 0.0 <= self.quantizer_dropout < 1.0:
@@ -119,6 +143,11 @@ class TokenizerConfig:
                 raise ValueError(f"TokenizerConfig.{name} must be a finite number >= 0, got {value!r}")
 
     @property
+    def depths(self) -> int:
+        """Codes per token step: D body depths, then R relation depths."""
+        return self.num_quantizers + self.relation_quantizers
+
+    @property
     def stride(self) -> int:
         """l: frames per token step."""
         return 2**self.down_t
@@ -136,6 +165,8 @@ class TokenizerConfig:
         """
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
+        # Checkpoints from before relation codes existed: no relation codes is exactly what they are.
+        d = {**BEFORE_RELATION_CODES, **d} if not set(BEFORE_RELATION_CODES) & set(d) else d
         missing = sorted(names - set(d))
         if unknown:
             raise ValueError(f"unknown TokenizerConfig keys {unknown}; known: {sorted(names)}")

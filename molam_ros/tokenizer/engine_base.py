@@ -21,10 +21,10 @@ class TokenizerEngine(ABC):
 
     name: str = "abstract"
 
-    def __init__(self, stats: FeatureStats, stride: int, num_quantizers: int, feature_dim: int) -> None:
+    def __init__(self, stats: FeatureStats, stride: int, depths: int, feature_dim: int) -> None:
         self.stats = stats
         self.stride = stride
-        self.num_quantizers = num_quantizers
+        self.depths = depths  # codes per token step: D body depths, then R relation depths
         self.feature_dim = feature_dim
 
     # --- checks shared by every backend: bad input gets a clear error before any graph runs
@@ -42,9 +42,9 @@ class TokenizerEngine(ABC):
 
     def _check_codes(self, codes: np.ndarray, *, step: bool) -> np.ndarray:
         c = np.asarray(codes)
-        if c.ndim != 3 or c.shape[-1] != self.num_quantizers or c.shape[1] == 0 or (step and c.shape[1] != 1):
+        if c.ndim != 3 or c.shape[-1] != self.depths or c.shape[1] == 0 or (step and c.shape[1] != 1):
             want = "(B, 1, D)" if step else "(B, N, D)"
-            raise ValueError(f"expected codes of shape {want} with D={self.num_quantizers}, got {c.shape}")
+            raise ValueError(f"expected codes of shape {want} with D={self.depths}, got {c.shape}")
         if not np.issubdtype(c.dtype, np.integer):
             raise ValueError(f"codes must be integers, got {c.dtype}")
         return c.astype(np.int64)
@@ -96,3 +96,9 @@ class TokenizerEngine(ABC):
 def state_zeros(shapes: list[list[int]], batch: int) -> State:
     """Zero convolution states of the given per-row shapes for `batch` rows."""
     return [np.zeros((batch, *shape), dtype=np.float32) for shape in shapes]
+
+
+def config_depths(config: dict) -> int:
+    """Codes per token step of an exported tokenizer's config (D + R; exports before relation
+    codes have no `relation_quantizers`)."""
+    return int(config["num_quantizers"]) + int(config.get("relation_quantizers", 0))

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from molam_ros.motion.normalization import FeatureStats
-from molam_ros.tokenizer.engine_base import State, TokenizerEngine, state_zeros
+from molam_ros.tokenizer.engine_base import State, TokenizerEngine, config_depths, state_zeros
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class TorchEngine(TokenizerEngine):
         self.device = torch.device(device)
         self.model, config, stats = load_checkpoint(checkpoint, device=self.device)
         self.model.eval()
-        super().__init__(stats, self.model.stride, config.num_quantizers, config.feature_dim)
+        super().__init__(stats, self.model.stride, config.depths, config.feature_dim)
 
     def _t(self, x: np.ndarray) -> Any:
         return self._torch.from_numpy(np.ascontiguousarray(x)).to(self.device)
@@ -155,7 +155,7 @@ class OnnxRuntimeEngine(TokenizerEngine):
             std=np.asarray(m["stats"]["std"], np.float32),
             count=m["stats"]["count"],
         )
-        super().__init__(stats, int(m["stride"]), int(c["num_quantizers"]), int(c["feature_dim"]))
+        super().__init__(stats, int(m["stride"]), config_depths(c), int(c["feature_dim"]))
 
     def init_encoder_state(self, batch: int = 1) -> State:
         return state_zeros(self.manifest["encoder_state_shapes"], batch)

@@ -77,7 +77,7 @@ def evaluate(
     device = next(model.parameters()).device
     l, K = model.stride, model.config.codebook_size
     layout = layout_of(model.config.feature_dim)
-    D = depth or model.config.num_quantizers
+    D = depth or model.config.depths
     sums: dict[str, list[float]] = {"global": [], "rel": [], "root": []}  # per person index, metres
     err_frames: list[int] = []
     contact_hits = contact_total = 0

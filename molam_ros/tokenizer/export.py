@@ -121,7 +121,7 @@ def _example_inputs(model: RQVAE, graph: str, steps: int = 8) -> tuple[torch.Ten
     """Inputs to trace a graph with; codes are valid indices so the traced gather is exercised."""
     c = model.config
     g = torch.Generator().manual_seed(0)
-    codes = torch.randint(0, c.codebook_size, (1, steps, c.num_quantizers), generator=g)
+    codes = torch.randint(0, c.codebook_size, (1, steps, c.depths), generator=g)
     if graph == "encoder":
         return (torch.randn(1, steps * model.stride, c.feature_dim, generator=g),)
     if graph == "decoder":

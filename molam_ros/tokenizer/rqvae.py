@@ -147,70 +147,137 @@ class ResBlock(nn.Module):
         return x + y, state
 
 
-def _res_blocks(c: TokenizerConfig) -> list[ResBlock]:
+def _res_blocks(c: TokenizerConfig, width: int) -> list[ResBlock]:
     # Largest dilation first (T2M-GPT's reverse_dilation): the wide context is read before the fine one.
     dilations = [c.dilation_growth**i for i in range(c.res_depth)][::-1]
-    return [ResBlock(c.width, c.conv_kernel, d) for d in dilations]
+    return [ResBlock(width, c.conv_kernel, d) for d in dilations]
 
 
 # --- encoder and decoder
 
 
-class Encoder(nn.Module):
-    """(B, T, F) normalised frames -> (B, T / l, C) latents.
-
-    conv in, down_t x (stride-2 conv, res blocks), conv out.
-    """
-
-    def __init__(self, c: TokenizerConfig) -> None:
-        super().__init__()
-        layers: list[nn.Module] = [CausalConv1d(c.feature_dim, c.width, c.conv_kernel), nn.ReLU()]
-        for _ in range(c.down_t):
-            layers += [CausalConv1d(c.width, c.width, c.down_kernel, stride=2), *_res_blocks(c)]
-        layers.append(CausalConv1d(c.width, c.code_dim, c.conv_kernel))
-        self.net = CausalStack(*layers)
-
-    def forward(self, x: Tensor) -> Tensor:
-        # (B, T, F) -> (B, F, T) -> (B, C, T') -> (B, T', C)
-        return self.net(x.transpose(1, 2)).transpose(1, 2)
-
-    def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
-        y, state = self.net.step(x.transpose(1, 2), state)  # (B, F, n l) -> (B, C, n)
-        return y.transpose(1, 2), state
+def _encoder_stack(c: TokenizerConfig, c_in: int, width: int, c_out: int) -> CausalStack:
+    """conv in, down_t x (stride-2 conv, res blocks), conv out: (B, c_in, T) -> (B, c_out, T / l)."""
+    layers: list[nn.Module] = [CausalConv1d(c_in, width, c.conv_kernel), nn.ReLU()]
+    for _ in range(c.down_t):
+        layers += [CausalConv1d(width, width, c.down_kernel, stride=2), *_res_blocks(c, width)]
+    layers.append(CausalConv1d(width, c_out, c.conv_kernel))
+    return CausalStack(*layers)
 
 
-class Decoder(nn.Module):
-    """(B, T', C) latents -> (B, T' l, F) frames.
-
-    conv in, down_t x (res blocks, x2 nearest upsample, conv), conv out.
+def _decoder_stack(c: TokenizerConfig, c_in: int, width: int, c_out: int) -> CausalStack:
+    """conv in, down_t x (res blocks, x2 nearest upsample, conv), conv out: (B, c_in, T') -> (B, c_out, T' l).
 
     Nearest upsampling repeats each step's features, so a token step's l frames depend on that token
     and the ones before it only (a transposed conv would do too, but Resize exports more simply).
     """
+    layers: list[nn.Module] = [CausalConv1d(c_in, width, c.conv_kernel), nn.ReLU()]
+    for _ in range(c.down_t):
+        layers += [
+            *_res_blocks(c, width),
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            CausalConv1d(width, width, c.conv_kernel),
+        ]
+    layers += [
+        CausalConv1d(width, width, c.conv_kernel),
+        nn.ReLU(),
+        CausalConv1d(width, c_out, c.conv_kernel),
+    ]
+    return CausalStack(*layers)
+
+
+def _relation_span(c: TokenizerConfig) -> tuple[int, int]:
+    """(start, stop) of the relation features (layout.relation, contiguous: REL_POS then REL_HEAD)."""
+    slices = layout_of(c.feature_dim).relation
+    if not slices:
+        return 0, 0
+    for a, b in zip(slices, slices[1:], strict=False):
+        if a.stop != b.start:
+            raise ValueError("the relation codes need the layout's relation features side by side")
+    return slices[0].start, slices[-1].stop
+
+
+class Encoder(nn.Module):
+    """(B, T, F) normalised frames -> (B, T / l, C [+ Cr]) latents.
+
+    `net` reads every feature into the body latent (C); with relation codes, `relation` reads the
+    relation features alone into a latent of their own (Cr), concatenated after it.
+    """
 
     def __init__(self, c: TokenizerConfig) -> None:
         super().__init__()
-        layers: list[nn.Module] = [CausalConv1d(c.code_dim, c.width, c.conv_kernel), nn.ReLU()]
-        for _ in range(c.down_t):
-            layers += [
-                *_res_blocks(c),
-                nn.Upsample(scale_factor=2, mode="nearest"),
-                CausalConv1d(c.width, c.width, c.conv_kernel),
-            ]
-        layers += [
-            CausalConv1d(c.width, c.width, c.conv_kernel),
-            nn.ReLU(),
-            CausalConv1d(c.width, c.feature_dim, c.conv_kernel),
-        ]
-        self.net = CausalStack(*layers)
+        self.net = _encoder_stack(c, c.feature_dim, c.width, c.code_dim)
+        self.rel = _relation_span(c)
+        self.relation = (
+            _encoder_stack(c, self.rel[1] - self.rel[0], c.relation_width, c.relation_code_dim)
+            if c.relation_quantizers
+            else None
+        )
+        self._n_body = len(self.net.state_shapes())
 
-    def forward(self, z: Tensor) -> Tensor:
+    def state_shapes(self) -> list[tuple[int, int]]:
+        """The body stack's states, then the relation stack's."""
+        return self.net.state_shapes() + (self.relation.state_shapes() if self.relation is not None else [])
+
+    def forward(self, x: Tensor) -> Tensor:
+        # (B, T, F) -> (B, F, T) -> (B, C, T') -> (B, T', C)
+        z = self.net(x.transpose(1, 2))
+        if self.relation is not None:
+            z = torch.cat([z, self.relation(x[..., self.rel[0] : self.rel[1]].transpose(1, 2))], dim=1)
+        return z.transpose(1, 2)
+
+    def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        y, new = self.net.step(x.transpose(1, 2), state[: self._n_body])  # (B, F, n l) -> (B, C, n)
+        if self.relation is not None:
+            r, s = self.relation.step(
+                x[..., self.rel[0] : self.rel[1]].transpose(1, 2), state[self._n_body :]
+            )
+            y, new = torch.cat([y, r], dim=1), new + s
+        return y.transpose(1, 2), new
+
+
+class Decoder(nn.Module):
+    """(B, T', C) body latents [and (B, T', Cr) relation latents] -> (B, T' l, F) frames.
+
+    With relation latents, the relation features come from `relation` (their own decoder) in place
+    of the body decoder's; without them (a tokenizer without relation codes, or codes cut to the D
+    body depths) the body decoder's own relation features stand.
+    """
+
+    def __init__(self, c: TokenizerConfig) -> None:
+        super().__init__()
+        self.net = _decoder_stack(c, c.code_dim, c.width, c.feature_dim)
+        self.rel = _relation_span(c)
+        self.relation = (
+            _decoder_stack(c, c.relation_code_dim, c.relation_width, self.rel[1] - self.rel[0])
+            if c.relation_quantizers
+            else None
+        )
+        self._n_body = len(self.net.state_shapes())
+
+    def state_shapes(self) -> list[tuple[int, int]]:
+        return self.net.state_shapes() + (self.relation.state_shapes() if self.relation is not None else [])
+
+    def _merge(self, y: Tensor, r: Tensor) -> Tensor:  # (B, F, T) with r (B, 4, T) in the relation rows
+        return torch.cat([y[:, : self.rel[0]], r, y[:, self.rel[1] :]], dim=1)
+
+    def forward(self, z: Tensor, zr: Tensor | None = None) -> Tensor:
         # (B, T', C) -> (B, C, T') -> (B, F, T) -> (B, T, F)
-        return self.net(z.transpose(1, 2)).transpose(1, 2)
+        y = self.net(z.transpose(1, 2))
+        if zr is not None and self.relation is not None:
+            y = self._merge(y, self.relation(zr.transpose(1, 2)))
+        return y.transpose(1, 2)
 
-    def step(self, z: Tensor, state: State) -> tuple[Tensor, State]:
-        y, state = self.net.step(z.transpose(1, 2), state)  # (B, C, n) -> (B, F, n l)
-        return y.transpose(1, 2), state
+    def step(self, z: Tensor, state: State, zr: Tensor | None = None) -> tuple[Tensor, State]:
+        """Without `zr` the relation stack's state is carried unchanged."""
+        y, new = self.net.step(z.transpose(1, 2), state[: self._n_body])  # (B, C, n) -> (B, F, n l)
+        if self.relation is not None:
+            if zr is None:
+                new = new + list(state[self._n_body :])
+            else:
+                r, s = self.relation.step(zr.transpose(1, 2), state[self._n_body :])
+                y, new = self._merge(y, r), new + s
+        return y.transpose(1, 2), new
 
 
 # --- residual vector quantizer (written here rather than taken from vector-quantize-pytorch: see RQVAE)
@@ -295,9 +362,11 @@ def _perplexity(idx: Tensor, codebook_size: int) -> Tensor:
 class ResidualVQ(nn.Module):
     """D codebooks applied in turn, each to what the previous ones left: z ~ e_1[k_1] + ... + e_D[k_D]."""
 
-    def __init__(self, c: TokenizerConfig) -> None:
+    def __init__(self, c: TokenizerConfig, *, depth: int | None = None, dim: int | None = None) -> None:
+        """The body quantizer (D depths of code_dim) by default; `depth`/`dim` for the relation's."""
         super().__init__()
-        self.codebooks = nn.ModuleList(Codebook(c.codebook_size, c.code_dim) for _ in range(c.num_quantizers))
+        n, dim = depth or c.num_quantizers, dim or c.code_dim
+        self.codebooks = nn.ModuleList(Codebook(c.codebook_size, dim) for _ in range(n))
         self.decay = c.ema_decay
         self.dead_threshold = c.dead_code_threshold
         self.dropout = c.quantizer_dropout
@@ -317,18 +386,20 @@ class ResidualVQ(nn.Module):
             out = out + self.codebooks[i].lookup(codes[..., i])
         return out
 
-    def forward(self, z: Tensor) -> tuple[Tensor, Tensor, Tensor, int]:
+    def forward(self, z: Tensor, depth: int | None = None) -> tuple[Tensor, Tensor, Tensor, int]:
         """Training pass: z (N, C) -> (quantized (N, C), commitment loss, perplexity (D,), depths used).
 
         The quantized output carries z's gradient (straight-through estimator, applied once to the
         sum so the encoder gets the decoder's gradient once, not D times). In training mode the
         codebooks take their EMA step on this batch, and with probability `dropout` only the first
         1..D-1 depths are used (MoMask), so that coarse codes alone still decode to a motion.
-        Perplexity is 0 for depths dropped in this batch.
+        Perplexity is 0 for depths dropped in this batch. A given `depth` (0..D) is used as it is,
+        without the dropout draw (the caller drew it over body and relation depths together).
         """
-        depth = len(self.codebooks)
-        if self.training and depth > 1 and float(torch.rand(())) < self.dropout:
-            depth = int(torch.randint(1, depth, ()))
+        if depth is None:
+            depth = len(self.codebooks)
+            if self.training and depth > 1 and float(torch.rand(())) < self.dropout:
+                depth = int(torch.randint(1, depth, ()))
         residual = z
         quantized = torch.zeros_like(z)
         commit = z.new_zeros(())
@@ -344,7 +415,7 @@ class ResidualVQ(nn.Module):
             residual = residual - q
             quantized = quantized + q
             perplexity[i] = _perplexity(idx, cb.codebook_size)
-        return z + (quantized - z).detach(), commit / depth, perplexity, depth
+        return z + (quantized - z).detach(), commit / max(depth, 1), perplexity, depth
 
 
 # --- the model
@@ -378,10 +449,30 @@ class RQVAE(nn.Module):
         self.config = config
         self.encoder = Encoder(config)
         self.quantizer = ResidualVQ(config)
+        R = config.relation_quantizers
+        self.relation_quantizer = ResidualVQ(config, depth=R, dim=config.relation_code_dim) if R else None
         self.decoder = Decoder(config)
         # (channels, frames) of each streaming state tensor, in order; fixed by the config.
-        self.encoder_state_shapes = self.encoder.net.state_shapes()
-        self.decoder_state_shapes = self.decoder.net.state_shapes()
+        self.encoder_state_shapes = self.encoder.state_shapes()
+        self.decoder_state_shapes = self.decoder.state_shapes()
+        self.body_frozen = False
+
+    def freeze_body(self) -> None:
+        """Train the relation codes alone: the body encoder, decoder and codebooks stay as they are,
+        so the D body codes of every clip stay exactly those of the model this one started from
+        (what brain models trained on them read and write)."""
+        if self.relation_quantizer is None:
+            raise ValueError("freeze_body needs relation codes (TokenizerConfig.relation_quantizers > 0)")
+        for p in (*self.encoder.net.parameters(), *self.decoder.net.parameters()):
+            p.requires_grad_(False)
+        self.body_frozen = True
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> RQVAE:
+        super().train(mode)
+        if self.body_frozen:
+            self.quantizer.train(False)  # no EMA step on the frozen body codebooks
+        return self
 
     @property
     def stride(self) -> int:
@@ -416,7 +507,7 @@ class RQVAE(nn.Module):
 
     def _check_codes(self, codes: Any) -> None:
         _check_tensor(codes, "codes")
-        D, K = self.config.num_quantizers, self.config.codebook_size
+        D, K = self.config.depths, self.config.codebook_size
         if codes.ndim != 3 or not 1 <= codes.shape[-1] <= D:
             raise ValueError(
                 f"expected codes of shape (B, T', d) with 1 <= d <= {D}, got {tuple(codes.shape)}"
@@ -439,33 +530,52 @@ class RQVAE(nn.Module):
 
     # --- whole sequences
 
+    def _codes_of(self, z: Tensor, depth: int | None = None) -> Tensor:
+        """Latents (B, n, C [+ Cr]) -> codes (B, n, depth or D + R): body depths, then relation depths."""
+        B, n, _ = z.shape
+        C, D = self.config.code_dim, self.config.num_quantizers
+        depth = depth or self.config.depths
+        codes = self.quantizer.encode(z[..., :C].reshape(B * n, C), min(depth, D)).reshape(B, n, -1)
+        if depth > D and self.relation_quantizer is not None:
+            zr = z[..., C:].reshape(B * n, -1)
+            codes = torch.cat([codes, self.relation_quantizer.encode(zr, depth - D).reshape(B, n, -1)], -1)
+        return codes
+
+    def _latents_of(self, codes: Tensor) -> tuple[Tensor, Tensor | None]:
+        """codes (B, n, d) -> (body latents (B, n, C), relation latents (B, n, Cr) or None when d <= D)."""
+        D = self.config.num_quantizers
+        codes = codes.long()
+        zr = None
+        if codes.shape[-1] > D and self.relation_quantizer is not None:
+            zr = self.relation_quantizer.decode(codes[..., D:])
+        return self.quantizer.decode(codes[..., :D]), zr
+
     def encode(self, x: Tensor, depth: int | None = None, *, check: bool = True) -> Tensor:
-        """x (B, T, F) normalised frames, T a multiple of l -> codes (B, T / l, depth or D) int64.
+        """x (B, T, F) normalised frames, T a multiple of l -> codes (B, T / l, depth or D + R) int64.
 
         `check=False` skips the input checks (and their data-dependent syncs), for graph export.
         """
         if check:
             self._check_frames(x)
-        if depth is not None and not 1 <= depth <= self.config.num_quantizers:
-            raise ValueError(f"depth must be in 1..{self.config.num_quantizers}, got {depth}")
-        z = self.encoder(x)  # (B, T', C)
-        B, T_, C = z.shape
-        return self.quantizer.encode(z.reshape(B * T_, C), depth).reshape(B, T_, -1)
+        if depth is not None and not 1 <= depth <= self.config.depths:
+            raise ValueError(f"depth must be in 1..{self.config.depths}, got {depth}")
+        return self._codes_of(self.encoder(x), depth)
 
     def decode(self, codes: Tensor, *, check: bool = True) -> Tensor:
-        """codes (B, T', d), d <= D (fewer depths give a coarser motion) -> frames (B, T' l, F)."""
+        """codes (B, T', d), d <= D + R (fewer depths give a coarser motion; d <= D decodes the
+        relation from the body codes) -> frames (B, T' l, F)."""
         if check:
             self._check_codes(codes)
-        return self.decoder(self.quantizer.decode(codes.long()))  # (B, T', C) -> (B, T, F)
+        return self.decoder(*self._latents_of(codes))  # (B, T', C) -> (B, T, F)
 
     def decode_from_latent(self, z: Tensor) -> Tensor:
-        """Quantized (or any) latents (B, T', C) -> frames (B, T' l, F)."""
+        """Quantized (or any) latents (B, T', C), or (B, T', C + Cr) with relation codes -> (B, T' l, F)."""
         _check_tensor(z, "latents")
-        if z.ndim != 3 or z.shape[-1] != self.config.code_dim or z.shape[1] == 0:
-            raise ValueError(
-                f"expected latents of shape (B, T' > 0, {self.config.code_dim}), got {tuple(z.shape)}"
-            )
-        return self.decoder(z)
+        C, c = self.config.code_dim, self.config
+        widths = (C, C + c.relation_code_dim) if c.relation_quantizers else (C,)
+        if z.ndim != 3 or z.shape[-1] not in widths or z.shape[1] == 0:
+            raise ValueError(f"expected latents of shape (B, T' > 0, one of {widths}), got {tuple(z.shape)}")
+        return self.decoder(z[..., :C], z[..., C:] if z.shape[-1] > C else None)
 
     def forward(self, x: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """Training and evaluation pass: x (B, T, F) -> (reconstruction (B, T, F), losses).
@@ -477,10 +587,26 @@ class RQVAE(nn.Module):
         """
         self._check_frames(x)
         c = self.config
-        z = self.encoder(x)  # (B, T', C)
-        B, T_, C = z.shape
-        zq, commit, perplexity, depths = self.quantizer(z.reshape(B * T_, C))
-        recon = self.decoder(zq.reshape(B, T_, C))  # (B, T, F)
+        z = self.encoder(x)  # (B, T', C [+ Cr])
+        B, T_, _ = z.shape
+        C, D, R = c.code_dim, c.num_quantizers, c.relation_quantizers
+        # Quantizer dropout over the D + R depths as one prefix (MoMask): the body's coarse prefixes
+        # decode without relation codes, as codes cut to d <= D do. A frozen body keeps all D.
+        depths = D + R
+        if self.training and depths > 1 and float(torch.rand(())) < c.quantizer_dropout:
+            low = D + 1 if self.body_frozen else 1
+            depths = int(torch.randint(low, D + R, ())) if low < D + R else depths
+        zq, commit, perplexity, _ = self.quantizer(z[..., :C].reshape(B * T_, C), min(depths, D))
+        zr = None
+        if self.relation_quantizer is not None and depths > D:
+            zr, commit_r, perplexity_r, _ = self.relation_quantizer(
+                z[..., C:].reshape(B * T_, -1), depths - D
+            )
+            commit, zr = commit + commit_r, zr.reshape(B, T_, -1)
+            perplexity = torch.cat([perplexity, perplexity_r])
+        elif R:
+            perplexity = torch.cat([perplexity, perplexity.new_zeros(R)])
+        recon = self.decoder(zq.reshape(B, T_, C), zr)  # (B, T, F)
         # Smooth L1 (T2M-GPT) is less swayed than L2 by the rare large errors of fast motion.
         err = F.smooth_l1_loss(recon, x, reduction="none", beta=c.recon_beta)  # (B, T, F)
         layout = layout_of(c.feature_dim)
@@ -543,16 +669,16 @@ class RQVAE(nn.Module):
         if check:
             self._check_frames(frames, whole=False)
             self._check_state(state, self.encoder_state_shapes, frames.shape[0], "encoder")
-        z, state = self.encoder.step(frames, list(state))  # (B, n, C)
-        B, n, C = z.shape
-        return self.quantizer.encode(z.reshape(B * n, C)).reshape(B, n, -1), state
+        z, state = self.encoder.step(frames, list(state))  # (B, n, C [+ Cr])
+        return self._codes_of(z), state
 
     def decode_step(self, codes: Tensor, state: State, *, check: bool = True) -> tuple[Tensor, State]:
         """codes (B, n, d) -> (frames (B, n l, F), new state); same frames as `decode` on the whole stream."""
         if check:
             self._check_codes(codes)
             self._check_state(state, self.decoder_state_shapes, codes.shape[0], "decoder")
-        return self.decoder.step(self.quantizer.decode(codes.long()), list(state))
+        zb, zr = self._latents_of(codes)
+        return self.decoder.step(zb, list(state), zr)
 
 
 # --- checkpoints: model.safetensors + config.json that rebuilds the model

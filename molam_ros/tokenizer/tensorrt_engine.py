@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from molam_ros.motion.normalization import FeatureStats
-from molam_ros.tokenizer.engine_base import State, TokenizerEngine, state_zeros
+from molam_ros.tokenizer.engine_base import State, TokenizerEngine, config_depths, state_zeros
 from molam_ros.tokenizer.export import GRAPHS, MANIFEST, read_manifest
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ def _profile_shapes(
 ) -> dict[str, tuple]:
     """(min, opt, max) shape of every input of a graph."""
     c, l = manifest["config"], manifest["stride"]
-    F, D = c["feature_dim"], c["num_quantizers"]
+    F, D = c["feature_dim"], config_depths(c)
     max_steps = max(1, max_frames // l)
     if graph == "encoder":
         return {"features": ((1, l, F), (1, min(64, max_steps) * l, F), (max_batch, max_steps * l, F))}
@@ -181,7 +181,7 @@ def _validation_inputs(manifest: dict[str, Any], graph: str) -> list[np.ndarray]
     """Realistic-scale inputs: normalised features are ~N(0, 1); states from a warm stream."""
     rng = np.random.default_rng(0)
     c, l = manifest["config"], manifest["stride"]
-    F, D, K = c["feature_dim"], c["num_quantizers"], c["codebook_size"]
+    F, D, K = c["feature_dim"], config_depths(c), c["codebook_size"]
     if graph == "encoder":
         return [rng.standard_normal((1, 64 * l, F)).astype(np.float32)]
     if graph == "decoder":
@@ -228,7 +228,7 @@ class TensorRTEngine(TokenizerEngine):
             np.asarray(m["stats"]["std"], np.float32),
             m["stats"]["count"],
         )
-        super().__init__(stats, int(m["stride"]), int(c["num_quantizers"]), int(c["feature_dim"]))
+        super().__init__(stats, int(m["stride"]), config_depths(c), int(c["feature_dim"]))
 
     def init_encoder_state(self, batch: int = 1) -> State:
         return state_zeros(self.manifest["encoder_state_shapes"], batch)

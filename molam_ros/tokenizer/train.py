@@ -64,6 +64,9 @@ class TrainConfig:
     # Share of the crops drawn from each dataset when training on several (generator, real clips);
     # empty: by their number of windows, so a small real set would be drowned by the generator.
     dataset_weights: tuple[float, ...] = ()
+    # Train the relation codes alone on top of an --init tokenizer (RQVAE.freeze_body): its D body
+    # codes stay bit-identical, so brain models trained on them stay valid.
+    freeze_body: bool = False
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "window"):
@@ -114,6 +117,28 @@ def _load_people(
     ]
 
 
+def init_weights(model: RQVAE, init: str | Path) -> FeatureStats:
+    """Load the weights of the tokenizer at `init` into `model`; returns its feature stats.
+
+    `model` may have relation codes the checkpoint lacks (they start fresh); every other tensor must
+    be there with its shape, and the two configs must agree on everything but the relation codes and
+    the loss weights, or the body codes would not mean what they meant.
+    """
+    src, src_config, stats = load_checkpoint(init)
+    ignore = {*LOSS_WEIGHTS, "relation_quantizers", "relation_width", "relation_code_dim"}
+    a, b = model.config.to_dict(), src_config.to_dict()
+    differ = sorted(k for k in a if k not in ignore and a[k] != b[k])
+    if differ:
+        raise ValueError(f"--init {init}: its architecture differs in {differ}")
+    own = model.state_dict()
+    tensors = src.state_dict()
+    missing = [k for k in own if k not in tensors]
+    if any(".relation" not in k and not k.startswith("relation_quantizer.") for k in missing):
+        raise ValueError(f"--init {init}: lacks {missing[:5]}")
+    model.load_state_dict(tensors, strict=False)
+    return stats
+
+
 def train(
     data_dir: str | Path | list[str | Path],
     out_dir: str | Path,
@@ -123,6 +148,7 @@ def train(
     resume: str | Path | None = None,
     loss_weights: dict[str, float] | None = None,
     progress: bool = True,
+    init: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train a tokenizer on the dataset at `data_dir`, writing checkpoints to `out_dir`; returns a summary.
 
@@ -132,6 +158,8 @@ def train(
     loss_weights: TokenizerConfig loss weights (`LOSS_WEIGHTS`) that win over the preset's and, on
     resume, over the checkpoint's: they shape training only, not the architecture, so a fine-tune
     may change them (the relation's weight 1 -> 4 is how the shipped default was continued).
+    init: a tokenizer checkpoint whose weights and feature stats start a new run of `model_config`
+    (which may add relation codes to it: `init_weights`); ignored on resume.
     """
     tc = train_config
     out_dir = Path(out_dir)
@@ -160,7 +188,13 @@ def train(
     else:
         model_config = model_config or TokenizerConfig()
         model = RQVAE(model_config).to(device)
+        if init is not None:
+            stats = init_weights(model, init)
         rng = np.random.default_rng(tc.seed)
+    if tc.freeze_body:
+        if init is None and resume is None:
+            raise ValueError("TrainConfig.freeze_body needs a tokenizer to start from (init)")
+        model.freeze_body()
     if loss_weights:
         unknown = set(loss_weights) - set(LOSS_WEIGHTS)
         if unknown:

@@ -1,0 +1,130 @@
+"""Relation codes: R code depths of their own for the partner's place, after the D body depths.
+
+What they must keep: the body codes mean what they meant (codes cut to D decode as a tokenizer
+without relation codes does; training the relation alone leaves them bit-identical), old
+checkpoints load, and training the relation codes really lowers the relation's error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from molam_ros.data.dataset import MotionDataset, write_dataset
+from molam_ros.data.synth import generate_dataset
+from molam_ros.motion import ego
+from molam_ros.tokenizer import PRESETS, RQVAE, TokenizerConfig, TrainConfig, load_checkpoint, preset, train
+from molam_ros.tokenizer.train import _load_people, init_weights
+
+REL = slice(ego.REL_POS.start, ego.REL_HEAD.stop)
+FAST = TrainConfig(
+    steps=40, batch_size=8, window=32, lr=3e-3, min_lr=3e-4, warmup_steps=5, eval_every=0, checkpoint_every=0
+)
+
+
+def smooth_motion(batch: int, frames: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, frames, PRESETS["tiny"].feature_dim, generator=g).cumsum(1) * 0.2
+    return x - x.mean(1, keepdim=True)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("rel_data")
+    write_dataset(root, generate_dataset(12, 0), progress=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def body_run(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny tokenizer without relation codes: what the relation codes are added to."""
+    out = tmp_path_factory.mktemp("body_run")
+    train(data_dir, out, model_config=PRESETS["tiny"], train_config=FAST, progress=False)
+    return out
+
+
+def _pairs(model: RQVAE, stats, data_dir: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """(normalised train features of the first two-person clip cut to the stride, its codes)."""
+    f = next(f for f in _load_people(MotionDataset(data_dir), "train", progress=False) if f.shape[0] == 2)
+    f = f[:, : 32 * (f.shape[1] // 32)]
+    x = stats.normalize(torch.from_numpy(np.ascontiguousarray(f)))
+    with torch.no_grad():
+        return x, model.encode(x)
+
+
+def test_codes_cut_to_the_body_depths_decode_as_without_relation_codes() -> None:
+    torch.manual_seed(0)
+    config = preset("tiny", relation_quantizers=2)
+    model = RQVAE(config).train()
+    for i in range(3):
+        model(smooth_motion(4, 32, seed=i))
+    model.eval()
+    x = smooth_motion(2, 32, seed=9)
+    with torch.no_grad():
+        codes = model.encode(x)
+        assert codes.shape == (2, 8, config.num_quantizers + 2) == (2, 8, config.depths)
+        full, body = model.decode(codes), model.decode(codes[..., : config.num_quantizers])
+        # Only the relation rows come from the relation codes; without them the body decoder's stand.
+        torch.testing.assert_close(full[..., : REL.start], body[..., : REL.start])
+        torch.testing.assert_close(full[..., REL.stop :], body[..., REL.stop :])
+        assert float((full[..., REL] - body[..., REL]).abs().max()) > 1e-3
+        assert model.encode(x, depth=config.num_quantizers).shape[-1] == config.num_quantizers
+    with pytest.raises(ValueError, match="1 <= d <= 5"):
+        model.decode(torch.zeros(1, 2, 6, dtype=torch.long))
+
+
+def test_configs_before_relation_codes_load_and_bad_ones_are_refused() -> None:
+    old = {k: v for k, v in PRESETS["tiny"].to_dict().items() if not k.startswith("relation_")}
+    assert TokenizerConfig.from_dict(old) == PRESETS["tiny"]
+    assert TokenizerConfig.from_dict(old).depths == PRESETS["tiny"].num_quantizers
+    with pytest.raises(ValueError, match="missing"):
+        TokenizerConfig.from_dict({**old, "relation_quantizers": 2})  # half of the new keys
+    with pytest.raises(ValueError, match="relation features"):
+        preset("tiny", feature_dim=262, relation_quantizers=2)  # intergen has no relation block
+    with pytest.raises(ValueError, match="relation_quantizers"):
+        preset("tiny", relation_quantizers=-1)
+    cfg = preset("tiny", relation_quantizers=3)
+    assert TokenizerConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+
+
+def test_training_the_relation_alone_keeps_the_body_codes_and_lowers_its_error(
+    data_dir: Path, body_run: Path, tmp_path: Path
+) -> None:
+    base, _, stats = load_checkpoint(body_run)
+    x, body_codes = _pairs(base, stats, data_dir)
+    fresh = RQVAE(preset("tiny", relation_quantizers=2))
+    init_weights(fresh, body_run)
+    with torch.no_grad():
+        before = float((fresh.eval().decode(fresh.encode(x))[..., REL] - x[..., REL]).abs().mean())
+
+    out = tmp_path / "rel"
+    cfg = dataclasses.replace(FAST, steps=120, freeze_body=True)
+    train(
+        data_dir,
+        out,
+        model_config=preset("tiny", relation_quantizers=2),
+        train_config=cfg,
+        init=body_run,
+        progress=False,
+    )
+    model, config, stats_after = load_checkpoint(out)
+    np.testing.assert_array_equal(stats_after.mean, stats.mean)  # the body's normalisation, kept
+    with torch.no_grad():
+        codes = model.encode(x)
+        after = float((model.decode(codes)[..., REL] - x[..., REL]).abs().mean())
+    assert torch.equal(codes[..., : config.num_quantizers], body_codes)
+    for name, tensor in base.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[name], tensor, rtol=0, atol=0, msg=name)
+    assert after < 0.5 * before, (before, after)
+
+
+def test_init_refuses_another_architecture(body_run: Path) -> None:
+    with pytest.raises(ValueError, match="width"):
+        init_weights(RQVAE(preset("tiny", width=48, relation_quantizers=2)), body_run)
+    with pytest.raises(ValueError, match="freeze_body"):
+        RQVAE(PRESETS["tiny"]).freeze_body()

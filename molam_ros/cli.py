@@ -340,6 +340,14 @@ def _cmd_tokenizer_ship(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_tokenizer_widen(args: argparse.Namespace) -> int:
+    from molam_ros.llm.widen import widen
+
+    out = widen(args.model, args.tokenizer, args.out)
+    print(f"{args.model} widened to the codes of {args.tokenizer}: {out}")
+    return 0
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from molam_ros.paths import default_tokenizer_dir
     from molam_ros.tokenizer.export import export_onnx
@@ -749,6 +757,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--long-stream", type=float, default=10.0, metavar="MINUTES", help="long-stream minutes")
     p.add_argument("--train-seconds", type=float, help="wall time of the training, for the manifest")
     p.set_defaults(func=_cmd_tokenizer_ship)
+    p = tok_cmds.add_parser(
+        "widen",
+        help="carry a reactor, actor generator or describer over to a tokenizer with relation codes",
+        description="A model trained on a tokenizer's codes, for a tokenizer trained with --init <that "
+        "one> --relation-codes R --freeze-body (the same body codes, R more): its code tables gain R "
+        "depths at zero, so it acts as before and only the decoded relation changes (llm/widen.py).",
+        formatter_class=fmt,
+    )
+    p.add_argument("model", type=Path, help="the model's directory (config.json + model.safetensors)")
+    p.add_argument("--tokenizer", type=Path, required=True, help="the tokenizer with relation codes")
+    p.add_argument("--out", type=Path, required=True, help="where to write the widened model")
+    p.set_defaults(func=_cmd_tokenizer_widen)
 
     # molam export
     p = groups.add_parser(

@@ -17,8 +17,12 @@ import torch
 
 from molam_ros.data.dataset import MotionDataset, write_dataset
 from molam_ros.data.synth import generate_dataset
+from molam_ros.llm.reactor_weights import load_small_reactor, save_small_reactor
+from molam_ros.llm.small_reactor import SmallReactorConfig, SmallReactorNet
+from molam_ros.llm.widen import widen, widened_code_table
 from molam_ros.motion import ego
 from molam_ros.tokenizer import PRESETS, RQVAE, TokenizerConfig, TrainConfig, load_checkpoint, preset, train
+from molam_ros.tokenizer.rqvae import checkpoint_identity
 from molam_ros.tokenizer.train import _load_people, init_weights
 
 REL = slice(ego.REL_POS.start, ego.REL_HEAD.stop)
@@ -93,7 +97,7 @@ def test_configs_before_relation_codes_load_and_bad_ones_are_refused() -> None:
 
 
 def test_training_the_relation_alone_keeps_the_body_codes_and_lowers_its_error(
-    data_dir: Path, body_run: Path, tmp_path: Path
+    data_dir: Path, body_run: Path, relation_run: Path
 ) -> None:
     base, _, stats = load_checkpoint(body_run)
     x, body_codes = _pairs(base, stats, data_dir)
@@ -102,17 +106,7 @@ def test_training_the_relation_alone_keeps_the_body_codes_and_lowers_its_error(
     with torch.no_grad():
         before = float((fresh.eval().decode(fresh.encode(x))[..., REL] - x[..., REL]).abs().mean())
 
-    out = tmp_path / "rel"
-    cfg = dataclasses.replace(FAST, steps=120, freeze_body=True)
-    train(
-        data_dir,
-        out,
-        model_config=preset("tiny", relation_quantizers=2),
-        train_config=cfg,
-        init=body_run,
-        progress=False,
-    )
-    model, config, stats_after = load_checkpoint(out)
+    model, config, stats_after = load_checkpoint(relation_run)
     np.testing.assert_array_equal(stats_after.mean, stats.mean)  # the body's normalisation, kept
     with torch.no_grad():
         codes = model.encode(x)
@@ -121,6 +115,48 @@ def test_training_the_relation_alone_keeps_the_body_codes_and_lowers_its_error(
     for name, tensor in base.state_dict().items():
         torch.testing.assert_close(model.state_dict()[name], tensor, rtol=0, atol=0, msg=name)
     assert after < 0.5 * before, (before, after)
+
+
+@pytest.fixture(scope="module")
+def relation_run(data_dir: Path, body_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Relation codes (R = 2) trained alone on top of `body_run`."""
+    out = tmp_path_factory.mktemp("relation_run")
+    cfg = dataclasses.replace(FAST, steps=120, freeze_body=True)
+    train(data_dir, out, model_config=preset("tiny", relation_quantizers=2), train_config=cfg, init=body_run,
+          progress=False)  # fmt: skip
+    return out
+
+
+def test_a_widened_reactor_reads_the_new_codes_and_acts_as_before(
+    body_run: Path, relation_run: Path, tmp_path: Path
+) -> None:
+    torch.manual_seed(0)
+    tiny = PRESETS["tiny"]
+    config = SmallReactorConfig(
+        codebook_size=tiny.codebook_size, depth=tiny.num_quantizers, width=32, layers=1, heads=2,
+        context_steps=8, text_dim=0,
+    )  # fmt: skip
+    net = SmallReactorNet(config).eval()
+    old = save_small_reactor(net, tmp_path / "old", {"tokenizer": checkpoint_identity(body_run)})
+    new_dir = widen(old, relation_run, tmp_path / "new")
+    new, info = load_small_reactor(new_dir)
+    assert new.config.depth == tiny.num_quantizers + 2
+    assert info["tokenizer"] == checkpoint_identity(relation_run)
+    a = torch.randint(0, tiny.codebook_size, (2, 5, new.config.depth))
+    b_prev = torch.randn(2, 5, config.step_dim)
+    with torch.no_grad():
+        torch.testing.assert_close(new(a, b_prev), net(a[..., : tiny.num_quantizers], b_prev))
+    # A tokenizer that does not start with the codes the model read is refused.
+    with pytest.raises(ValueError, match="does not start with the codes"):
+        widen(new_dir, relation_run, tmp_path / "again")
+
+
+def test_widened_code_tables_keep_every_group_and_depth() -> None:
+    K, W = 3, 2
+    table = torch.arange(2 * 2 * K * W, dtype=torch.float32).reshape(2 * 2 * K, W)  # 2 people, D = 2
+    wide = widened_code_table(table, groups=2, depth=2, new_depth=5, k=K).reshape(2, 5, K, W)
+    torch.testing.assert_close(wide[:, :2], table.reshape(2, 2, K, W))
+    assert float(wide[:, 2:].abs().sum()) == 0.0
 
 
 def test_init_refuses_another_architecture(body_run: Path) -> None:

@@ -33,7 +33,13 @@ from molam_ros.motion.layout import layout_of
 from molam_ros.motion.normalization import FeatureStats
 from molam_ros.tokenizer.config import LOSS_WEIGHTS, TokenizerConfig
 from molam_ros.tokenizer.evaluate import evaluate
-from molam_ros.tokenizer.rqvae import RQVAE, load_checkpoint, read_checkpoint_info, save_checkpoint
+from molam_ros.tokenizer.rqvae import (
+    RQVAE,
+    checkpoint_identity,
+    load_checkpoint,
+    read_checkpoint_info,
+    save_checkpoint,
+)
 
 OPTIMIZER_FILE = "optimizer.pt"
 LOG_FILE = "train_log.jsonl"
@@ -172,6 +178,7 @@ def train(
     if tc.dataset_weights and len(tc.dataset_weights) != len(datasets):
         raise ValueError(f"{len(tc.dataset_weights)} dataset_weights for {len(datasets)} datasets")
     start_step, optimizer_state, stats = 0, None, None
+    init_identity: dict[str, Any] | None = None
     if resume is not None:
         resume = Path(resume)
         info = read_checkpoint_info(resume)
@@ -180,6 +187,7 @@ def train(
             warnings.warn(f"resuming {resume}: its architecture wins over model_config", stacklevel=2)
         model_config = ckpt_config
         start_step = int(info.get("extra", {}).get("step", 0))
+        init_identity = info.get("extra", {}).get("init")
         if (resume / OPTIMIZER_FILE).is_file():
             optimizer_state = torch.load(resume / OPTIMIZER_FILE, map_location=device, weights_only=True)
         # Fresh random streams (crops, quantizer dropout, code resets), not a replay of the first steps.
@@ -190,6 +198,7 @@ def train(
         model = RQVAE(model_config).to(device)
         if init is not None:
             stats = init_weights(model, init)
+            init_identity = checkpoint_identity(init)
         rng = np.random.default_rng(tc.seed)
     if tc.freeze_body:
         if init is None and resume is None:
@@ -247,6 +256,8 @@ def train(
             "data": [str(d) for d in dirs],
             "val": metrics,
         }
+        if init_identity:  # what models trained on the init's codes check before reading these
+            extra["init"] = init_identity
         save_checkpoint(model, out_dir, stats=stats, extra=extra)
         torch.save(optimizer.state_dict(), out_dir / OPTIMIZER_FILE)
 

@@ -158,16 +158,17 @@ def test_streaming_with_the_shipped_tokenizer() -> None:
     net = SmallReactorNet(cfg)
     r = SmallStreamingReactor(net, engine, embed=fake_embed, instruction="wave back")
     a = np.random.default_rng(0).integers(0, cfg.codebook_size, (20, cfg.depth))
-    out = r.react(a, start_b=np.array([1, 2, 3, 4]))
+    start = np.arange(1, cfg.depth + 1)  # one given step: the D body codes, then the relation codes
+    out = r.react(a, start_b=start)
     assert out.shape == (20, cfg.depth) and out.min() >= 0 and out.max() < cfg.codebook_size
-    assert (out[0] == [1, 2, 3, 4]).all()
+    assert (out[0] == start).all()
     assert len(r.history) == cfg.context_steps  # a bounded window however long the stream
     again = SmallStreamingReactor(net, engine, embed=fake_embed, instruction="wave back").react(
-        a, start_b=np.array([1, 2, 3, 4])
+        a, start_b=start
     )
     assert (again == out).all()
     with pytest.raises(ValueError, match="codes"):
-        r.step(np.array([0, cfg.codebook_size, 0, 0]))
+        r.step(np.array([0, cfg.codebook_size] + [0] * (cfg.depth - 2)))
     with pytest.raises(ValueError, match="codes"):
         r.step(np.array([0, 1]))
     with pytest.raises(ValueError, match="sentence encoder"):

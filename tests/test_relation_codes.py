@@ -17,9 +17,9 @@ import torch
 
 from molam_ros.data.dataset import MotionDataset, write_dataset
 from molam_ros.data.synth import generate_dataset
-from molam_ros.llm.reactor_weights import load_small_reactor, save_small_reactor
+from molam_ros.llm.reactor_weights import load_small_reactor, save_small_reactor, widened_code_table
 from molam_ros.llm.small_reactor import SmallReactorConfig, SmallReactorNet
-from molam_ros.llm.widen import widen, widened_code_table
+from molam_ros.llm.widen import widen
 from molam_ros.motion import ego
 from molam_ros.tokenizer import PRESETS, RQVAE, TokenizerConfig, TrainConfig, load_checkpoint, preset, train
 from molam_ros.tokenizer.rqvae import checkpoint_identity

@@ -19,6 +19,15 @@ from molam_ros.llm.reactor_trunk import backbone_identity, load_trainable, train
 from molam_ros.llm.small_reactor import SmallReactorConfig, SmallReactorNet
 
 
+def widened_code_table(table: torch.Tensor, groups: int, depth: int, new_depth: int, k: int) -> torch.Tensor:
+    """(groups * depth * k, W) code embedding rows (group-major, then depth) -> (groups * new_depth * k, W),
+    the new depths' rows at zero: a model reading codes of a tokenizer with relation codes after the
+    body codes it was trained on computes what it computed (llm/widen.py)."""
+    w = table.reshape(groups, depth, k, -1)
+    pad = w.new_zeros(groups, new_depth - depth, k, w.shape[-1])
+    return torch.cat([w, pad], dim=1).reshape(groups * new_depth * k, -1)
+
+
 def widen_to_modes(state: dict[str, torch.Tensor], net: SmallReactorNet) -> dict[str, torch.Tensor]:
     """A single-mode reactor's weights as the start of a K-mode `net`: every proposal starts as the
     old output plus a little noise (so that they can part), the choice at zero (uniform). A look-ahead
@@ -26,11 +35,10 @@ def widen_to_modes(state: dict[str, torch.Tensor], net: SmallReactorNet) -> dict
     the old reactor never read (a tokenizer with relation codes after the same body codes) start
     with zero embeddings, so the widened reactor first acts exactly as the old one."""
     K, out = net.config.modes, dict(state)
-    old_codes, rows = out["code.weight"], net.code.weight.shape[0]
-    if old_codes.shape[0] < rows:
-        out["code.weight"] = torch.cat(
-            [old_codes, old_codes.new_zeros(rows - old_codes.shape[0], old_codes.shape[1])]
-        )
+    c = net.config
+    old_depth = out["code.weight"].shape[0] // c.codebook_size
+    if old_depth < c.depth:
+        out["code.weight"] = widened_code_table(out["code.weight"], 1, old_depth, c.depth, c.codebook_size)
     if net.no_partner is not None and "no_partner" not in out:
         out["no_partner"] = net.no_partner.detach()
     if net.ahead is not None and "ahead.weight" not in out:
@@ -100,4 +108,10 @@ def load_small_reactor(directory: str | Path) -> tuple[SmallReactorNet, dict[str
     return net.eval(), info
 
 
-__all__ = ["load_small_reactor", "reactor_settings", "save_small_reactor", "widen_to_modes"]
+__all__ = [
+    "load_small_reactor",
+    "reactor_settings",
+    "save_small_reactor",
+    "widen_to_modes",
+    "widened_code_table",
+]

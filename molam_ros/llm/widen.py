@@ -19,8 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from molam_ros.llm.reactor_weights import widened_code_table
 from molam_ros.tokenizer.rqvae import checkpoint_identity, read_checkpoint_info
 
 
@@ -36,14 +35,6 @@ def _check_same_body(info: dict[str, Any], tokenizer: str | Path, src: Path) -> 
             f"trained with --init <the one {src} names> --freeze-body (its body codes are then the same)"
         )
     return tok["config"]
-
-
-def widened_code_table(table: torch.Tensor, groups: int, depth: int, new_depth: int, k: int) -> torch.Tensor:
-    """(groups * depth * k, W) embedding rows (group-major, then depth) -> (groups * new_depth * k, W),
-    the new depths' rows at zero."""
-    w = table.reshape(groups, depth, k, -1)
-    pad = w.new_zeros(groups, new_depth - depth, k, w.shape[-1])
-    return torch.cat([w, pad], dim=1).reshape(groups * new_depth * k, -1)
 
 
 def widen(src: str | Path, tokenizer: str | Path, out: str | Path) -> Path:

@@ -13,9 +13,12 @@ Read bottom-up: CausalConv1d -> CausalStack -> ResBlock -> Encoder / Decoder -> 
 ResidualVQ -> RQVAE -> checkpoints.
 
 Shapes: B batch (people), T frames, F features (268 ego or 262 intergen, `motion/layout.py`),
-T' = T / l token steps, C = code_dim, D depths, K codes per depth. The model works on normalised
-features (FeatureStats); whoever feeds it normalises and de-normalises, with the stats stored in
-the checkpoint.
+T' = T / l token steps, C = code_dim, D depths, K codes per depth. With relation codes
+(`TokenizerConfig.relation_quantizers` R > 0) the 4 numbers that place the person relative to
+their partner also get an encoder, R codebooks (latent width Cr) and a decoder of their own, and a
+step's codes are (D + R,): the body's, then the relation's (README, "Relation codes").
+The model works on normalised features (FeatureStats); whoever feeds it normalises and
+de-normalises, with the stats stored in the checkpoint.
 
 Streaming state: every conv with left padding p > 0 keeps the last p frames of its input,
 (B, C_in, p). A stack's state is the flat list of its convs' states in module order, so

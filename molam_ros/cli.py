@@ -234,7 +234,11 @@ def _cmd_tokenizer_train(args: argparse.Namespace) -> int:
         args.data,
         args.out,
         model_config=preset(
-            args.preset, feature_dim=layout_of(args.layout).dim, relation_quantizers=args.relation_codes
+            args.preset,
+            feature_dim=layout_of(args.layout).dim,
+            relation_quantizers=args.relation_codes,
+            relation_net=args.relation_net,
+            relation_width=args.relation_width,
         ),
         train_config=train_config,
         resume=args.out if args.resume else None,
@@ -693,6 +697,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="R",
         help="R code depths of its own for the relation to the partner, after the D body depths (0: none)",
     )
+    p.add_argument(
+        "--relation-net",
+        choices=("conv", "step"),
+        default="conv",
+        help="the relation codes' encoder/decoder: causal conv stacks, or an MLP per step (no state)",
+    )
+    p.add_argument("--relation-width", type=int, default=64, help="width of the relation codes' nets")
     p.add_argument("--init", type=Path, help="start from this tokenizer's weights and feature stats")
     p.add_argument(
         "--freeze-body",

@@ -20,16 +20,23 @@ from molam_ros.tokenizer.rqvae import RQVAE, save_checkpoint
 F = PRESETS["tiny"].feature_dim  # the default (ego) layout
 
 
-@pytest.fixture(scope="module", params=[0, 2], ids=["body-codes", "relation-codes"])
+@pytest.fixture(
+    scope="module",
+    params=[(0, "conv"), (2, "conv"), (2, "step")],
+    ids=["body-codes", "relation-codes", "relation-codes-step-net"],
+)
 def checkpoint(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny tokenizer whose codebooks have seen data (a few training-mode passes), and stats;
-    without and with relation codes (D + R codes per step through every graph)."""
+    without and with relation codes (D + R codes per step through every graph), from conv stacks or
+    per-step MLPs."""
     torch.manual_seed(0)
-    model = RQVAE(preset("tiny", relation_quantizers=request.param))
+    relation_quantizers, relation_net = request.param
+    model = RQVAE(preset("tiny", relation_quantizers=relation_quantizers, relation_net=relation_net))
     model.train()
     with torch.no_grad():
         for _ in range(3):
-            model(torch.randn(4, 8 * model.stride, F))
+            # 512 latents per pass for 64 codes: codes seeded apart, few near-ties between backends
+            model(torch.randn(16, 32 * model.stride, F))
     model.eval()
     rng = np.random.default_rng(0)
     stats = FeatureStats(

@@ -82,12 +82,39 @@ def test_codes_cut_to_the_body_depths_decode_as_without_relation_codes() -> None
         model.decode(torch.zeros(1, 2, 6, dtype=torch.long))
 
 
+def test_a_per_step_relation_net_streams_without_state() -> None:
+    """relation_net "step": the relation codes' nets add no streaming state, and streaming the codes
+    one step at a time gives the whole pass's frames."""
+    torch.manual_seed(0)
+    body = RQVAE(preset("tiny", relation_quantizers=2))
+    model = RQVAE(preset("tiny", relation_quantizers=2, relation_net="step")).train()
+    assert model.encoder_state_shapes == body.encoder.net.state_shapes()
+    assert model.decoder_state_shapes == body.decoder.net.state_shapes()
+    for i in range(3):
+        model(smooth_motion(4, 32, seed=i))
+    model.eval()
+    x = smooth_motion(2, 32, seed=9)
+    with torch.no_grad():
+        codes = model.encode(x)
+        whole = model.decode(codes)
+        state, frames = model.init_decoder_state(2), []
+        for t in range(codes.shape[1]):
+            f, state = model.decode_step(codes[:, t : t + 1], state)
+            frames.append(f)
+    assert codes.shape[-1] == model.config.depths
+    torch.testing.assert_close(torch.cat(frames, 1), whole, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="relation_net"):
+        preset("tiny", relation_quantizers=2, relation_net="lstm")
+
+
 def test_configs_before_relation_codes_load_and_bad_ones_are_refused() -> None:
     old = {k: v for k, v in PRESETS["tiny"].to_dict().items() if not k.startswith("relation_")}
     assert TokenizerConfig.from_dict(old) == PRESETS["tiny"]
     assert TokenizerConfig.from_dict(old).depths == PRESETS["tiny"].num_quantizers
     with pytest.raises(ValueError, match="missing"):
         TokenizerConfig.from_dict({**old, "relation_quantizers": 2})  # half of the new keys
+    conv = {k: v for k, v in preset("tiny", relation_quantizers=2).to_dict().items() if k != "relation_net"}
+    assert TokenizerConfig.from_dict(conv).relation_net == "conv"  # relation codes before the choice
     with pytest.raises(ValueError, match="relation features"):
         preset("tiny", feature_dim=262, relation_quantizers=2)  # intergen has no relation block
     with pytest.raises(ValueError, match="relation_quantizers"):

@@ -20,7 +20,12 @@ LOSS_WEIGHTS = ("pos_weight", "vel_weight", "traj_weight", "rel_weight")
 
 
 # What a config.json written before the relation codes means by their absence (from_dict).
-BEFORE_RELATION_CODES = {"relation_quantizers": 0, "relation_width": 64, "relation_code_dim": 32}
+BEFORE_RELATION_CODES = {
+    "relation_quantizers": 0,
+    "relation_width": 64,
+    "relation_code_dim": 32,
+    "relation_net": "conv",
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,6 +77,11 @@ class TokenizerConfig:
     relation_quantizers: int = 0
     relation_width: int = 64  # channels of the relation encoder/decoder convs
     relation_code_dim: int = 32  # latent width of the relation codebooks
+    # The relation's encoder and decoder: causal conv stacks shaped as the body's ("conv"), or an MLP
+    # per token step of its l x 4 numbers ("step": no streaming state, a handful of graph operations).
+    # Why both: at this size a streaming step is paid per graph operation, and the conv stacks
+    # doubled the onnxruntime step (0.86 -> 2.0 ms, README "Benchmark").
+    relation_net: str = "conv"
 
     # --- reconstruction loss: smooth L1 on normalised features, plus extra weight on two slices
     # Where smooth L1 turns from quadratic to linear, in normalised units. T2M-GPT's 1.0 leaves any
@@ -117,6 +127,10 @@ class TokenizerConfig:
             value, low = getattr(self, name), int(name != "relation_quantizers")
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ValueError(f"TokenizerConfig.{name} must be an int >= {low}, got {value!r}")
+        if self.relation_net not in ("conv", "step"):
+            raise ValueError(
+                f"TokenizerConfig.relation_net must be 'conv' or 'step', got {self.relation_net!r}"
+            )
         if self.relation_quantizers and not layout_of(self.feature_dim).relation:
             raise ValueError(
                 f"TokenizerConfig.relation_quantizers needs a layout with relation features (ego), "
@@ -167,6 +181,7 @@ class TokenizerConfig:
         unknown = sorted(set(d) - names)
         # Checkpoints from before relation codes existed: no relation codes is exactly what they are.
         d = {**BEFORE_RELATION_CODES, **d} if not set(BEFORE_RELATION_CODES) & set(d) else d
+        d = {"relation_net": "conv", **d}  # relation codes from before the choice had conv stacks
         missing = sorted(names - set(d))
         if unknown:
             raise ValueError(f"unknown TokenizerConfig keys {unknown}; known: {sorted(names)}")

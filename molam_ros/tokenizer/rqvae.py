@@ -189,6 +189,48 @@ def _decoder_stack(c: TokenizerConfig, c_in: int, width: int, c_out: int) -> Cau
     return CausalStack(*layers)
 
 
+class StepMLP(nn.Module):
+    """An MLP per token step, with a causal stack's interface (`forward`, `step`, `state_shapes`).
+
+    down: (B, c_in, n l) frames -> (B, c_out, n) latents, each step from its own l frames; up: the
+    reverse. It reads no earlier step, so it has no streaming state. The relation codes' cheap net.
+    """
+
+    def __init__(self, c_in: int, width: int, c_out: int, stride: int, *, up: bool) -> None:
+        super().__init__()
+        self.stride, self.up, self.c_out = stride, up, c_out
+        n_in, n_out = (c_in, c_out * stride) if up else (c_in * stride, c_out)
+        self.net = nn.Sequential(
+            nn.Linear(n_in, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, n_out)
+        )
+
+    def state_shapes(self) -> list[tuple[int, int]]:
+        return []
+
+    def forward(self, x: Tensor) -> Tensor:
+        B = x.shape[0]
+        if self.up:  # (B, C, n) -> (B, n, l c_out) -> (B, n l, c_out) -> (B, c_out, n l)
+            return self.net(x.transpose(1, 2)).reshape(B, -1, self.c_out).transpose(1, 2)
+        # (B, c_in, n l) -> (B, n l, c_in) -> (B, n, l c_in), a step's frames side by side -> (B, c_out, n)
+        return self.net(x.transpose(1, 2).reshape(B, -1, self.stride * x.shape[1])).transpose(1, 2)
+
+    def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        return self.forward(x), []
+
+
+def _relation_nets(c: TokenizerConfig, n_rel: int) -> tuple[nn.Module, nn.Module]:
+    """(encoder, decoder) of the relation codes: conv stacks or per-step MLPs (`relation_net`)."""
+    if c.relation_net == "step":
+        return (
+            StepMLP(n_rel, c.relation_width, c.relation_code_dim, c.stride, up=False),
+            StepMLP(c.relation_code_dim, c.relation_width, n_rel, c.stride, up=True),
+        )
+    return (
+        _encoder_stack(c, n_rel, c.relation_width, c.relation_code_dim),
+        _decoder_stack(c, c.relation_code_dim, c.relation_width, n_rel),
+    )
+
+
 def _relation_span(c: TokenizerConfig) -> tuple[int, int]:
     """(start, stop) of the relation features (layout.relation, contiguous: REL_POS then REL_HEAD)."""
     slices = layout_of(c.feature_dim).relation
@@ -211,11 +253,7 @@ class Encoder(nn.Module):
         super().__init__()
         self.net = _encoder_stack(c, c.feature_dim, c.width, c.code_dim)
         self.rel = _relation_span(c)
-        self.relation = (
-            _encoder_stack(c, self.rel[1] - self.rel[0], c.relation_width, c.relation_code_dim)
-            if c.relation_quantizers
-            else None
-        )
+        self.relation = _relation_nets(c, self.rel[1] - self.rel[0])[0] if c.relation_quantizers else None
         self._n_body = len(self.net.state_shapes())
 
     def state_shapes(self) -> list[tuple[int, int]]:
@@ -251,11 +289,7 @@ class Decoder(nn.Module):
         super().__init__()
         self.net = _decoder_stack(c, c.code_dim, c.width, c.feature_dim)
         self.rel = _relation_span(c)
-        self.relation = (
-            _decoder_stack(c, c.relation_code_dim, c.relation_width, self.rel[1] - self.rel[0])
-            if c.relation_quantizers
-            else None
-        )
+        self.relation = _relation_nets(c, self.rel[1] - self.rel[0])[1] if c.relation_quantizers else None
         self._n_body = len(self.net.state_shapes())
 
     def state_shapes(self) -> list[tuple[int, int]]:

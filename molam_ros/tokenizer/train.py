@@ -131,7 +131,7 @@ def init_weights(model: RQVAE, init: str | Path) -> FeatureStats:
     the loss weights, or the body codes would not mean what they meant.
     """
     src, src_config, stats = load_checkpoint(init)
-    ignore = {*LOSS_WEIGHTS, "relation_quantizers", "relation_width", "relation_code_dim"}
+    ignore = {*LOSS_WEIGHTS, "relation_quantizers", "relation_width", "relation_code_dim", "relation_net"}
     a, b = model.config.to_dict(), src_config.to_dict()
     differ = sorted(k for k in a if k not in ignore and a[k] != b[k])
     if differ:

@@ -36,7 +36,8 @@ colcon: setup
 # reaching, turning on the spot, side steps, jabs: what real recordings show) and the real clips
 # (55 / 45 %), the relation weighted 4x and the root's drift 0.5 (2.5x): about 51 + 22 + 25 min on this
 # 2-core CPU; then relation codes (4 depths of their own for the partner's place) trained alone on
-# top of it, its body codes frozen (26 min); then the held-out figures and the 10-minute stream.
+# top of it (an MLP per step, width 128), its body codes frozen (15 min); then the held-out figures and
+# the 10-minute stream.
 # `make ship-tokenizer` packages the result into molam_ros/models/tokenizer.
 TOK_STEPS ?= 8000
 TOK_STEPS2 ?= 11000
@@ -52,7 +53,7 @@ tokenizer: setup
 	$(VENV)/bin/molam tokenizer train --preset small --data $(TOKENIZER_DATA) --weights 0.65 0.35 --out $(CACHE)/tokenizer/small --resume --steps $(TOK_STEPS2)
 	$(VENV)/bin/molam tokenizer train --preset small --data $(TOKENIZER_DATA3) --weights 0.55 0.45 --out $(CACHE)/tokenizer/small --resume --steps $(TOK_STEPS3) \
 		--rel-weight 4 --traj-weight 0.5
-	$(VENV)/bin/molam tokenizer train --preset small --relation-codes 4 --init $(CACHE)/tokenizer/small --freeze-body \
+	$(VENV)/bin/molam tokenizer train --preset small --relation-codes 4 --relation-net step --relation-width 128 --init $(CACHE)/tokenizer/small --freeze-body \
 		--data $(CACHE)/data/synth1000 $(CACHE)/data/synth1000s --out $(CACHE)/tokenizer/relation --steps $(TOK_REL_STEPS) --rel-weight 4 --traj-weight 0.5
 	$(VENV)/bin/molam tokenizer eval $(CACHE)/tokenizer/relation --data $(CACHE)/data/synth1000 $(TOKENIZER_DATA3) --long-stream 10
 

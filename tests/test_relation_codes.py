@@ -61,13 +61,18 @@ def _pairs(model: RQVAE, stats, data_dir: Path) -> tuple[torch.Tensor, torch.Ten
         return x, model.encode(x)
 
 
+def warmed(model: RQVAE) -> RQVAE:
+    """Three training-mode passes (codebooks seeded, EMA steps), then eval mode."""
+    model.train()
+    for i in range(3):
+        model(smooth_motion(4, 32, seed=i))
+    return model.eval()
+
+
 def test_codes_cut_to_the_body_depths_decode_as_without_relation_codes() -> None:
     torch.manual_seed(0)
     config = preset("tiny", relation_quantizers=2)
-    model = RQVAE(config).train()
-    for i in range(3):
-        model(smooth_motion(4, 32, seed=i))
-    model.eval()
+    model = warmed(RQVAE(config))
     x = smooth_motion(2, 32, seed=9)
     with torch.no_grad():
         codes = model.encode(x)
@@ -87,12 +92,9 @@ def test_a_per_step_relation_net_streams_without_state() -> None:
     one step at a time gives the whole pass's frames."""
     torch.manual_seed(0)
     body = RQVAE(preset("tiny", relation_quantizers=2))
-    model = RQVAE(preset("tiny", relation_quantizers=2, relation_net="step")).train()
+    model = warmed(RQVAE(preset("tiny", relation_quantizers=2, relation_net="step")))
     assert model.encoder_state_shapes == body.encoder.net.state_shapes()
     assert model.decoder_state_shapes == body.decoder.net.state_shapes()
-    for i in range(3):
-        model(smooth_motion(4, 32, seed=i))
-    model.eval()
     x = smooth_motion(2, 32, seed=9)
     with torch.no_grad():
         codes = model.encode(x)

@@ -84,3 +84,15 @@ def tiny_parts(tiny_llm_env: dict[str, Path]) -> tuple:
     vocab = MotionVocab(codebook_size=engine.model.config.codebook_size, depth=engine.depths)
     mlm = MotionLM.create(tiny_llm_env["backbone"], vocab, DepthHeadConfig(width=16, layers=1)).eval()
     return mlm, engine
+
+
+@pytest.fixture(scope="session")
+def generator_clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """12 generator clips (seed 0) as a molam dataset: what the tokenizer training tests read
+    (never written to)."""
+    from molam_ros.data.dataset import write_dataset
+    from molam_ros.data.synth import generate_dataset
+
+    root = tmp_path_factory.mktemp("generator_clips")
+    write_dataset(root, generate_dataset(12, 0), progress=False)
+    return root

@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from molam_ros.data.dataset import MotionDataset, write_dataset
-from molam_ros.data.synth import generate_dataset
+from molam_ros.data.dataset import MotionDataset
 from molam_ros.llm.reactor_weights import load_small_reactor, save_small_reactor, widened_code_table
 from molam_ros.llm.small_reactor import SmallReactorConfig, SmallReactorNet
 from molam_ros.llm.widen import widen
@@ -38,23 +37,18 @@ def smooth_motion(batch: int, frames: int, seed: int = 0) -> torch.Tensor:
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("rel_data")
-    write_dataset(root, generate_dataset(12, 0), progress=False)
-    return root
-
-
-@pytest.fixture(scope="module")
-def body_run(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def body_run(generator_clips: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny tokenizer without relation codes: what the relation codes are added to."""
     out = tmp_path_factory.mktemp("body_run")
-    train(data_dir, out, model_config=PRESETS["tiny"], train_config=FAST, progress=False)
+    train(generator_clips, out, model_config=PRESETS["tiny"], train_config=FAST, progress=False)
     return out
 
 
-def _pairs(model: RQVAE, stats, data_dir: Path) -> tuple[torch.Tensor, torch.Tensor]:
+def _pairs(model: RQVAE, stats, generator_clips: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """(normalised train features of the first two-person clip cut to the stride, its codes)."""
-    f = next(f for f in _load_people(MotionDataset(data_dir), "train", progress=False) if f.shape[0] == 2)
+    f = next(
+        f for f in _load_people(MotionDataset(generator_clips), "train", progress=False) if f.shape[0] == 2
+    )
     f = f[:, : 32 * (f.shape[1] // 32)]
     x = stats.normalize(torch.from_numpy(np.ascontiguousarray(f)))
     with torch.no_grad():
@@ -126,10 +120,10 @@ def test_configs_before_relation_codes_load_and_bad_ones_are_refused() -> None:
 
 
 def test_training_the_relation_alone_keeps_the_body_codes_and_lowers_its_error(
-    data_dir: Path, body_run: Path, relation_run: Path
+    generator_clips: Path, body_run: Path, relation_run: Path
 ) -> None:
     base, _, stats = load_checkpoint(body_run)
-    x, body_codes = _pairs(base, stats, data_dir)
+    x, body_codes = _pairs(base, stats, generator_clips)
     fresh = RQVAE(preset("tiny", relation_quantizers=2))
     init_weights(fresh, body_run)
     with torch.no_grad():
@@ -147,12 +141,12 @@ def test_training_the_relation_alone_keeps_the_body_codes_and_lowers_its_error(
 
 
 @pytest.fixture(scope="module")
-def relation_run(data_dir: Path, body_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def relation_run(generator_clips: Path, body_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Relation codes (R = 2) trained alone on top of `body_run`."""
     out = tmp_path_factory.mktemp("relation_run")
     cfg = dataclasses.replace(FAST, steps=120, freeze_body=True)
-    train(data_dir, out, model_config=preset("tiny", relation_quantizers=2), train_config=cfg, init=body_run,
-          progress=False)  # fmt: skip
+    model_config = preset("tiny", relation_quantizers=2)
+    train(generator_clips, out, model_config=model_config, train_config=cfg, init=body_run, progress=False)
     return out
 
 

@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from molam_ros.data.dataset import MotionDataset, clip_features, write_dataset
+from molam_ros.data.dataset import MotionDataset, clip_features
 from molam_ros.data.pybullet_clips import list_pybullet_clips, load_pybullet_clip
-from molam_ros.data.synth import generate_dataset
 from molam_ros.tokenizer import PRESETS, RQVAE, TrainConfig, evaluate, load_checkpoint, preset, train
 from molam_ros.tokenizer.train import lr_at
 
@@ -29,16 +28,9 @@ FAST = TrainConfig(
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("tok_data")
-    write_dataset(root, generate_dataset(12, 0), progress=False)
-    return root
-
-
-@pytest.fixture(scope="module")
-def run(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+def run(generator_clips: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("tok_run")
-    summary = train(data_dir, out, model_config=PRESETS["tiny"], train_config=FAST, progress=False)
+    summary = train(generator_clips, out, model_config=PRESETS["tiny"], train_config=FAST, progress=False)
     return out, summary
 
 
@@ -47,7 +39,7 @@ def _recon_loss(model: RQVAE, x: torch.Tensor) -> float:
         return float(model.eval()(x)[1]["recon"])
 
 
-def test_training_reduces_loss_and_writes_checkpoint(data_dir: Path, run: tuple[Path, dict]) -> None:
+def test_training_reduces_loss_and_writes_checkpoint(generator_clips: Path, run: tuple[Path, dict]) -> None:
     out, summary = run
     assert summary["steps"] == FAST.steps and summary["trained_steps"] == FAST.steps
     for name in ("model.safetensors", "config.json", "optimizer.pt", "train_log.jsonl"):
@@ -55,7 +47,7 @@ def test_training_reduces_loss_and_writes_checkpoint(data_dir: Path, run: tuple[
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert [e["step"] for e in log] == [20, 40] and all(np.isfinite(e["mpjpe_mm"]) for e in log)
 
-    ds = MotionDataset(data_dir)
+    ds = MotionDataset(generator_clips)
     stats = ds.stats()
     feats = clip_features(ds.load(ds.ids("train")[0]))[:, :64]  # (2, 64, 262)
     x = stats.normalize(torch.from_numpy(feats))
@@ -66,12 +58,14 @@ def test_training_reduces_loss_and_writes_checkpoint(data_dir: Path, run: tuple[
     assert _recon_loss(model, x) < 0.7 * before
 
 
-def test_resume_continues_the_step_counter(data_dir: Path, run: tuple[Path, dict], tmp_path: Path) -> None:
+def test_resume_continues_the_step_counter(
+    generator_clips: Path, run: tuple[Path, dict], tmp_path: Path
+) -> None:
     out, _ = run
     more = TrainConfig(**{**FAST.__dict__, "steps": FAST.steps + 10})
     with pytest.warns(UserWarning, match="architecture"):
         summary = train(
-            data_dir,
+            generator_clips,
             tmp_path,
             model_config=preset("tiny", width=48),
             train_config=more,
@@ -82,13 +76,16 @@ def test_resume_continues_the_step_counter(data_dir: Path, run: tuple[Path, dict
     info = json.loads((tmp_path / "config.json").read_text())
     assert info["extra"]["step"] == FAST.steps + 10 and info["config"] == PRESETS["tiny"].to_dict()
     # Nothing left to do: resuming a finished run trains no step.
-    assert train(data_dir, tmp_path, train_config=more, resume=tmp_path, progress=False)["trained_steps"] == 0
+    assert (
+        train(generator_clips, tmp_path, train_config=more, resume=tmp_path, progress=False)["trained_steps"]
+        == 0
+    )
 
 
-def test_bad_training_settings_raise(data_dir: Path, tmp_path: Path) -> None:
+def test_bad_training_settings_raise(generator_clips: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="multiple of the tokenizer stride"):
         train(
-            data_dir,
+            generator_clips,
             tmp_path,
             model_config=PRESETS["tiny"],
             train_config=TrainConfig(window=30),
@@ -96,7 +93,7 @@ def test_bad_training_settings_raise(data_dir: Path, tmp_path: Path) -> None:
         )
     with pytest.raises(ValueError, match="no train clip has"):
         train(
-            data_dir,
+            generator_clips,
             tmp_path,
             model_config=PRESETS["tiny"],
             train_config=TrainConfig(window=4000),
@@ -105,7 +102,13 @@ def test_bad_training_settings_raise(data_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="min_lr"):
         TrainConfig(lr=1e-4, min_lr=1e-3)
     with pytest.raises(ValueError, match="not loss weights"):  # the architecture is not a loss weight
-        train(data_dir, tmp_path, model_config=PRESETS["tiny"], loss_weights={"width": 64.0}, progress=False)
+        train(
+            generator_clips,
+            tmp_path,
+            model_config=PRESETS["tiny"],
+            loss_weights={"width": 64.0},
+            progress=False,
+        )
 
 
 def test_lr_schedule() -> None:
@@ -115,9 +118,9 @@ def test_lr_schedule() -> None:
     assert all(lr_at(s, tc) >= lr_at(s + 1, tc) for s in range(10, 100))
 
 
-def test_evaluate_one_and_two_person_clips(data_dir: Path, run: tuple[Path, dict]) -> None:
+def test_evaluate_one_and_two_person_clips(generator_clips: Path, run: tuple[Path, dict]) -> None:
     model, _, stats = load_checkpoint(run[0])
-    ds = MotionDataset(data_dir)
+    ds = MotionDataset(generator_clips)
     pair = ds.load(ds.ids("val")[0])
     solo = load_pybullet_clip(list_pybullet_clips()[0])
     short = np.zeros(

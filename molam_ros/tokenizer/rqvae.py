@@ -218,17 +218,12 @@ class StepMLP(nn.Module):
         return self.forward(x), []
 
 
-def _relation_nets(c: TokenizerConfig, n_rel: int) -> tuple[nn.Module, nn.Module]:
-    """(encoder, decoder) of the relation codes: conv stacks or per-step MLPs (`relation_net`)."""
+def _relation_net(c: TokenizerConfig, n_rel: int, *, up: bool) -> nn.Module:
+    """The relation codes' encoder (up=False) or decoder: a conv stack or a per-step MLP (`relation_net`)."""
+    c_in, c_out = (c.relation_code_dim, n_rel) if up else (n_rel, c.relation_code_dim)
     if c.relation_net == "step":
-        return (
-            StepMLP(n_rel, c.relation_width, c.relation_code_dim, c.stride, up=False),
-            StepMLP(c.relation_code_dim, c.relation_width, n_rel, c.stride, up=True),
-        )
-    return (
-        _encoder_stack(c, n_rel, c.relation_width, c.relation_code_dim),
-        _decoder_stack(c, c.relation_code_dim, c.relation_width, n_rel),
-    )
+        return StepMLP(c_in, c.relation_width, c_out, c.stride, up=up)
+    return (_decoder_stack if up else _encoder_stack)(c, c_in, c.relation_width, c_out)
 
 
 def _relation_span(c: TokenizerConfig) -> tuple[int, int]:
@@ -242,7 +237,23 @@ def _relation_span(c: TokenizerConfig) -> tuple[int, int]:
     return slices[0].start, slices[-1].stop
 
 
-class Encoder(nn.Module):
+class _BodyAndRelation(nn.Module):
+    """The body's net and, with relation codes, the relation's: one streaming state list, the body's
+    states first (what Encoder and Decoder share)."""
+
+    def __init__(self, c: TokenizerConfig, net: CausalStack, *, up: bool) -> None:
+        super().__init__()
+        self.net = net
+        self.rel = _relation_span(c)
+        self.relation = _relation_net(c, self.rel[1] - self.rel[0], up=up) if c.relation_quantizers else None
+        self._n_body = len(self.net.state_shapes())
+
+    def state_shapes(self) -> list[tuple[int, int]]:
+        """The body stack's states, then the relation net's."""
+        return self.net.state_shapes() + (self.relation.state_shapes() if self.relation is not None else [])
+
+
+class Encoder(_BodyAndRelation):
     """(B, T, F) normalised frames -> (B, T / l, C [+ Cr]) latents.
 
     `net` reads every feature into the body latent (C); with relation codes, `relation` reads the
@@ -250,15 +261,7 @@ class Encoder(nn.Module):
     """
 
     def __init__(self, c: TokenizerConfig) -> None:
-        super().__init__()
-        self.net = _encoder_stack(c, c.feature_dim, c.width, c.code_dim)
-        self.rel = _relation_span(c)
-        self.relation = _relation_nets(c, self.rel[1] - self.rel[0])[0] if c.relation_quantizers else None
-        self._n_body = len(self.net.state_shapes())
-
-    def state_shapes(self) -> list[tuple[int, int]]:
-        """The body stack's states, then the relation stack's."""
-        return self.net.state_shapes() + (self.relation.state_shapes() if self.relation is not None else [])
+        super().__init__(c, _encoder_stack(c, c.feature_dim, c.width, c.code_dim), up=False)
 
     def forward(self, x: Tensor) -> Tensor:
         # (B, T, F) -> (B, F, T) -> (B, C, T') -> (B, T', C)
@@ -277,7 +280,7 @@ class Encoder(nn.Module):
         return y.transpose(1, 2), new
 
 
-class Decoder(nn.Module):
+class Decoder(_BodyAndRelation):
     """(B, T', C) body latents [and (B, T', Cr) relation latents] -> (B, T' l, F) frames.
 
     With relation latents, the relation features come from `relation` (their own decoder) in place
@@ -286,14 +289,7 @@ class Decoder(nn.Module):
     """
 
     def __init__(self, c: TokenizerConfig) -> None:
-        super().__init__()
-        self.net = _decoder_stack(c, c.code_dim, c.width, c.feature_dim)
-        self.rel = _relation_span(c)
-        self.relation = _relation_nets(c, self.rel[1] - self.rel[0])[1] if c.relation_quantizers else None
-        self._n_body = len(self.net.state_shapes())
-
-    def state_shapes(self) -> list[tuple[int, int]]:
-        return self.net.state_shapes() + (self.relation.state_shapes() if self.relation is not None else [])
+        super().__init__(c, _decoder_stack(c, c.code_dim, c.width, c.feature_dim), up=True)
 
     def _merge(self, y: Tensor, r: Tensor) -> Tensor:  # (B, F, T) with r (B, 4, T) in the relation rows
         return torch.cat([y[:, : self.rel[0]], r, y[:, self.rel[1] :]], dim=1)

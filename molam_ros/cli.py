@@ -270,7 +270,7 @@ def _format_eval(title: str, m: dict) -> str:
         f"  MPJPE root-rel.  {m['rel_mpjpe_mm']:.1f} mm",
         f"  root error       {m['root_mm']:.1f} mm",
         *(
-            [f"  b from true a    {m['b_from_true_a_mm']:.1f} mm"]
+            [f"  b from true a    {m['b_from_true_a_mm']:.1f} mm (placement smoothing {m['pull']:g})"]
             if m.get("b_from_true_a_mm") == m.get("b_from_true_a_mm")
             else []
         ),
@@ -292,11 +292,12 @@ def _cmd_tokenizer_eval(args: argparse.Namespace) -> int:
     from molam_ros.tokenizer.rqvae import load_checkpoint
 
     model, config, stats = load_checkpoint(args.checkpoint or default_tokenizer_dir())
+    pull = {} if args.pull is None else {"pull": args.pull}
     results = {}
     for root in args.data or []:
         ds = MotionDataset(root)
         results[f"{ds.label} ({args.split})"] = evaluate(
-            model, stats, ds.iter_split(args.split), depth=args.depth
+            model, stats, ds.iter_split(args.split), depth=args.depth, **pull
         )
     if not results and not args.long_stream:
         raise SystemExit("nothing to evaluate: give --data DIR [DIR ...] and/or --long-stream MINUTES")
@@ -744,6 +745,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="also stream a person who walks 20 m and turns, for MINUTES, and print the error per minute",
     )
     p.add_argument("--depth", type=int, help="decode from the first DEPTH codebooks only")
+    p.add_argument(
+        "--pull",
+        type=float,
+        help="person b's placement smoothing per frame (ego.follow_anchor; 1: the anchor frame by frame; "
+        "default: ego.DECODE_PULL, what the shipped reactors are placed with)",
+    )
     p.add_argument("--json", type=Path, help="also write the metrics to this JSON file")
     p.set_defaults(func=_cmd_tokenizer_eval)
     p = tok_cmds.add_parser(

@@ -72,16 +72,39 @@ def test_features_are_causal(pair: np.ndarray) -> None:
 
 
 def test_person_b_is_anchored_to_person_a(pair: np.ndarray) -> None:
-    """Noise on b's own velocities does not move b: its relation to a places it (no drift)."""
+    """Noise on b's own velocities does not make b drift: its relation to a places it (frame by frame
+    with pull 1, exactly; smoothed by default, within a bound that does not grow with time)."""
     feats, _ = pair_to_features(pair)
     noisy = feats.copy()
     rng = np.random.default_rng(0)
     noisy[1, :, ego.ROOT_VEL] += rng.normal(0.0, 0.05, size=noisy[1, :, ego.ROOT_VEL].shape)
     noisy[1, :, ego.YAW_VEL] += rng.normal(0.0, 0.2, size=noisy[1, :, ego.YAW_VEL].shape)
     canon = canonicalize(pair)[0]
-    np.testing.assert_allclose(pair_from_features(noisy)[1], canon[1], atol=1e-4)
+    np.testing.assert_allclose(pair_from_features(noisy, pull=1.0)[1], canon[1], atol=1e-4)
     drift = ego.ego_to_positions(noisy, anchor_b=False)[1]
     assert np.abs(drift - canon[1]).max() > 0.1  # integrating them would drift
+    # four times the clip: the smoothed placement's error stays where it was after the first quarter
+    long = np.concatenate([noisy] * 4, axis=1)
+    long_ref = ego.ego_to_positions(np.concatenate([feats] * 4, axis=1), pull=1.0)[1]
+    err = np.linalg.norm(pair_from_features(long)[1] - long_ref, axis=-1).mean(-1)
+    free = np.linalg.norm(ego.ego_to_positions(long, anchor_b=False)[1] - long_ref, axis=-1).mean(-1)
+    q = len(err) // 4
+    assert err[-q:].mean() < 1.5 * err[q : 2 * q].mean() + 0.01 and err[-q:].mean() < 0.5 * free[-q:].mean()
+
+
+def test_the_smoothed_placement_decodes_a_noisy_relation_closer(pair: np.ndarray) -> None:
+    """Frame-to-frame noise in b's decoded relation (what a tokenizer gives) swings an anchor taken
+    frame by frame about a; the default placement smoothing (`ego.DECODE_PULL`) places b closer."""
+    feats, _ = pair_to_features(pair)
+    canon = canonicalize(pair)[0]
+    np.testing.assert_allclose(pair_from_features(feats)[1], canon[1], atol=1e-4)  # exact stays exact
+    noisy = feats.copy().astype(np.float64)
+    rng = np.random.default_rng(1)
+    noisy[1, :, ego.REL_POS] += rng.normal(0.0, 0.05, size=noisy[1, :, ego.REL_POS].shape)
+    turn = np.arctan2(noisy[1, :, 266], noisy[1, :, 265]) + rng.normal(0.0, 0.05, noisy.shape[1])
+    noisy[1, :, ego.REL_HEAD] = np.stack([np.cos(turn), np.sin(turn)], -1)
+    err = lambda pull: np.linalg.norm(pair_from_features(noisy, pull=pull)[1] - canon[1], axis=-1).mean()  # noqa: E731
+    assert err(ego.DECODE_PULL) < 0.7 * err(1.0)
 
 
 def test_a_partner_far_away_is_clipped_and_still_decodes(pair: np.ndarray) -> None:

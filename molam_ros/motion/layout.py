@@ -132,20 +132,23 @@ def pair_to_features(
     return feats, transform
 
 
-def pair_from_features(features: np.ndarray, transform: CanonicalTransform | None = None) -> np.ndarray:
+def pair_from_features(
+    features: np.ndarray, transform: CanonicalTransform | None = None, *, pull: float = ego.DECODE_PULL
+) -> np.ndarray:
     """Positions (P, T, 22, 3) float32 from features (P, T, dim): world with `transform`, else canonical.
 
     ego: person a integrates its velocities from the canonical origin, person b is placed by its
-    relation to person a (`ego.ego_to_positions`). intergen: the position block, as it is.
+    relation to person a, smoothed by `pull` (`ego.ego_to_positions`). intergen: the position
+    block, as it is.
     """
     f = np.asarray(features)
     lay = layout_of(f)
     if lay.name == "intergen":
         pos = intergen.features_to_positions(f)
     elif f.ndim == 2:
-        pos = ego.ego_to_positions(f[None])[0]
+        pos = ego.ego_to_positions(f[None], pull=pull)[0]
     elif f.ndim == 3:
-        pos = ego.ego_to_positions(f)
+        pos = ego.ego_to_positions(f, pull=pull)
     else:
         raise ValueError(f"expected (P, T, {lay.dim}) or (T, {lay.dim}) features, got {f.shape}")
     if transform is None:

@@ -11,6 +11,9 @@ pose, person b is placed by its relation to person a. Errors are in millimetres:
 - root error: the root (pelvis) alone (where the person is);
 - b from the true a (ego, two-person clips): person b's global MPJPE when placed by its decoded
   relation to the recorded person a, as the runtime places the reactor next to the real person.
+
+Person b is placed with the placement smoothing `ego.DECODE_PULL` in both (the pull the shipped
+reactors are placed with live); `pull` = 1 measures the anchor taken frame by frame.
 """
 
 from __future__ import annotations
@@ -56,11 +59,13 @@ def evaluate(
     clips: Iterable[MotionClip | np.ndarray],
     *,
     depth: int | None = None,
+    pull: float = ego.DECODE_PULL,
 ) -> dict[str, Any]:
     """Reconstruction metrics over `clips` (MotionClips or (P, T, F) raw feature arrays, P = 1 or 2).
 
     Each clip is cut to a multiple of the stride l (the dropped tail is < l frames); clips shorter
-    than l are skipped and counted. `depth` decodes from the first `depth` codebooks only.
+    than l are skipped and counted. `depth` decodes from the first `depth` codebooks only; `pull`
+    is person b's placement smoothing (module docstring).
 
     Returns:
         clips, skipped, frames (person-frames measured);
@@ -96,9 +101,9 @@ def evaluate(
             codes = model.encode(x, depth)  # (P, T/l, D)
             out = stats.denormalize(model.decode(codes)).cpu().numpy()  # (P, T, F)
             ref = pair_from_features(f)
-            errs = position_errors(pair_from_features(out), ref)
+            errs = position_errors(pair_from_features(out, pull=pull), ref)
             if layout.name == "ego" and f.shape[0] == 2:
-                yaw_b, root_b = ego.anchored_root(out[1], facing_angle(ref[0]), ref[0][:, 0])
+                yaw_b, root_b = ego.follow_anchor(out[1], facing_angle(ref[0]), ref[0][:, 0], pull=pull)
                 b = ego.body_from_root(out[1], yaw_b, root_b)
                 partner_sum += float(np.linalg.norm(b - ref[1], axis=-1).mean(-1).sum())
                 partner_frames += T
@@ -133,6 +138,7 @@ def evaluate(
 
     return {
         "layout": layout.name,
+        "pull": pull,
         "clips": n_clips,
         "skipped": skipped,
         "frames": frames,

@@ -68,7 +68,7 @@ REL_RADIUS = 6.0
 # their distance; b's own velocities are smooth. Chosen on the generator's validation pairs
 # (synth1000, the shipped tokenizer's reconstructions; pulls 1 / 0.04 / 0.02 / 0.01 / 0.005): it
 # places b closest to where it stands relative to a (36.5 / 27.7 / 26.1 / 25.1 / 25.2 mm) and
-# globally 39.9 -> 24.2 mm. It is the pull the shipped reactors are placed with live. Exact features
+# b's global error 39.9 -> 24.2 mm. It is the pull the shipped reactors are placed with live. Exact features
 # decode exactly whatever the pull (both sources agree).
 DECODE_PULL = 0.01
 

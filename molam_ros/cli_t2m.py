@@ -66,6 +66,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         placement_weight=args.placement_weight,
         relax=args.relax,
         choice_weight=args.choice_weight,
+        onset_share=args.onset_share,
     )
     info = {
         "kind_detail": "actor_generator",
@@ -314,6 +315,7 @@ def add_commands(groups: Any, fmt: type) -> None:
         ("--horizon", int, 1, "steps predicted in training (a look-ahead head; 1: off)"),
         ("--relax", float, 0.05, "with --modes: weight of the proposals not nearest"),
         ("--choice-weight", float, 0.01, "with --modes: weight of the choice's cross-entropy"),
+        ("--onset-share", float, 0.0, "share of windows cut from a clip's first step (where a pair starts)"),
     ):
         p.add_argument(flag, type=kind, default=default, help=text)
     p.set_defaults(func=cmd_train)

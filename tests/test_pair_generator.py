@@ -172,9 +172,11 @@ def test_t2m_train_then_eval_from_the_command_line(tmp_path) -> None:
     ).is_file()
     # continued from those weights with 2 proposals per step (the proposals widened from the one)
     args = ["train", *data, "--out", str(tmp_path / "modes"), "--init", str(tmp_path / "run"), "--modes", "2"]
+    args += ["--onset-share", "0.5"]  # half of the windows from a clip's start, where a pair starts
     r = subprocess.run([*molam, *args, "--steps", "2", "--val-clips", "4"], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    assert json.loads((tmp_path / "modes" / "config.json").read_text())["model"]["modes"] == 2
+    modes = json.loads((tmp_path / "modes" / "config.json").read_text())
+    assert modes["model"]["modes"] == 2 and modes["train"]["onset_share"] == 0.5
     args = ["eval", str(tmp_path / "run"), *data, "--split", "train", "--clips", "2", "--steps", "3"]
     r = subprocess.run([*molam, *args, "--lookup", "10"], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]

@@ -292,7 +292,7 @@ def build_text_to_pair(p: dict[str, Any], tok: Path) -> Any:
     """What writes the motion of a plan's generate steps (`t2m_actor_dir`: empty = the shipped actor
     generator with the shipped LLM reactor, llm/pair_generator.py; none: the LLM), as (caption,
     steps or None) -> (2, L, D) codes, or None for the LLM. The LLM's own text-to-motion is
-    recognised 0 of 16 times on this CPU, the actor generator 38 of 100 (README).
+    recognised 0 of 16 times on this CPU, the actor generator 39 of 100 (README).
 
     Its own reactor and engine, not the pipeline's: generating must not disturb the live reaction's
     state. A shipped model next to a tokenizer the user trained is skipped with a warning."""

@@ -54,7 +54,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     codes, train, val, captions = _captioned(args.data, tok, args.val_clips, args.train_clips)
     targets = reaction_targets(args.data, tok, codes, sorted(train + val), person=0)
     model = SmallReactorConfig.for_engine(
-        engine, **reactor_shape(args.preset), text_dim=384, modes=args.modes, horizon=args.horizon
+        engine,
+        **reactor_shape(args.preset),
+        text_dim=384,
+        modes=args.modes,
+        horizon=args.horizon,
+        flow=args.flow,
     )
     config = ReactorTrainConfig(
         steps=args.steps,
@@ -313,6 +318,7 @@ def add_commands(groups: Any, fmt: type) -> None:
     for flag, kind, default, text in (  # the reactor's recipe options (llm/small_reactor.py)
         ("--modes", int, 1, "K next-step proposals and a learnt choice (1: plain regression)"),
         ("--horizon", int, 1, "steps predicted in training (a look-ahead head; 1: off)"),
+        ("--flow", int, 0, "width of a head that samples each step (llm/flow_head.py; 0: regression)"),
         ("--relax", float, 0.05, "with --modes: weight of the proposals not nearest"),
         ("--choice-weight", float, 0.01, "with --modes: weight of the choice's cross-entropy"),
         ("--onset-share", float, 0.0, "share of windows cut from a clip's first step (where a pair starts)"),

@@ -12,8 +12,9 @@ import torch
 from molam_ros.data.standing import standing_frames
 from molam_ros.llm.pair_generator import PairConfig, cached_embedder, generate_pair, lagged_partner
 from molam_ros.llm.reaction_codes import ReactionCodes, ReactionTargets
-from molam_ros.llm.small_reactor import SmallReactorConfig, SmallReactorNet, SmallStreamingReactor
+from molam_ros.llm.small_reactor import SmallReactorConfig, SmallReactorNet
 from molam_ros.llm.small_reactor_train import ReactorTrainConfig, train_small_reactor
+from molam_ros.llm.small_streaming import SmallStreamingReactor
 from molam_ros.paths import shipped_tokenizer_dir
 from molam_ros.tokenizer.engines import TorchEngine
 
@@ -177,7 +178,12 @@ def test_t2m_train_then_eval_from_the_command_line(tmp_path) -> None:
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     modes = json.loads((tmp_path / "modes" / "config.json").read_text())
     assert modes["model"]["modes"] == 2 and modes["train"]["onset_share"] == 0.5
-    args = ["eval", str(tmp_path / "run"), *data, "--split", "train", "--clips", "2", "--steps", "3"]
+    # continued with a head that samples each step (llm/flow_head.py); the eval below generates with it
+    args = ["train", *data, "--out", str(tmp_path / "flow"), "--init", str(tmp_path / "run"), "--flow", "32"]
+    r = subprocess.run([*molam, *args, "--steps", "2", "--val-clips", "4"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert json.loads((tmp_path / "flow" / "config.json").read_text())["model"]["flow"] == 32
+    args = ["eval", str(tmp_path / "flow"), *data, "--split", "train", "--clips", "2", "--steps", "3"]
     r = subprocess.run([*molam, *args, "--lookup", "10"], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     for row in (

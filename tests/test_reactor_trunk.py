@@ -156,7 +156,7 @@ def test_the_node_streams_with_an_llm_reactor(tiny_models, tiny_llm_env, tmp_pat
     streams finite motion within the robot's joint limits."""
     pytest.importorskip("rclpy")  # the node's parameter table
     from molam_ros.agent.reaction_setup import build_pipeline
-    from molam_ros.llm.small_reactor import SmallStreamingReactor
+    from molam_ros.llm.small_streaming import SmallStreamingReactor
     from tests.test_small_reactor import node_reactor, stream_checked
 
     out = tmp_path / "llm_reactor"

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from molam_ros.llm.reactor_trunk import frozen_names
 from molam_ros.llm.reactor_weights import load_small_reactor
-from molam_ros.llm.small_reactor import SmallStreamingReactor
+from molam_ros.llm.small_streaming import SmallStreamingReactor
 from molam_ros.paths import shipped_llm_reactor_dir, shipped_tokenizer_dir
 from molam_ros.tokenizer.engines import TorchEngine
 from molam_ros.tokenizer.rqvae import check_pairing

@@ -8,7 +8,7 @@ import json
 import numpy as np
 
 from molam_ros.llm.reactor_weights import load_small_reactor
-from molam_ros.llm.small_reactor import SmallStreamingReactor
+from molam_ros.llm.small_streaming import SmallStreamingReactor
 from molam_ros.paths import default_reactor_dir, shipped_reactor_dir, shipped_tokenizer_dir
 from molam_ros.tokenizer.engines import TorchEngine
 from molam_ros.tokenizer.rqvae import check_pairing

@@ -12,7 +12,7 @@ import pytest
 
 from molam_ros.llm.pair_generator import PairConfig, generate_pair, motion_energy
 from molam_ros.llm.reactor_weights import load_small_reactor, reactor_settings
-from molam_ros.llm.small_reactor import SmallStreamingReactor
+from molam_ros.llm.small_streaming import SmallStreamingReactor
 from molam_ros.paths import shipped_llm_reactor_dir, shipped_t2m_actor_dir, shipped_tokenizer_dir
 from molam_ros.tokenizer.engines import TorchEngine
 from molam_ros.tokenizer.rqvae import check_pairing

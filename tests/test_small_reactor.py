@@ -9,8 +9,9 @@ import torch
 from molam_ros.llm.reaction_codes import ReactionCodes, ReactionTargets, decoded_targets, runtime_partner
 from molam_ros.llm.reaction_instructions import REACTOR_PARTS, all_instructions, reactor_instruction
 from molam_ros.llm.reactor_weights import load_small_reactor, save_small_reactor
-from molam_ros.llm.small_reactor import SmallReactorConfig, SmallReactorNet, SmallStreamingReactor
+from molam_ros.llm.small_reactor import SmallReactorConfig, SmallReactorNet
 from molam_ros.llm.small_reactor_train import ReactorTrainConfig, _lr, own_inputs, train_small_reactor
+from molam_ros.llm.small_streaming import SmallStreamingReactor
 from molam_ros.paths import shipped_tokenizer_dir
 from molam_ros.tokenizer.engines import TorchEngine
 

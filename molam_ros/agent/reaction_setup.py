@@ -129,7 +129,7 @@ def _small_reactor(p: dict[str, Any], tok: Path, engine: Any) -> Any:
     sentence encoder for its instructions (the same encoder the command classifier uses)."""
     from molam_ros.agent.encoder import EncoderUnavailableError, shared_encoder
     from molam_ros.llm.reactor_weights import load_small_reactor, reactor_settings
-    from molam_ros.llm.small_reactor import SmallStreamingReactor
+    from molam_ros.llm.small_streaming import SmallStreamingReactor
     from molam_ros.paths import default_reactor_dir, shipped_llm_reactor_dir
     from molam_ros.tokenizer.rqvae import check_pairing
 

@@ -120,7 +120,7 @@ def generate_pair(
 ) -> np.ndarray:
     """(2, steps * l, 22, 3) the actor and the reactor (Y up, the actor starting at the origin facing
     +Z), generated in lockstep from `caption` (None: no caption). `actor`, `reactor`: streaming
-    reactors (llm/small_reactor.py SmallStreamingReactor) of the actor generator and the reactor."""
+    reactors (llm/small_streaming.py SmallStreamingReactor) of the actor generator and the reactor."""
     return generate_pair_codes(actor, reactor, engine, caption, cfg)[0]
 
 

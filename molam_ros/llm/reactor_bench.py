@@ -34,7 +34,7 @@ def time_reactor_step(
 ) -> dict[str, Any]:
     """Figures of one device (module docstring): median/p99 ms of a step, and the rounds' medians."""
     from molam_ros.llm.reactor_weights import load_small_reactor
-    from molam_ros.llm.small_reactor import SmallStreamingReactor
+    from molam_ros.llm.small_streaming import SmallStreamingReactor
     from molam_ros.tokenizer.engines import TorchEngine
 
     engine = TorchEngine(tokenizer, device=device, threads=threads)

@@ -21,7 +21,7 @@ from typing import Any
 
 from molam_ros.llm.reaction_eval import ReactionEvalConfig, eval_clips, evaluate_reactors, own_instructions
 from molam_ros.llm.reactor_weights import load_small_reactor, reactor_settings, save_small_reactor
-from molam_ros.llm.small_reactor import SmallStreamingReactor
+from molam_ros.llm.small_streaming import SmallStreamingReactor
 
 MANIFEST = "manifest.json"
 
@@ -38,9 +38,10 @@ def streaming_reactors(
     tokenizer: Path | None = None,
     guidance: float | None = None,
     partner_weight: float | None = None,
+    temperature: float | None = None,
 ) -> dict[str, Any]:
     """Trained reactors by directory name, each with its own settings (or `guidance`, `partner_weight`,
-    for those that have the partner-hidden input) and the sentence
+    for those that have the partner-hidden input, `temperature`, for those that sample) and the sentence
     encoder (the steering measure instructs them); with `tokenizer`, each must have been trained on it."""
     from molam_ros.tokenizer.rqvae import check_pairing
 
@@ -54,6 +55,8 @@ def streaming_reactors(
             settings["guidance"] = guidance
         if partner_weight is not None and net.no_partner is not None:
             settings["partner_weight"] = partner_weight
+        if temperature is not None and net.flow is not None:
+            settings["temperature"] = temperature
         out[Path(d).name] = SmallStreamingReactor(net, engine, embed=embed, **settings)
     return out
 

@@ -31,7 +31,8 @@ def widened_code_table(table: torch.Tensor, groups: int, depth: int, new_depth: 
 def widen_to_modes(state: dict[str, torch.Tensor], net: SmallReactorNet) -> dict[str, torch.Tensor]:
     """A single-mode reactor's weights as the start of a K-mode `net`: every proposal starts as the
     old output plus a little noise (so that they can part), the choice at zero (uniform). A look-ahead
-    head or a "no partner" input the old reactor lacks starts as `net` initialised it. Code depths
+    head, a sampling (flow) head or a "no partner" input the old reactor lacks starts as `net`
+    initialised it. Code depths
     the old reactor never read (a tokenizer with relation codes after the same body codes) start
     with zero embeddings, so the widened reactor first acts exactly as the old one."""
     K, out = net.config.modes, dict(state)
@@ -41,6 +42,8 @@ def widen_to_modes(state: dict[str, torch.Tensor], net: SmallReactorNet) -> dict
         out["code.weight"] = widened_code_table(out["code.weight"], 1, old_depth, c.depth, c.codebook_size)
     if net.no_partner is not None and "no_partner" not in out:
         out["no_partner"] = net.no_partner.detach()
+    if net.flow is not None and not any(k.startswith("flow.") for k in out):  # starts untrained
+        out.update({f"flow.{k}": v.detach() for k, v in net.flow.state_dict().items()})
     if net.ahead is not None and "ahead.weight" not in out:
         out["ahead.weight"], out["ahead.bias"] = net.ahead.weight.detach(), net.ahead.bias.detach()
     if K == 1 or state["out.weight"].shape[0] == net.out.weight.shape[0]:
@@ -76,8 +79,11 @@ def save_small_reactor(
 
 def reactor_settings(info: dict[str, Any]) -> dict[str, float | None]:
     """The inference settings a trained reactor was chosen with on validation clips (its
-    config.json: "anchor_pull", "guidance", "partner_weight"), as SmallStreamingReactor keywords."""
+    config.json: "anchor_pull", "guidance", "partner_weight", "temperature"), as SmallStreamingReactor
+    keywords."""
     out = {"anchor_pull": info.get("anchor_pull"), "guidance": info.get("guidance")}
+    if info.get("temperature") is not None:  # only reactors with a sampling (flow) head have one
+        out["temperature"] = info["temperature"]
     if info.get("partner_weight") is not None:  # only reactors trained with the partner hidden have one
         out["partner_weight"] = info["partner_weight"]
     return out

@@ -116,7 +116,10 @@ def t2m_table(args: argparse.Namespace, run: Path, split: str) -> tuple[list[str
     engine = TorchEngine(tok)
     ds = MotionDataset(args.data)
     embed = _embed(args.data)
-    actor = streaming_reactors([run], engine, embed, tokenizer=tok, guidance=args.guidance)[Path(run).name]
+    actor = streaming_reactors(
+        [run], engine, embed, tokenizer=tok, guidance=args.guidance, temperature=args.temperature
+    )[Path(run).name]
+    torch.manual_seed(0)  # an actor generator that samples (--flow) gives the same table every run
     reactors = streaming_reactors(
         args.reactor or [paths.shipped_llm_reactor_dir()], engine, None, tokenizer=tok
     )
@@ -186,10 +189,12 @@ def cmd_ship(args: argparse.Namespace) -> int:
 
     net, info = load_small_reactor(args.run)
     info["guidance"] = args.guidance if args.guidance is not None else info.get("guidance")
+    if args.temperature is not None and net.flow is not None:
+        info["temperature"] = args.temperature
     out = args.out or paths.shipped_t2m_actor_dir()
     keep = {k: v for k, v in info.items() if k not in ("kind", "version", "model")}
     save_small_reactor(net, out, keep, half=True)
-    args.guidance = None  # the shipped copy's own, just written
+    args.guidance = args.temperature = None  # the shipped copy's own, just written
     lines, _ = t2m_table(args, out, "test")
     manifest = {
         "what": "the actor generator of text to two-person motion (llm/pair_generator.py), float16",
@@ -239,8 +244,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
     engine = TorchEngine(tok)
     run = args.run or paths.shipped_t2m_actor_dir()
     actor = next(
-        iter(streaming_reactors([run], engine, embed, tokenizer=tok, guidance=args.guidance).values())
+        iter(
+            streaming_reactors(
+                [run], engine, embed, tokenizer=tok, guidance=args.guidance, temperature=args.temperature
+            ).values()
+        )
     )
+    torch.manual_seed(args.seed)  # an actor generator that samples (--flow): another seed, another motion
     reactor_dir = args.reactor or paths.shipped_llm_reactor_dir()
     reactor = next(iter(streaming_reactors([reactor_dir], engine, None, tokenizer=tok).values()))
     t0 = time.perf_counter()
@@ -284,6 +294,9 @@ def generate_pair_still(stride: int, cfg: Any) -> Any:
     from molam_ros.data.standing import standing_pair
 
     return np.stack(standing_pair(cfg.distance, cfg.steps * stride))
+
+
+TEMPERATURE_HELP = "an actor generator that samples (--flow): its starting noise (0: none); default: its own"
 
 
 def add_commands(groups: Any, fmt: type) -> None:
@@ -342,6 +355,7 @@ def add_commands(groups: Any, fmt: type) -> None:
         type=float,
         help="caption guidance scale g (llm/small_reactor.py; 1: none); default: the run's",
     )
+    p.add_argument("--temperature", type=float, help=TEMPERATURE_HELP)
     p.add_argument("--lookup", type=int, default=2000, help="training clips the lookup baseline searches")
     p.add_argument("--json", type=Path, help="write every clip's caption and verdict here")
     p.set_defaults(func=cmd_eval)
@@ -360,6 +374,8 @@ def add_commands(groups: Any, fmt: type) -> None:
     p.add_argument("--run", type=Path, help="actor generator directory (default: the shipped one)")
     p.add_argument("--reactor", type=Path, help="reactor directory (default: the shipped LLM reactor)")
     p.add_argument("--guidance", type=float, help="caption guidance scale (default: the actor's own)")
+    p.add_argument("--temperature", type=float, help=TEMPERATURE_HELP)
+    p.add_argument("--seed", type=int, default=0, help="with an actor that samples: which motion")
     p.add_argument("--tokenizer", type=Path, help="tokenizer the models were trained on (default: shipped)")
     p.add_argument("--threads", type=int, default=2)
     p.set_defaults(func=cmd_generate)
@@ -369,6 +385,7 @@ def add_commands(groups: Any, fmt: type) -> None:
     p.add_argument("run", type=Path, help="actor generator directory (molam t2m train --out)")
     p.add_argument("--out", type=Path, help="default: molam_ros/models/t2m_actor")
     p.add_argument("--guidance", type=float, help="caption guidance scale chosen on validation clips")
+    p.add_argument("--temperature", type=float, help=TEMPERATURE_HELP + "; kept with the copy")
     p.add_argument(
         "--reactor", type=Path, nargs="*", help="reactors in lockstep (default: the shipped LLM one)"
     )

@@ -184,6 +184,7 @@ def test_t2m_train_then_eval_from_the_command_line(tmp_path) -> None:
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert json.loads((tmp_path / "flow" / "config.json").read_text())["model"]["flow"] == 32
     args = ["eval", str(tmp_path / "flow"), *data, "--split", "train", "--clips", "2", "--steps", "3"]
+    args += ["--temperature", "0.8"]
     r = subprocess.run([*molam, *args, "--lookup", "10"], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     for row in (

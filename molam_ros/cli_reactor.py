@@ -121,6 +121,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         dropout=args.dropout,
         modes=args.modes,
         horizon=args.horizon,
+        flow=args.flow,
         partner_null=args.partner_drop > 0,
     )
     same = (
@@ -188,7 +189,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         tokenizer=tok,
         guidance=args.guidance,
         partner_weight=args.partner_weight,
+        temperature=args.temperature,
     )
+    torch.manual_seed(0)  # reactors that sample (--flow) give the same rows every run
     instructions = own_instructions(clips) if args.instructions == "clip" else {}
     classifier, steer = _classifiers(ds, args.data) if args.classifiers else (None, None)
     rows = evaluate_reactors(
@@ -302,6 +305,7 @@ def add_commands(groups: Any, fmt: type) -> None:
         ("--partner-drop", float, 0.0, "share of windows with the person's codes hidden (instruction-led)"),
         ("--horizon", int, 1, "steps predicted in training (a look-ahead head; 1: off)"),
         ("--modes", int, 1, "K next-step proposals and a learnt choice (1: plain regression)"),
+        ("--flow", int, 0, "width of a head that samples each step (llm/flow_head.py; 0: regression)"),
         ("--relax", float, 0.05, "with --modes: weight of the proposals not nearest"),
         ("--choice-weight", float, 0.01, "with --modes: weight of the choice's cross-entropy"),
     ):
@@ -408,21 +412,13 @@ def add_commands(groups: Any, fmt: type) -> None:
     p.add_argument(
         "--given-steps", type=int, default=1, help="with --start recorded: recorded reactor steps given first"
     )
-    p.add_argument(
-        "--anchor-pull",
-        type=float,
-        help="placement smoothing (ego.follow_anchor); default: the reactor's own",
-    )
-    p.add_argument(
-        "--guidance",
-        type=float,
-        help="instruction guidance scale g (llm/small_reactor.py; 1: none); default: the reactor's own",
-    )
-    p.add_argument(
-        "--partner-weight",
-        type=float,
-        help="told: w in [0, 1] (reactors trained with --partner-drop); default: own",
-    )
+    for flag, text in (  # each reactor's own setting unless given (its config.json)
+        ("--anchor-pull", "placement smoothing (ego.follow_anchor)"),
+        ("--guidance", "instruction guidance scale g (llm/small_reactor.py; 1: none)"),
+        ("--partner-weight", "told: w in [0, 1] (reactors trained with --partner-drop)"),
+        ("--temperature", "starting noise of reactors that sample each step (--flow; 0: none)"),
+    ):
+        p.add_argument(flag, type=float, help=f"{text}; default: the reactor's own")
     p.add_argument(
         "--direct", action="store_true", help="place the reactor's features, not its decoded codes"
     )

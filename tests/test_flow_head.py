@@ -80,3 +80,37 @@ def test_reactor_with_a_flow_head_trains_it_and_samples_its_steps() -> None:
     else:
         raise AssertionError("flow with modes accepted")
     assert np.isfinite(net.flow.sample(net._state(a, b_prev, None)[:1, -1]).numpy()).all()
+
+
+def test_a_streaming_reactor_that_samples_is_seeded_guided_and_checked() -> None:
+    """Live, a flow reactor's steps depend on the torch seed (another seed, another reaction), not
+    at temperature 0; the told path with guidance runs the rows' velocities through the same sampler;
+    a bad temperature is refused; the command-line flags reach the config."""
+    from dataclasses import replace
+
+    import pytest
+
+    from molam_ros.cli import build_parser
+    from molam_ros.llm.small_streaming import SmallStreamingReactor
+    from tests.test_small_reactor import fake_embed, shipped_engine_and_tiny_config
+
+    engine, cfg = shipped_engine_and_tiny_config()
+    torch.manual_seed(0)
+    net = SmallReactorNet(replace(cfg, flow=32)).eval()
+    torch.nn.init.normal_(net.flow.out.weight, std=0.5)  # as if trained: the head moves the step
+    actor = np.random.default_rng(0).integers(0, cfg.codebook_size, (6, cfg.depth))
+
+    def react(seed: int, **kw: float) -> np.ndarray:
+        torch.manual_seed(seed)
+        return SmallStreamingReactor(net, engine, embed=fake_embed, **kw).react(actor)
+
+    assert np.array_equal(react(1), react(1)) and not np.array_equal(react(1), react(2))
+    assert np.array_equal(react(1, temperature=0.0), react(2, temperature=0.0))
+    told = SmallStreamingReactor(net, engine, embed=fake_embed, instruction="wave back", guidance=3.0)
+    assert told.react(actor).shape == (6, cfg.depth)
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match="temperature"):
+            SmallStreamingReactor(net, engine, temperature=bad)
+    parser = build_parser()
+    assert parser.parse_args(["reactor", "train", "--data", "d", "--flow", "64"]).flow == 64
+    assert parser.parse_args(["reactor", "eval", "--data", "d", "--temperature", "0.5"]).temperature == 0.5

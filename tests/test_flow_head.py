@@ -80,6 +80,14 @@ def test_reactor_with_a_flow_head_trains_it_and_samples_its_steps() -> None:
     else:
         raise AssertionError("flow with modes accepted")
     assert np.isfinite(net.flow.sample(net._state(a, b_prev, None)[:1, -1]).numpy()).all()
+    # an untrained head (its output layer at zero) deviates from nothing at temperature 0: the
+    # sampling reactor starts as the regression it was widened from
+    fresh = SmallReactorNet(c).eval()
+    with torch.no_grad():
+        h = fresh._state(a, b_prev, None)[:1, -1]
+        assert torch.allclose(fresh.sample_step(h, temperature=0.0), fresh(a, b_prev)[0, -1], atol=1e-5)
+        spread = fresh.sample_step(h) - fresh(a, b_prev)[0, -1]  # temperature 1: flow_scale x noise
+        assert 0.5 * c.flow_scale < float(spread.std()) < 2.0 * c.flow_scale
 
 
 def test_a_streaming_reactor_that_samples_is_seeded_guided_and_checked() -> None:

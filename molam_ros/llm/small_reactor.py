@@ -68,9 +68,11 @@ and the instruction alone, l, and an instructed step can lean on it: pred = l + 
 the plain told prediction, w = 0: the instruction alone; the reactor is still placed by its
 relation to the person actually seen).
 
-Sampling (`flow` > 0). A flow-matching head on the same state samples the next step instead of
-taking the mean (llm/flow_head.py): the model commits where a regression hedges. The regression head
-stays, trained beside it: own-output training passes read its mean.
+Sampling (`flow` > 0). A flow-matching head on the same state samples the next step's deviation
+from the regressed one (llm/flow_head.py), in units of `flow_scale`: the model can commit where a
+regression hedges. The regression head stays, trained as before: own-output training passes read it.
+Sampling the whole step instead (tried first) needs the head to learn how narrow the next step is
+given the last one; after 22 minutes it had not, and the motion shook (3x the recorded energy).
 
 Trunk (`backbone`). The same inputs and heads around a pretrained causal LM's first `layers`
 decoder layers with LoRA (llm/reactor_trunk.py): the issue's cheap LLM, one backbone position per
@@ -109,6 +111,7 @@ class SmallReactorConfig:
     modes: int = 1  # next-step proposals and a choice among them (module docstring: "Commitment")
     horizon: int = 1  # steps predicted in training (module docstring: "Looking ahead"); 1: the next only
     flow: int = 0  # width of a head that samples the next step (module docstring: "Sampling"); 0: none
+    flow_scale: float = 0.15  # the sampled deviation's unit (normalised features; about the regression's RMS)
     # [start, stop) ranges of the F features hidden from the previous-step input (module docstring:
     # "Blind inputs"); the model still predicts them
     blind: tuple[tuple[int, int], ...] = ()
@@ -249,6 +252,19 @@ class SmallReactorNet(nn.Module):
         pick = logits.argmax(-1)[..., None, None].expand(-1, -1, 1, preds.shape[-1])
         return preds.gather(2, pick)[:, :, 0]
 
+    def sample_step(
+        self,
+        h: torch.Tensor,
+        combine: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        temperature: float = 1.0,
+    ) -> torch.Tensor:
+        """(R, W) states (told, untold, ... rows) -> one sampled next step (l*F,): the regressed step
+        plus a sampled deviation, both with the rows combined (guidance; None: row 0)."""
+        mean = self.out(h).float()
+        mean = combine(mean) if combine is not None else mean[0]
+        dev = self.flow.sample(h, combine, temperature=temperature)
+        return mean + self.config.flow_scale * dev
+
     def proposals(
         self, a: torch.Tensor, b_prev: torch.Tensor, text: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -322,7 +338,7 @@ class SmallReactorNet(nn.Module):
                 d = d.view(*d.shape[:-1], -1, c.stride, c.feature_dim) * weight
             ahead = mean(d.flatten(2).mean(-1)) * (c.horizon - 1) / c.horizon
         if self.flow is not None and self.training:
-            ahead = ahead + self.flow.loss(h, b, weight=w)
+            ahead = ahead + self.flow.loss(h, (b - preds[:, :, 0].detach().float()) / c.flow_scale, weight=w)
         if logits is None:
             return mean(per[..., 0]) + ahead
         if not self.training:

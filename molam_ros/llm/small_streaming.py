@@ -47,8 +47,8 @@ class SmallStreamingReactor:
         none); it costs a second row in the same forward pass, only while an instruction is set.
         `partner_weight`: w of "Leading with the instruction" there (None or 1: none; w < 1 needs a
         reactor with `partner_null`).
-        `temperature`: the starting noise of a sampled step (a reactor with a `flow` head; None: 1,
-        0: no sampling, the flow's path from zero); a reactor without one regresses its step."""
+        `temperature`: the starting noise of a sampled step's deviation (a reactor with a `flow`
+        head; None: 1, 0: the flow's path from zero); a reactor without one regresses its step."""
         if guidance is not None and not (np.isfinite(guidance) and guidance >= 0.0):
             raise ValueError(f"guidance must be a finite number >= 0, got {guidance!r}")
         self.guidance = 1.0 if guidance is None else float(guidance)
@@ -145,7 +145,7 @@ class SmallStreamingReactor:
         if self._text is None or (g == 1.0 and w == 1.0):
             if self.net.flow is not None:
                 h = self.net._state(a, b, self._text)[:, -1]
-                return self.net.flow.sample(h, temperature=self.temperature).cpu().numpy()
+                return self.net.sample_step(h, temperature=self.temperature).cpu().numpy()
             return self.net(a, b, self._text)[0, -1].float().cpu().numpy()
         # one forward pass: told, then untold (NaN: the no-instruction vector) where g != 1, then the
         # partner hidden (codes -1) where w != 1; only the rows a term needs
@@ -163,7 +163,7 @@ class SmallStreamingReactor:
         inputs = (torch.cat(rows), b.expand(len(rows), -1, -1), torch.cat(texts))
         if self.net.flow is not None:
             h = self.net._state(*inputs)[:, -1]
-            return self.net.flow.sample(h, combine, temperature=self.temperature).cpu().numpy()
+            return self.net.sample_step(h, combine, temperature=self.temperature).cpu().numpy()
         return combine(self.net(*inputs)[:, -1].float()).cpu().numpy()
 
     def react(self, codes_a: np.ndarray, start_b: np.ndarray | None = None) -> np.ndarray:

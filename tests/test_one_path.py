@@ -151,7 +151,7 @@ ALLOWED = {
     "set_instruction": {
         ("runtime/pipeline.py", "process"),  # the pipeline's own pending command
         ("runtime/pipeline.py", "__init__"),  # the start-up instruction, guarded in build_pipeline (below)
-        ("llm/small_reactor.py", "__init__"),  # the same start-up value, handed to its constructor
+        ("llm/small_streaming.py", "__init__"),  # the same start-up value, handed to its constructor
         ("llm/reaction_eval.py", "closed_loop"),  # evaluation: instructions it writes itself, no user text
         # text to motion: `molam t2m eval`'s dataset captions, `molam t2m generate` (guarded first,
         # below) and plans' generate steps (the coordinator's, after its guard)

@@ -176,7 +176,7 @@ def test_ship_writes_weights_manifest_and_figures(setup, tmp_path) -> None:
     import json
 
     from molam_ros.llm.reaction_codes import reaction_targets
-    from molam_ros.llm.reactor_ship import ship_small_reactor
+    from molam_ros.llm.reactor_ship import ship_small_reactor, streaming_reactors
     from molam_ros.llm.reactor_weights import load_small_reactor, reactor_settings
     from molam_ros.llm.small_reactor import SmallReactorConfig
     from molam_ros.llm.small_reactor_train import ReactorTrainConfig, train_small_reactor
@@ -209,6 +209,9 @@ def test_ship_writes_weights_manifest_and_figures(setup, tmp_path) -> None:
     split_ds = ds if ds.ids("test") else None
     if split_ds is None:
         pytest.skip("the tiny dataset has no test clip")
+    # The run shipped beside a reactor of its own kind (the shipped one measured again): two rows.
+    beside = streaming_reactors([run], engine)
+    assert list(beside) == ["run"]
     manifest = ship_small_reactor(
         run,
         ds,
@@ -218,8 +221,10 @@ def test_ship_writes_weights_manifest_and_figures(setup, tmp_path) -> None:
         clips=2,
         anchor_pull=0.02,
         guidance=2.5,
+        beside={"small_reactor": beside["run"]},
         progress=False,
     )
+    assert {"small_reactor", "small_reactor (beside)"} <= set(manifest["eval"]["rows"])
     assert manifest["dtype"] in ("float16", "float32") and manifest["anchor_pull"] == 0.02
     assert manifest["guidance"] == 2.5
     for name, digest in manifest["files"].items():
@@ -284,3 +289,23 @@ def test_each_start_gives_the_reactor_its_first_step_as_the_node_would(setup) ->
     assert np.array_equal(replay.seen[0], engine.encode(ego.person_to_ego(c.actor[:l])[None])[0][0])
     with pytest.raises(ValueError, match="start"):
         ReactionEvalConfig(start="anywhere")
+
+
+def test_row_names_never_replace_another_row(setup, tmp_path) -> None:
+    """Two runs both called `out`, a run called `still`: each keeps its own row, and a reactor that
+    takes a baseline's name is refused rather than mixed into the baseline's predictions."""
+    from molam_ros.llm.reactor_ship import row_name
+
+    taken: dict[str, object] = {}
+    for path in (
+        tmp_path / "a" / "out",
+        tmp_path / "b" / "out",
+        tmp_path / "a" / "out",
+        tmp_path / "a" / "out",
+        tmp_path / "c" / "still",
+    ):
+        taken[row_name(path, taken)] = path
+    assert list(taken) == ["out", "b/out", "a/out", "out (2)", "c/still"]
+    _, _, engine, cfg, clips = setup
+    with pytest.raises(ValueError, match="baseline"):
+        evaluate_reactors({"still": object()}, engine, clips[:1], cfg, progress=False)

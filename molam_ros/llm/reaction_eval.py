@@ -223,6 +223,10 @@ def bootstrap_interval(x: np.ndarray, level: float = 0.95, draws: int = 2000) ->
     return float(np.quantile(means, (1 - level) / 2)), float(np.quantile(means, (1 + level) / 2))
 
 
+# The rows every table has beside the reactors measured; a reactor may not take one of these names.
+BASELINE_ROWS = ("still", "mirror", "codes", "recorded")
+
+
 def evaluate_reactors(
     reactors: dict[str, Reactor],
     engine: Any,
@@ -240,9 +244,10 @@ def evaluate_reactors(
 
     `instructions` maps clip ids to the instruction each reactor is given (None: none).
     """
-    preds: dict[str, list[np.ndarray]] = {
-        name: [] for name in ("still", "mirror", "codes", *reactors, "recorded")
-    }
+    clash = sorted(set(reactors) & set(BASELINE_ROWS))
+    if clash:
+        raise ValueError(f"reactor names {clash} are the names of baseline rows {BASELINE_ROWS}; rename them")
+    preds: dict[str, list[np.ndarray]] = {name: [] for name in (*BASELINE_ROWS[:3], *reactors, "recorded")}
     for clip in tqdm(clips, desc="reaction eval", unit="clip", disable=not progress):
         T = clip.actor.shape[0]
         preds["still"].append(still_reactor(clip.reactor[0], T))

@@ -19,7 +19,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from molam_ros.llm.reaction_eval import ReactionEvalConfig, eval_clips, evaluate_reactors, own_instructions
+from molam_ros.llm.reaction_eval import (
+    BASELINE_ROWS,
+    ReactionEvalConfig,
+    eval_clips,
+    evaluate_reactors,
+    own_instructions,
+)
 from molam_ros.llm.reactor_weights import load_small_reactor, reactor_settings, save_small_reactor
 from molam_ros.llm.small_streaming import SmallStreamingReactor
 
@@ -28,6 +34,20 @@ MANIFEST = "manifest.json"
 
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def row_name(path: Path, taken: set[str] | dict[str, Any]) -> str:
+    """The row a reactor directory gets in a table: its name, or, where that is taken (two runs both
+    called `out`, a run called `still`, a run beside the shipped reactor of its own kind), its parent's
+    name with it, then a number; so no row silently replaces another."""
+    path = Path(path)
+    for name in (path.name, f"{path.parent.name}/{path.name}"):
+        if name and name not in taken and name not in BASELINE_ROWS:
+            return name
+    n = 2
+    while f"{path.name} ({n})" in taken:
+        n += 1
+    return f"{path.name} ({n})"
 
 
 def streaming_reactors(
@@ -57,7 +77,7 @@ def streaming_reactors(
             settings["partner_weight"] = partner_weight
         if temperature is not None and net.flow is not None:
             settings["temperature"] = temperature
-        out[Path(d).name] = SmallStreamingReactor(net, engine, embed=embed, **settings)
+        out[row_name(Path(d), out)] = SmallStreamingReactor(net, engine, embed=embed, **settings)
     return out
 
 
@@ -118,7 +138,10 @@ def ship_small_reactor(
     shipped = SmallStreamingReactor(
         keep, engine, anchor_pull=anchor_pull, guidance=guidance, partner_weight=partner_weight, embed=embed
     )
-    reactors = {**(beside or {}), kind: shipped}
+    # The run's own row is named by its kind (what the manifest's readers look up); a reactor beside it
+    # of the same name (the shipped one, measured again) keeps its row under another name.
+    reactors = {(f"{name} (beside)" if name == kind else name): r for name, r in (beside or {}).items()}
+    reactors[kind] = shipped
     rows = evaluate_reactors(
         reactors, engine, held_out, cfg, classifier=pair, steer_classifier=steer, progress=progress
     )

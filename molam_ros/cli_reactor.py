@@ -122,12 +122,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         modes=args.modes,
         horizon=args.horizon,
         flow=args.flow,
+        plans=args.plans,
         partner_null=args.partner_drop > 0,
     )
     same = (
         "steps batch crop_steps lr b_noise text_share eval_every minutes seed threads rollouts rollout_share"
     )
     same += " placement_weight loss relax choice_weight steering_weight onset_share partner_drop device"
+    same += " plan_share"
     config = ReactorTrainConfig(**{k: getattr(args, k) for k in same.split()})  # the flags of the same names
     info = {
         "tokenizer": checkpoint_identity(tok),
@@ -306,6 +308,8 @@ def add_commands(groups: Any, fmt: type) -> None:
         ("--horizon", int, 1, "steps predicted in training (a look-ahead head; 1: off)"),
         ("--modes", int, 1, "K next-step proposals and a learnt choice (1: plain regression)"),
         ("--flow", int, 0, "width of a head that samples each step (llm/flow_head.py; 0: regression)"),
+        ("--plans", int, 0, "K plans of a whole instructed reaction (llm/reaction_plan.py; 0: none)"),
+        ("--plan-share", float, 0.8, "with --plans: share of the instructed windows given their plan"),
         ("--relax", float, 0.05, "with --modes: weight of the proposals not nearest"),
         ("--choice-weight", float, 0.01, "with --modes: weight of the choice's cross-entropy"),
     ):

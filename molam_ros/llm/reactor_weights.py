@@ -31,7 +31,7 @@ def widened_code_table(table: torch.Tensor, groups: int, depth: int, new_depth: 
 def widen_to_modes(state: dict[str, torch.Tensor], net: SmallReactorNet) -> dict[str, torch.Tensor]:
     """A single-mode reactor's weights as the start of a K-mode `net`: every proposal starts as the
     old output plus a little noise (so that they can part), the choice at zero (uniform). A look-ahead
-    head, a sampling (flow) head or a "no partner" input the old reactor lacks starts as `net`
+    head, a sampling (flow) head, plans or a "no partner" input the old reactor lacks starts as `net`
     initialised it. Code depths
     the old reactor never read (a tokenizer with relation codes after the same body codes) start
     with zero embeddings, so the widened reactor first acts exactly as the old one."""
@@ -44,6 +44,8 @@ def widen_to_modes(state: dict[str, torch.Tensor], net: SmallReactorNet) -> dict
         out["no_partner"] = net.no_partner.detach()
     if net.flow is not None and not any(k.startswith("flow.") for k in out):  # starts untrained
         out.update({f"flow.{k}": v.detach() for k, v in net.flow.state_dict().items()})
+    if net.plan is not None and not any(k.startswith("plan.") for k in out):  # starts untrained
+        out.update({f"plan.{k}": v.detach() for k, v in net.plan.state_dict().items()})
     if net.ahead is not None and "ahead.weight" not in out:
         out["ahead.weight"], out["ahead.bias"] = net.ahead.weight.detach(), net.ahead.bias.detach()
     if K == 1 or state["out.weight"].shape[0] == net.out.weight.shape[0]:

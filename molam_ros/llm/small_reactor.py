@@ -74,6 +74,11 @@ regression hedges. The regression head stays, trained as before: own-output trai
 Sampling the whole step instead (tried first) needs the head to learn how narrow the next step is
 given the last one; after 22 minutes it had not, and the motion shook (3x the recorded energy).
 
+A plan (`plans` K > 0). One discrete choice for a whole instructed reaction, read in training
+from the reaction itself and chosen live by a prior on the instruction, added at every position as
+the instruction is (llm/reaction_plan.py): a choice made once commits where a regressed or a
+sampled step does not.
+
 Trunk (`backbone`). The same inputs and heads around a pretrained causal LM's first `layers`
 decoder layers with LoRA (llm/reactor_trunk.py): the issue's cheap LLM, one backbone position per
 person-step. Its files (llm/reactor_weights.py) hold only what training changed.
@@ -90,6 +95,7 @@ import torch
 from torch import nn
 
 from molam_ros.llm.flow_head import FlowHead
+from molam_ros.llm.reaction_plan import ReactionPlan
 
 Embedder = Callable[[list[str]], np.ndarray]  # texts -> (N, text_dim) unit vectors
 
@@ -112,6 +118,7 @@ class SmallReactorConfig:
     horizon: int = 1  # steps predicted in training (module docstring: "Looking ahead"); 1: the next only
     flow: int = 0  # width of a head that samples the next step (module docstring: "Sampling"); 0: none
     flow_scale: float = 0.15  # the sampled deviation's unit (normalised features; about the regression's RMS)
+    plans: int = 0  # K plans for a whole instructed reaction (llm/reaction_plan.py); 0: none
     # [start, stop) ranges of the F features hidden from the previous-step input (module docstring:
     # "Blind inputs"); the model still predicts them
     blind: tuple[tuple[int, int], ...] = ()
@@ -227,6 +234,7 @@ class SmallReactorNet(nn.Module):
         self.choose = nn.Linear(c.width, c.modes) if c.modes > 1 else None
         self.ahead = nn.Linear(c.width, (c.horizon - 1) * c.step_dim) if c.horizon > 1 else None
         self.flow = FlowHead(c.step_dim, c.width, c.flow) if c.flow else None
+        self.plan = ReactionPlan(c.step_dim, c.width, c.plans, c.context_steps) if c.plans else None
         self.register_buffer("_off", torch.arange(c.depth) * c.codebook_size, persistent=False)
         seen = torch.ones(c.feature_dim)
         for start, stop in c.blind:
@@ -242,11 +250,15 @@ class SmallReactorNet(nn.Module):
         return torch.where(has, self.text(torch.nan_to_num(text)), none)
 
     def forward(
-        self, a: torch.Tensor, b_prev: torch.Tensor, text: torch.Tensor | None = None
+        self,
+        a: torch.Tensor,
+        b_prev: torch.Tensor,
+        text: torch.Tensor | None = None,
+        plan: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """a (B, L, D) codes, b_prev (B, L, l*F) the reactor's previous steps -> (B, L, l*F) next steps
-        (with modes: the chosen proposal)."""
-        preds, logits = self.proposals(a, b_prev, text)
+        (with modes: the chosen proposal). `plan` (B, K): the reaction's plan (llm/reaction_plan.py)."""
+        preds, logits = self.proposals(a, b_prev, text, plan)
         if logits is None:
             return preds[:, :, 0]
         pick = logits.argmax(-1)[..., None, None].expand(-1, -1, 1, preds.shape[-1])
@@ -266,14 +278,24 @@ class SmallReactorNet(nn.Module):
         return mean + self.config.flow_scale * dev
 
     def proposals(
-        self, a: torch.Tensor, b_prev: torch.Tensor, text: torch.Tensor | None = None
+        self,
+        a: torch.Tensor,
+        b_prev: torch.Tensor,
+        text: torch.Tensor | None = None,
+        plan: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(B, L, K, l*F) the K proposed next steps and (B, L, K) the choice's logits (None: K = 1)."""
-        h = self._state(a, b_prev, text)
+        h = self._state(a, b_prev, text, plan)
         preds = self.out(h).unflatten(-1, (self.config.modes, self.config.step_dim))
         return preds, None if self.choose is None else self.choose(h)
 
-    def _state(self, a: torch.Tensor, b_prev: torch.Tensor, text: torch.Tensor | None) -> torch.Tensor:
+    def _state(
+        self,
+        a: torch.Tensor,
+        b_prev: torch.Tensor,
+        text: torch.Tensor | None,
+        plan: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """(B, L, W) the last block's normalised state at every step."""
         B, L, _ = a.shape
         if L > self.config.context_steps:
@@ -285,6 +307,8 @@ class SmallReactorNet(nn.Module):
             partner = self.code(idx.clamp(min=0) + self._off).sum(2)
             partner = torch.where(idx[..., :1] < 0, self.no_partner.to(partner.dtype), partner)
         x = partner + self.prev(b_prev * self._seen) + self._text(text, B)[:, None]
+        if plan is not None and self.plan is not None:
+            x = x + self.plan.vector(plan)[:, None].to(x.dtype)
         if self.trunk is not None:  # rotary positions inside the backbone's layers
             return self.ln(self.trunk(x))
         x = x + self.pos[:L]
@@ -303,6 +327,8 @@ class SmallReactorNet(nn.Module):
         relax: float = 0.05,
         choice_weight: float = 0.01,
         windows: torch.Tensor | None = None,
+        plan_share: float = 0.0,
+        plan: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Mean squared (kind "mse") or absolute ("l1") error of the reactor's normalised next-step
         features, each of the F features weighted by `weight` (F,) where given. With modes, in
@@ -310,9 +336,20 @@ class SmallReactorNet(nn.Module):
         `choice_weight` x the choice's cross-entropy (module docstring); in eval mode: the chosen
         proposal's error, comparable with a single-mode model's. `windows` (B,): a weight per window
         (the weighted mean over windows). With a horizon, `b` holds H steps per row (B, L, H*l*F);
-        in training the steps after the next add their error, weighted by 1 / H each."""
+        in training the steps after the next add their error, weighted by 1 / H each. With plans, in
+        training: `plan_share` of the told windows carry the plan read from their reaction, and the
+        plan's own loss is added (llm/reaction_plan.py); `plan` (B, K) gives the plans instead."""
         c = self.config
-        h = self._state(a, b_prev, text)
+        B = a.shape[0]
+        plan_loss = torch.zeros((), device=a.device)
+        if self.plan is not None and plan is None and self.training and plan_share > 0:
+            told = (
+                torch.zeros(B, dtype=torch.bool, device=a.device) if text is None else text.isfinite().all(-1)
+            )
+            plan, plan_loss = self.plan.training_terms(
+                b[..., : c.step_dim].float(), self._text(text, B), told, plan_share
+            )
+        h = self._state(a, b_prev, text, plan)
         preds = self.out(h).unflatten(-1, (c.modes, c.step_dim))
         logits = None if self.choose is None else self.choose(h)
         b, later = b[..., : c.step_dim], b[..., c.step_dim :]
@@ -331,12 +368,12 @@ class SmallReactorNet(nn.Module):
         def mean(x: torch.Tensor) -> torch.Tensor:  # (B, L) -> the window-weighted mean
             return (x * w).mean()
 
-        ahead = torch.zeros((), device=per.device)
+        ahead = plan_loss
         if self.ahead is not None and self.training and later.shape[-1]:
             d = (self.ahead(h).float() - later) ** 2
             if weight is not None:
                 d = d.view(*d.shape[:-1], -1, c.stride, c.feature_dim) * weight
-            ahead = mean(d.flatten(2).mean(-1)) * (c.horizon - 1) / c.horizon
+            ahead = ahead + mean(d.flatten(2).mean(-1)) * (c.horizon - 1) / c.horizon
         if self.flow is not None and self.training:
             ahead = ahead + self.flow.loss(h, (b - preds[:, :, 0].detach().float()) / c.flow_scale, weight=w)
         if logits is None:

@@ -90,6 +90,7 @@ class ReactorTrainConfig:
     steering_weight: float = 1.0  # loss weight of the steering windows (module docstring)
     onset_share: float = 0.0  # share of windows cut from a clip's first step (module docstring: "Onset")
     partner_drop: float = 0.0  # share of windows with the partner's codes hidden (small_reactor.py)
+    plan_share: float = 0.8  # with plans: share of the told windows that carry one (llm/reaction_plan.py)
     seed: int = 0
     threads: int = 2
     device: str = "cpu"  # "cuda" where a GPU is lent
@@ -99,8 +100,8 @@ class ReactorTrainConfig:
             raise ValueError(f"loss must be 'mse' or 'l1', got {self.loss!r}")
         if self.rollouts < 0 or not 0.0 <= self.rollout_share <= 1.0:
             raise ValueError("rollouts must be >= 0 and rollout_share in [0, 1]")
-        if not (0.0 <= self.onset_share <= 1.0 and 0.0 <= self.partner_drop <= 1.0):
-            raise ValueError("onset_share and partner_drop must be in [0, 1]")
+        if not all(0.0 <= x <= 1.0 for x in (self.onset_share, self.partner_drop, self.plan_share)):
+            raise ValueError("onset_share, partner_drop and plan_share must be in [0, 1]")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -224,23 +225,29 @@ def _lr(step: int, cfg: ReactorTrainConfig, seconds: float = 0.0) -> float:
 @torch.no_grad()
 def held_out(net: SmallReactorNet, sampler: _Sampler, batches: int) -> dict[str, float]:
     """Mean loss over fixed validation windows with recorded inputs (`val_loss`), with the model's own
-    inputs after OWN_PASSES passes (`val_own`, nearer to closed loop), and of holding the last step."""
+    inputs after OWN_PASSES passes (`val_own`, nearer to closed loop), and of holding the last step;
+    with plans, with each told window given the plan read from its own reaction (`val_planned`: below
+    `val_loss` where the reactor follows a plan)."""
     net.eval()
     state = sampler.rng.bit_generator.state
     sampler.rng = np.random.default_rng(1234)
-    losses, own, hold = [], [], []
+    losses, own, hold, planned = [], [], [], []
     for _ in range(batches):
         a, b_prev, b, text, _ = _to(sampler.batch(), _device(net))
         losses.append(float(net.loss(a, b_prev, b, text)))
+        if net.plan is not None and text is not None:  # each told window with the plan read from it
+            plan = net.plan.read_plan(b[..., : net.config.step_dim], text.isfinite().all(-1))
+            planned.append(float(net.loss(a, b_prev, b, text, plan=plan)))
         own.append(float(net.loss(a, own_inputs(net, a, b_prev, text, OWN_PASSES, 1.0), b, text)))
         hold.append(float(((b_prev - b[..., : b_prev.shape[-1]]) ** 2).mean()))
     sampler.rng.bit_generator.state = state
     net.train()
-    return {
+    out = {
         "val_loss": float(np.mean(losses)),
         "val_own": float(np.mean(own)),
         "val_hold_last": float(np.mean(hold)),
     }
+    return {**out, "val_planned": float(np.mean(planned))} if planned else out
 
 
 def train_small_reactor(
@@ -345,6 +352,7 @@ def train_small_reactor(
                 cfg.relax,
                 cfg.choice_weight,
                 windows if cfg.steering_weight != 1.0 else None,
+                cfg.plan_share,
             )
         opt.zero_grad(set_to_none=True)
         loss.backward()

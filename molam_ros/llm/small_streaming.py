@@ -40,6 +40,7 @@ class SmallStreamingReactor:
         guidance: float | None = None,
         partner_weight: float | None = None,
         temperature: float | None = None,
+        plan_temperature: float = 0.0,
     ) -> None:
         """`anchor_pull`: the placement smoothing this reactor was measured with (its config.json's
         "anchor_pull", chosen on validation clips; ego.follow_anchor); None: the pipeline's.
@@ -48,7 +49,9 @@ class SmallStreamingReactor:
         `partner_weight`: w of "Leading with the instruction" there (None or 1: none; w < 1 needs a
         reactor with `partner_null`).
         `temperature`: the starting noise of a sampled step's deviation (a reactor with a `flow`
-        head; None: 1, 0: the flow's path from zero); a reactor without one regresses its step."""
+        head; None: 1, 0: the flow's path from zero); a reactor without one regresses its step.
+        `plan_temperature`: for a reactor with plans, how the plan of an instruction is chosen (0: the
+        prior's most likely; above 0: a draw, its logits divided by it; llm/reaction_plan.py)."""
         if guidance is not None and not (np.isfinite(guidance) and guidance >= 0.0):
             raise ValueError(f"guidance must be a finite number >= 0, got {guidance!r}")
         self.guidance = 1.0 if guidance is None else float(guidance)
@@ -74,6 +77,8 @@ class SmallStreamingReactor:
         self.history: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=c.context_steps)
         self.last_features: np.ndarray | None = None
         self._text: torch.Tensor | None = None
+        self._plan: torch.Tensor | None = None
+        self.plan_temperature = float(plan_temperature)
         self.reset()
         self.set_instruction(instruction)
 
@@ -104,9 +109,12 @@ class SmallStreamingReactor:
         self.check_instruction(text)
         self.instruction = text or None  # what the node's diagnostics report, as for the LLM's reactor
         if not text or self.net.text is None or self.embed is None:
-            self._text = None
+            self._text, self._plan = None, None
             return
         self._text = torch.as_tensor(np.asarray(self.embed([text]), dtype=np.float32)[:1]).to(self.device)
+        if self.net.plan is not None:  # chosen once, held until the instruction changes
+            with torch.no_grad():
+                self._plan = self.net.plan.choose(self.net._text(self._text, 1), self.plan_temperature)
 
     @torch.no_grad()
     def step(self, codes_a: np.ndarray, codes_b: np.ndarray | None = None) -> np.ndarray:
@@ -144,23 +152,30 @@ class SmallStreamingReactor:
         g, w = self.guidance, self.partner_weight
         if self._text is None or (g == 1.0 and w == 1.0):
             if self.net.flow is not None:
-                h = self.net._state(a, b, self._text)[:, -1]
+                h = self.net._state(a, b, self._text, self._plan)[:, -1]
                 return self.net.sample_step(h, temperature=self.temperature).cpu().numpy()
-            return self.net(a, b, self._text)[0, -1].float().cpu().numpy()
+            return self.net(a, b, self._text, self._plan)[0, -1].float().cpu().numpy()
         # one forward pass: told, then untold (NaN: the no-instruction vector) where g != 1, then the
         # partner hidden (codes -1) where w != 1; only the rows a term needs
-        texts, rows = [self._text], [a]
+        texts, rows, told = [self._text], [a], [True]
         if g != 1.0:
-            texts, rows = [*texts, torch.full_like(self._text, float("nan"))], [*rows, a]
+            texts, rows, told = (
+                [*texts, torch.full_like(self._text, float("nan"))],
+                [*rows, a],
+                [*told, False],
+            )
         if w != 1.0:
-            texts, rows = [*texts, self._text], [*rows, torch.full_like(a, -1)]
+            texts, rows, told = [*texts, self._text], [*rows, torch.full_like(a, -1)], [*told, True]
+        plan = None  # the plan goes with the instruction: the untold row has none
+        if self._plan is not None:
+            plan = self._plan.expand(len(rows), -1) * torch.tensor(told, device=self.device)[:, None]
 
         def combine(out: torch.Tensor) -> torch.Tensor:  # the rows' predictions (or velocities) -> one
             c = out[0]
             pred = c + (g - 1.0) * (c - out[1]) if g != 1.0 else c
             return pred - (1.0 - w) * (c - out[-1]) if w != 1.0 else pred
 
-        inputs = (torch.cat(rows), b.expand(len(rows), -1, -1), torch.cat(texts))
+        inputs = (torch.cat(rows), b.expand(len(rows), -1, -1), torch.cat(texts), plan)
         if self.net.flow is not None:
             h = self.net._state(*inputs)[:, -1]
             return self.net.sample_step(h, combine, temperature=self.temperature).cpu().numpy()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pytest
 import torch
 
 from molam_ros.llm.small_reactor import SmallReactorConfig, SmallReactorNet
@@ -43,6 +44,8 @@ def test_a_plan_commits_where_the_regression_averages() -> None:
     gen = torch.Generator().manual_seed(0)
     c = _config(plans=4)
     net = SmallReactorNet(c)
+    sizes = net.plan.fit(_two_reactions(200, c, gen)[2])
+    assert sizes.sum() == 200 and (sizes > 0).all()
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
     for _ in range(400):
         a, b_prev, b, text = _two_reactions(64, c, gen)
@@ -73,7 +76,7 @@ def test_a_plan_commits_where_the_regression_averages() -> None:
 def test_untold_windows_and_plan_share_zero_train_as_before() -> None:
     """A reactor with plans trains its untold windows (and every window at plan_share 0) exactly as
     one without: no plan vector reaches them (the same gradients on every weight they share); told
-    at plan_share 1, the posterior, the prior and the plans' vectors all learn."""
+    at plan_share 1, the prior and the plans' vectors learn; unfitted plans are refused."""
     torch.manual_seed(0)
     c = _config(plans=4)
     net = SmallReactorNet(c).train()
@@ -81,6 +84,9 @@ def test_untold_windows_and_plan_share_zero_train_as_before() -> None:
     plain.load_state_dict({k: v for k, v in net.state_dict().items() if not k.startswith("plan.")})
     gen = torch.Generator().manual_seed(1)
     a, b_prev, b, text = _two_reactions(8, c, gen)
+    with pytest.raises(RuntimeError, match="fitted"):
+        net.loss(a, b_prev, b, text, plan_share=1.0)
+    net.plan.fit(_two_reactions(100, c, gen)[2])
     untold = torch.full_like(text, float("nan"))
     for words, share in ((untold, 1.0), (text, 0.0)):
         for model in (net, plain):
@@ -91,7 +97,7 @@ def test_untold_windows_and_plan_share_zero_train_as_before() -> None:
             assert (w.grad is None and got is None) or torch.allclose(got, w.grad, atol=1e-6), name
     net.zero_grad()
     net.loss(a, b_prev, b, text, plan_share=1.0).backward()
-    for part in (net.plan.post.weight, net.plan.prior[-1].weight, net.plan.vectors):
+    for part in (net.plan.prior[-1].weight, net.plan.vectors):
         assert part.grad is not None and part.grad.abs().sum() > 0
 
 
@@ -103,6 +109,7 @@ def test_a_streaming_reactor_chooses_the_plan_once_per_instruction() -> None:
     engine, cfg = shipped_engine_and_tiny_config()
     torch.manual_seed(0)
     net = SmallReactorNet(replace(cfg, plans=8)).eval()
+    net.plan.centroids.normal_()
     torch.nn.init.normal_(net.plan.prior[-1].weight, std=1.0)  # as if trained: the words choose
     torch.nn.init.normal_(net.plan.vectors, std=1.0)
     actor = np.random.default_rng(0).integers(0, cfg.codebook_size, (6, cfg.depth))

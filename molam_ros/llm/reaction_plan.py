@@ -6,58 +6,80 @@ smears the hug over every way of doing it, and its own output, read back, keeps 
 5-12 %, README). Sampling each step (llm/flow_head.py) made the motion shake instead of commit: the
 draws are fresh at every step. What commits is a choice made once for the whole reaction.
 
-How (a discrete latent variable, trained as a conditional VAE with straight-through Gumbel-softmax,
-Jang et al. 2017; the prior trained on the posterior's choice, as in VQ-VAE's prior):
+How. The plans are K clusters of reactions: k-means (scipy) over the training windows' summaries
+(the reactor's mean normalised features over each quarter of a window: what it does, and when),
+fitted once before training. A window's plan is the cluster nearest to its own reaction:
 
-    posterior  q(z | the reactor's motion over the window)   reads the answer, training only
-    reactor    p(b_t | a_<=t, b_<t, instruction, z)           z's vector added at every position
-    prior      p(z | instruction)                              what is chosen live
+    plan       z = nearest centroid to summary(the reactor's motion over the window)   training
+    reactor    p(b_t | a_<=t, b_<t, instruction, z)     z's learned vector added at every position
+    prior      p(z | instruction)                       what is chosen live
 
-In training, a share of the instructed windows (`plan_share`) carry the plan the posterior reads
-from their own reaction; the rest carry none (a zero vector: the reactor without a plan is the one
-trained before). Because z is read from the reaction itself, it says what the instruction cannot:
-when, how far, which side; so the reactor learns to follow it, where it learnt to ignore an
-instruction that its own past already explains. The prior learns which plans go with an
-instruction (cross-entropy against the posterior's choice, on its own input detached). Live, the
-plan is chosen once when an instruction is set (the prior's most likely plan, or a draw) and held
-until the instruction changes; unprompted, there is none.
+In training, a share of the instructed windows (`plan_share`) carry their plan; the rest carry none
+(a zero vector: the reactor without a plan is the one trained before). Because z is read from the
+reaction itself, it says what the instruction cannot (when, how far, which side), so the reactor
+learns to follow it where it learnt to ignore an instruction that its own past already explains.
+The prior learns which plans go with an instruction (cross-entropy on its own input detached).
+Live, the plan is chosen once when an instruction is set (the prior's most likely plan, or a draw)
+and held until the instruction changes; unprompted, there is none.
 
-Collapse. Teacher-forced, the reactor's own previous steps already explain its next one, so the
-reactor gains little from a plan and the posterior learnt nothing: after 1500 steps of a fine-tune
-of the shipped small reactor every window's posterior was uniform over the 32 plans (largest
-probability 0.033) and the held-out loss with the plan read from the reaction equalled the loss
-without (0.00786 both), the posterior collapse of VAEs with strong autoregressive decoders. So the
-plan must also say, on its own, what the window's reaction does: a linear summary head predicts the
-window's mean features over each quarter of it from the plan's vector (weighted as the reactor's
-own loss), which makes the plans mean something whether or not the reactor reads them yet.
+Why clusters and not a learned posterior. Tried first: a posterior network reading the window,
+straight-through Gumbel-softmax (a discrete conditional VAE). Teacher-forced, the reactor's own
+previous steps already explain its next one, so it gained nothing from a plan and the posterior
+learnt nothing: fine-tuning the shipped small reactor, after 1500 steps every window's posterior was
+uniform over 32 plans (largest probability 0.033) and the held-out loss with the plan read from the
+reaction equalled the loss without (0.00786 both; with a head that predicts the window's summary
+from the plan, the same after 500 steps): the posterior collapse of VAEs with strong autoregressive
+decoders. Clusters fitted beforehand mean something from the first step.
 """
 
 from __future__ import annotations
 
-import math
-
+import numpy as np
 import torch
 from torch import nn
 
+CHUNKS = 4  # parts of a window in its summary
+
+
+def summarize(b: torch.Tensor) -> torch.Tensor:
+    """(B, L, step_dim) a window's reactor steps -> (B, CHUNKS * step_dim) its mean over each quarter
+    (a window shorter than CHUNKS steps repeats its steps)."""
+    L = b.shape[1]
+    if L < CHUNKS:
+        b = b.repeat_interleave(-(-CHUNKS // L), dim=1)
+        L = b.shape[1]
+    return b[:, : L // CHUNKS * CHUNKS].unflatten(1, (CHUNKS, -1)).mean(2).flatten(1)
+
 
 class ReactionPlan(nn.Module):
-    """The posterior, the plans' vectors and the prior (module docstring)."""
+    """The plans' centroids and vectors, and the prior (module docstring)."""
 
-    def __init__(self, step_dim: int, width: int, plans: int, context_steps: int) -> None:
+    def __init__(self, step_dim: int, width: int, plans: int) -> None:
         super().__init__()
         self.plans = plans
-        self.chunks = 4  # the summary's parts of a window (module docstring: "Collapse")
-        self.read = nn.Sequential(nn.Linear(step_dim, width), nn.GELU(), nn.Linear(width, width))
-        self.pos = nn.Parameter(torch.randn(context_steps, width) * 0.02)  # when in the window
-        self.post = nn.Linear(width, plans)
+        self.register_buffer("centroids", torch.zeros(plans, CHUNKS * step_dim))  # all 0: not fitted
         self.vectors = nn.Parameter(torch.randn(plans, width) * 0.02)
         self.prior = nn.Sequential(nn.Linear(width, width), nn.GELU(), nn.Linear(width, plans))
-        self.summary = nn.Linear(width, self.chunks * step_dim)
 
-    def posterior(self, b: torch.Tensor) -> torch.Tensor:
-        """(B, L, step_dim) the reactor's steps over a window -> (B, K) logits of its plan."""
-        h = self.read(b) + self.pos[: b.shape[1]]
-        return self.post(h.mean(1))
+    @property
+    def fitted(self) -> bool:
+        return bool(self.centroids.abs().sum() > 0)
+
+    def fit(self, windows: torch.Tensor, seed: int = 0) -> np.ndarray:
+        """Fit the centroids by k-means on (N, L, step_dim) training windows; returns how many windows
+        each plan took."""
+        from scipy.cluster.vq import kmeans2
+
+        x = summarize(windows.float()).cpu().numpy().astype(np.float64)
+        if len(x) < self.plans:
+            raise ValueError(f"{len(x)} windows cannot make {self.plans} plans")
+        centroids, label = kmeans2(x, self.plans, minit="++", seed=seed, iter=30)
+        self.centroids.copy_(torch.as_tensor(centroids, dtype=self.centroids.dtype))
+        return np.bincount(label, minlength=self.plans)
+
+    def assign(self, b: torch.Tensor) -> torch.Tensor:
+        """(B, L, step_dim) -> (B,) the plan nearest to each window's reaction."""
+        return torch.cdist(summarize(b.float()), self.centroids.float()).argmin(-1)
 
     def vector(self, plan: torch.Tensor) -> torch.Tensor:
         """(B, K) plan weights (one-hot; a zero row: no plan) -> (B, W) the vector added to the input."""
@@ -76,31 +98,24 @@ class ReactionPlan(nn.Module):
     def training_terms(
         self, b: torch.Tensor, text_vector: torch.Tensor, told: torch.Tensor, share: float
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, K) the plans of a training batch (a straight-through Gumbel-softmax draw from the
-        posterior on `share` of the told windows, zero rows elsewhere) and the plan's own loss: the
-        prior's cross-entropy against the posterior's choice on every told window, how far the
-        batch's mean posterior is from using all plans (its entropy's gap to log K; without it a few
-        plans take every reaction), and the summary's error (module docstring: "Collapse")."""
-        logits = self.posterior(b).float()
-        draw = nn.functional.gumbel_softmax(logits, tau=1.0, hard=True)
-        parts = b[:, : b.shape[1] // self.chunks * self.chunks].unflatten(1, (self.chunks, -1)).mean(2)
-        summary = ((self.summary(self.vector(draw)).float() - parts.flatten(1).float()) ** 2).mean()
+        """(B, K) the plans of a training batch (each window's own on `share` of the told windows,
+        zero rows elsewhere) and the prior's cross-entropy against them on every told window
+        (weighted 0.01: the reactor's losses are about 0.01-0.1 and the gradient is clipped as one)."""
+        if not self.fitted:
+            raise RuntimeError("the plans were never fitted (ReactionPlan.fit before training)")
+        pick = self.assign(b)
         use = told & (torch.rand(len(b), device=b.device) < share)
-        plan = draw * use[:, None].to(draw.dtype)
-        mean_q = logits.softmax(-1).mean(0)
-        spread = math.log(self.plans) + (mean_q * torch.log(mean_q + 1e-9)).sum()
+        plan = nn.functional.one_hot(pick, self.plans).float() * use[:, None].float()
         prior = torch.zeros((), device=b.device)
         if bool(told.any()):
-            prior_logits = self.prior(text_vector[told].detach()).float()
-            prior = nn.functional.cross_entropy(prior_logits, logits[told].argmax(-1).detach())
-        # weighted 0.01 both: the reactor's losses are about 0.01-0.1 and the gradient is clipped as one
-        return plan, summary + 0.01 * (prior + spread)
+            logits = self.prior(text_vector[told].detach()).float()
+            prior = nn.functional.cross_entropy(logits, pick[told])
+        return plan, 0.01 * prior
 
     def read_plan(self, b: torch.Tensor, told: torch.Tensor) -> torch.Tensor:
-        """(B, K) the posterior's most likely plan on told windows, zero rows elsewhere (held-out
-        figures: how much a plan that fits the reaction explains)."""
-        pick = self.posterior(b).float().argmax(-1)
-        return nn.functional.one_hot(pick, self.plans).float() * told[:, None].float()
+        """(B, K) each told window's own plan, zero rows elsewhere (held-out figures: how much a plan
+        that fits the reaction explains)."""
+        return nn.functional.one_hot(self.assign(b), self.plans).float() * told[:, None].float()
 
 
-__all__ = ["ReactionPlan"]
+__all__ = ["CHUNKS", "ReactionPlan", "summarize"]

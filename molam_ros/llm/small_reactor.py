@@ -74,10 +74,10 @@ regression hedges. The regression head stays, trained as before: own-output trai
 Sampling the whole step instead (tried first) needs the head to learn how narrow the next step is
 given the last one; after 22 minutes it had not, and the motion shook (3x the recorded energy).
 
-A plan (`plans` K > 0). One discrete choice for a whole instructed reaction, read in training
-from the reaction itself and chosen live by a prior on the instruction, added at every position as
-the instruction is (llm/reaction_plan.py): a choice made once commits where a regressed or a
-sampled step does not.
+A plan (`plans` K > 0). One discrete choice for a whole instructed reaction (K clusters of
+reactions), read in training from the reaction itself and chosen live by a prior on the
+instruction, added at every position as the instruction is (llm/reaction_plan.py): a choice made
+once commits where a regressed or a sampled step does not.
 
 Trunk (`backbone`). The same inputs and heads around a pretrained causal LM's first `layers`
 decoder layers with LoRA (llm/reactor_trunk.py): the issue's cheap LLM, one backbone position per
@@ -234,7 +234,7 @@ class SmallReactorNet(nn.Module):
         self.choose = nn.Linear(c.width, c.modes) if c.modes > 1 else None
         self.ahead = nn.Linear(c.width, (c.horizon - 1) * c.step_dim) if c.horizon > 1 else None
         self.flow = FlowHead(c.step_dim, c.width, c.flow) if c.flow else None
-        self.plan = ReactionPlan(c.step_dim, c.width, c.plans, c.context_steps) if c.plans else None
+        self.plan = ReactionPlan(c.step_dim, c.width, c.plans) if c.plans else None
         self.register_buffer("_off", torch.arange(c.depth) * c.codebook_size, persistent=False)
         seen = torch.ones(c.feature_dim)
         for start, stop in c.blind:

@@ -63,6 +63,7 @@ from molam_ros.motion import ego
 
 log = logging.getLogger(__name__)
 OWN_PASSES = 3  # self-feedback depth of the held-out `val_own` figure
+PLAN_FIT_BATCHES = 60  # training batches whose windows the plans are clustered from (llm/reaction_plan.py)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -328,6 +329,10 @@ def train_small_reactor(
         len(sampler.pool),
         len(val.pool),
     )
+    if net.plan is not None and not net.plan.fitted:  # the plans are clusters of training reactions
+        windows = torch.cat([sampler.batch()[2][..., : mcfg.step_dim] for _ in range(PLAN_FIT_BATCHES)])
+        sizes = net.plan.fit(windows, seed=cfg.seed)
+        log.info("%d plans fitted on %d windows; windows per plan: %s", mcfg.plans, len(windows), sizes)
     out.mkdir(parents=True, exist_ok=True)
     base_info = {"train": cfg.to_dict(), "parameters": n_params, **(info or {})}
     t0, last = time.time(), {}

@@ -309,7 +309,7 @@ def add_commands(groups: Any, fmt: type) -> None:
         ("--modes", int, 1, "K next-step proposals and a learnt choice (1: plain regression)"),
         ("--flow", int, 0, "width of a head that samples each step (llm/flow_head.py; 0: regression)"),
         ("--plans", int, 0, "K plans of a whole instructed reaction (llm/reaction_plan.py; 0: none)"),
-        ("--plan-share", float, 0.8, "with --plans: share of the instructed windows given their plan"),
+        ("--plan-share", float, 0.5, "with --plans: share of the windows given their plan"),
         ("--relax", float, 0.05, "with --modes: weight of the proposals not nearest"),
         ("--choice-weight", float, 0.01, "with --modes: weight of the choice's cross-entropy"),
     ):

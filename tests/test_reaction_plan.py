@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from molam_ros.llm.reaction_plan import summarize
 from molam_ros.llm.small_reactor import SmallReactorConfig, SmallReactorNet
 
 
@@ -44,7 +45,7 @@ def test_a_plan_commits_where_the_regression_averages() -> None:
     gen = torch.Generator().manual_seed(0)
     c = _config(plans=4)
     net = SmallReactorNet(c)
-    sizes = net.plan.fit(_two_reactions(200, c, gen)[2])
+    sizes = net.plan.fit(summarize(_two_reactions(200, c, gen)[2]))
     assert sizes.sum() == 200 and (sizes > 0).all()
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
     for _ in range(400):
@@ -73,10 +74,10 @@ def test_a_plan_commits_where_the_regression_averages() -> None:
         assert float(top.abs().min()) > 0.7 and bool((torch.sign(top) == torch.sign(top[0])).all())
 
 
-def test_untold_windows_and_plan_share_zero_train_as_before() -> None:
-    """A reactor with plans trains its untold windows (and every window at plan_share 0) exactly as
-    one without: no plan vector reaches them (the same gradients on every weight they share); told
-    at plan_share 1, the prior and the plans' vectors learn; unfitted plans are refused."""
+def test_windows_without_a_plan_train_as_before() -> None:
+    """At plan_share 0 a reactor with plans trains exactly as one without, told or untold: no plan
+    vector reaches a window (the same gradients on every weight they share); at plan_share 1 the
+    prior and the plans' vectors learn; unfitted plans are refused."""
     torch.manual_seed(0)
     c = _config(plans=4)
     net = SmallReactorNet(c).train()
@@ -86,12 +87,12 @@ def test_untold_windows_and_plan_share_zero_train_as_before() -> None:
     a, b_prev, b, text = _two_reactions(8, c, gen)
     with pytest.raises(RuntimeError, match="fitted"):
         net.loss(a, b_prev, b, text, plan_share=1.0)
-    net.plan.fit(_two_reactions(100, c, gen)[2])
+    net.plan.fit(summarize(_two_reactions(100, c, gen)[2]))
     untold = torch.full_like(text, float("nan"))
-    for words, share in ((untold, 1.0), (text, 0.0)):
+    for words in (untold, text):
         for model in (net, plain):
             model.zero_grad()
-            model.loss(a, b_prev, b, words, plan_share=share).backward()
+            model.loss(a, b_prev, b, words, plan_share=0.0).backward()
         for name, w in plain.named_parameters():
             got = dict(net.named_parameters())[name].grad
             assert (w.grad is None and got is None) or torch.allclose(got, w.grad, atol=1e-6), name

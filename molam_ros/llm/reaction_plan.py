@@ -14,8 +14,10 @@ fitted once before training. A window's plan is the cluster nearest to its own r
     reactor    p(b_t | a_<=t, b_<t, instruction, z)     z's learned vector added at every position
     prior      p(z | instruction)                       what is chosen live
 
-In training, a share of the instructed windows (`plan_share`) carry their plan; the rest carry none
-(a zero vector: the reactor without a plan is the one trained before). Because z is read from the
+In training, a share of the windows (`plan_share`) carry their plan; the rest carry none (a zero
+vector: the reactor without a plan is the one trained before). Untold windows carry plans too,
+though live a plan comes only with an instruction: how much the reactor reads its plan is what
+limits this (below), and every window that carries one teaches it. Because z is read from the
 reaction itself, it says what the instruction cannot (when, how far, which side), so the reactor
 learns to follow it where it learnt to ignore an instruction that its own past already explains.
 The prior learns which plans go with an instruction (cross-entropy on its own input detached).
@@ -29,7 +31,15 @@ learnt nothing: fine-tuning the shipped small reactor, after 1500 steps every wi
 uniform over 32 plans (largest probability 0.033) and the held-out loss with the plan read from the
 reaction equalled the loss without (0.00786 both; with a head that predicts the window's summary
 from the plan, the same after 500 steps): the posterior collapse of VAEs with strong autoregressive
-decoders. Clusters fitted beforehand mean something from the first step.
+decoders. Clusters fitted beforehand mean something from the first step. But the reactor still
+has to read them: with the plans' vectors started small (0.02, as a new input usually is) and
+only told windows carrying them, a 20-minute fine-tune of the shipped small reactor left the
+held-out loss with and without the plan equal (0.00783 both) and its steering where it was (7 %
+against 3 % with the plans switched off, 30 validation clips; told its own clip's instruction,
+166 mm both), though the clusters do part interactions (most bows, handshakes, hugs, pushes and
+kicks in one or two plans each) and the prior picks a plan of the instructed interaction for 11
+of 14. So the vectors start at the scale of the actor's code embeddings (what the reactor reads
+most), and every window may carry its plan.
 """
 
 from __future__ import annotations
@@ -65,12 +75,12 @@ class ReactionPlan(nn.Module):
     def fitted(self) -> bool:
         return bool(self.centroids.abs().sum() > 0)
 
-    def fit(self, windows: torch.Tensor, seed: int = 0) -> np.ndarray:
-        """Fit the centroids by k-means on (N, L, step_dim) training windows; returns how many windows
-        each plan took."""
+    def fit(self, summaries: torch.Tensor, seed: int = 0) -> np.ndarray:
+        """Fit the centroids by k-means on (N, CHUNKS * step_dim) training windows' summaries
+        (`summarize`); returns how many windows each plan took."""
         from scipy.cluster.vq import kmeans2
 
-        x = summarize(windows.float()).cpu().numpy().astype(np.float64)
+        x = summaries.float().cpu().numpy().astype(np.float64)
         if len(x) < self.plans:
             raise ValueError(f"{len(x)} windows cannot make {self.plans} plans")
         centroids, label = kmeans2(x, self.plans, minit="++", seed=seed, iter=30)
@@ -98,13 +108,13 @@ class ReactionPlan(nn.Module):
     def training_terms(
         self, b: torch.Tensor, text_vector: torch.Tensor, told: torch.Tensor, share: float
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, K) the plans of a training batch (each window's own on `share` of the told windows,
-        zero rows elsewhere) and the prior's cross-entropy against them on every told window
+        """(B, K) the plans of a training batch (each window's own on `share` of the windows, told
+        or not, zero rows elsewhere) and the prior's cross-entropy against them on every told window
         (weighted 0.01: the reactor's losses are about 0.01-0.1 and the gradient is clipped as one)."""
         if not self.fitted:
             raise RuntimeError("the plans were never fitted (ReactionPlan.fit before training)")
         pick = self.assign(b)
-        use = told & (torch.rand(len(b), device=b.device) < share)
+        use = torch.rand(len(b), device=b.device) < share
         plan = nn.functional.one_hot(pick, self.plans).float() * use[:, None].float()
         prior = torch.zeros((), device=b.device)
         if bool(told.any()):

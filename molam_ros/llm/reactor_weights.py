@@ -46,6 +46,7 @@ def widen_to_modes(state: dict[str, torch.Tensor], net: SmallReactorNet) -> dict
         out.update({f"flow.{k}": v.detach() for k, v in net.flow.state_dict().items()})
     if net.plan is not None and not any(k.startswith("plan.") for k in out):  # starts untrained
         out.update({f"plan.{k}": v.detach() for k, v in net.plan.state_dict().items()})
+        out["plan.vectors"] = torch.randn_like(net.plan.vectors) * out["code.weight"].std()  # its scale
     if net.ahead is not None and "ahead.weight" not in out:
         out["ahead.weight"], out["ahead.bias"] = net.ahead.weight.detach(), net.ahead.bias.detach()
     if K == 1 or state["out.weight"].shape[0] == net.out.weight.shape[0]:

@@ -235,6 +235,8 @@ class SmallReactorNet(nn.Module):
         self.ahead = nn.Linear(c.width, (c.horizon - 1) * c.step_dim) if c.horizon > 1 else None
         self.flow = FlowHead(c.step_dim, c.width, c.flow) if c.flow else None
         self.plan = ReactionPlan(c.step_dim, c.width, c.plans) if c.plans else None
+        if self.plan is not None:  # at the scale of what the reactor reads most (llm/reaction_plan.py)
+            nn.init.normal_(self.plan.vectors, std=float(self.code.weight.std()))
         self.register_buffer("_off", torch.arange(c.depth) * c.codebook_size, persistent=False)
         seen = torch.ones(c.feature_dim)
         for start, stop in c.blind:
@@ -337,7 +339,7 @@ class SmallReactorNet(nn.Module):
         proposal's error, comparable with a single-mode model's. `windows` (B,): a weight per window
         (the weighted mean over windows). With a horizon, `b` holds H steps per row (B, L, H*l*F);
         in training the steps after the next add their error, weighted by 1 / H each. With plans, in
-        training: `plan_share` of the told windows carry the plan read from their reaction, and the
+        training: `plan_share` of the windows carry the plan read from their reaction, and the
         plan's own loss is added (llm/reaction_plan.py); `plan` (B, K) gives the plans instead."""
         c = self.config
         B = a.shape[0]

@@ -56,6 +56,7 @@ from tqdm import tqdm
 
 from molam_ros.llm.reaction_codes import ReactionCodes, ReactionTargets
 from molam_ros.llm.reaction_instructions import all_instructions, reactor_instruction
+from molam_ros.llm.reaction_plan import summarize
 from molam_ros.llm.reactor_trunk import load_trainable, trainable_state
 from molam_ros.llm.reactor_weights import save_small_reactor, widen_to_modes
 from molam_ros.llm.small_reactor import Embedder, SmallReactorConfig, SmallReactorNet
@@ -91,7 +92,7 @@ class ReactorTrainConfig:
     steering_weight: float = 1.0  # loss weight of the steering windows (module docstring)
     onset_share: float = 0.0  # share of windows cut from a clip's first step (module docstring: "Onset")
     partner_drop: float = 0.0  # share of windows with the partner's codes hidden (small_reactor.py)
-    plan_share: float = 0.8  # with plans: share of the told windows that carry one (llm/reaction_plan.py)
+    plan_share: float = 0.5  # with plans: share of the windows that carry theirs (llm/reaction_plan.py)
     seed: int = 0
     threads: int = 2
     device: str = "cpu"  # "cuda" where a GPU is lent
@@ -330,9 +331,11 @@ def train_small_reactor(
         len(val.pool),
     )
     if net.plan is not None and not net.plan.fitted:  # the plans are clusters of training reactions
-        windows = torch.cat([sampler.batch()[2][..., : mcfg.step_dim] for _ in range(PLAN_FIT_BATCHES)])
-        sizes = net.plan.fit(windows, seed=cfg.seed)
-        log.info("%d plans fitted on %d windows; windows per plan: %s", mcfg.plans, len(windows), sizes)
+        summaries = torch.cat(
+            [summarize(sampler.batch()[2][..., : mcfg.step_dim]) for _ in range(PLAN_FIT_BATCHES)]
+        )
+        sizes = net.plan.fit(summaries, seed=cfg.seed)
+        log.info("%d plans fitted on %d windows; windows per plan: %s", mcfg.plans, len(summaries), sizes)
     out.mkdir(parents=True, exist_ok=True)
     base_info = {"train": cfg.to_dict(), "parameters": n_params, **(info or {})}
     t0, last = time.time(), {}

@@ -136,3 +136,22 @@ def test_a_streaming_reactor_chooses_the_plan_once_per_instruction() -> None:
         ["reactor", "train", "--data", "d", "--plans", "32", "--plan-share", "0.5"]
     )
     assert (args.plans, args.plan_share) == (32, 0.5)
+
+
+def test_a_reactor_without_plans_widens_to_one_with_them() -> None:
+    """`--init` from a reactor trained before: its weights load, the plans start unfitted (training
+    fits them first) with vectors at the scale of its code embeddings, and without a plan it acts
+    exactly as before."""
+    from molam_ros.llm.reactor_weights import widen_to_modes
+
+    torch.manual_seed(0)
+    c = _config()
+    old = SmallReactorNet(c).eval()
+    net = SmallReactorNet(replace(c, plans=4)).eval()
+    net.load_state_dict(widen_to_modes(old.state_dict(), net))
+    assert not net.plan.fitted
+    ratio = float(net.plan.vectors.std() / old.code.weight.std())
+    assert 0.5 < ratio < 2.0, ratio
+    a, b_prev, _, text = _two_reactions(3, c, torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        assert torch.allclose(net(a, b_prev, text), old(a, b_prev, text), atol=1e-6)

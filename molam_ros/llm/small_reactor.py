@@ -236,7 +236,7 @@ class SmallReactorNet(nn.Module):
         self.flow = FlowHead(c.step_dim, c.width, c.flow) if c.flow else None
         self.plan = ReactionPlan(c.step_dim, c.width, c.plans) if c.plans else None
         if self.plan is not None:  # at the scale of what the reactor reads most (llm/reaction_plan.py)
-            nn.init.normal_(self.plan.vectors, std=float(self.code.weight.std()))
+            nn.init.normal_(self.plan.vectors, std=float(self.code.weight.detach().std()))
         self.register_buffer("_off", torch.arange(c.depth) * c.codebook_size, persistent=False)
         seen = torch.ones(c.feature_dim)
         for start, stop in c.blind:

@@ -150,7 +150,7 @@ def test_a_reactor_without_plans_widens_to_one_with_them() -> None:
     net = SmallReactorNet(replace(c, plans=4)).eval()
     net.load_state_dict(widen_to_modes(old.state_dict(), net))
     assert not net.plan.fitted
-    ratio = float(net.plan.vectors.std() / old.code.weight.std())
+    ratio = float(net.plan.vectors.detach().std() / old.code.weight.detach().std())
     assert 0.5 < ratio < 2.0, ratio
     a, b_prev, _, text = _two_reactions(3, c, torch.Generator().manual_seed(2))
     with torch.no_grad():

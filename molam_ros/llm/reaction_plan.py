@@ -114,8 +114,7 @@ class ReactionPlan(nn.Module):
         if not self.fitted:
             raise RuntimeError("the plans were never fitted (ReactionPlan.fit before training)")
         pick = self.assign(b)
-        use = torch.rand(len(b), device=b.device) < share
-        plan = nn.functional.one_hot(pick, self.plans).float() * use[:, None].float()
+        plan = self._one_hot(pick, torch.rand(len(b), device=b.device) < share)
         prior = torch.zeros((), device=b.device)
         if bool(told.any()):
             logits = self.prior(text_vector[told].detach()).float()
@@ -125,7 +124,11 @@ class ReactionPlan(nn.Module):
     def read_plan(self, b: torch.Tensor, told: torch.Tensor) -> torch.Tensor:
         """(B, K) each told window's own plan, zero rows elsewhere (held-out figures: how much a plan
         that fits the reaction explains)."""
-        return nn.functional.one_hot(self.assign(b), self.plans).float() * told[:, None].float()
+        return self._one_hot(self.assign(b), told)
+
+    def _one_hot(self, pick: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """(B,) plan indices, (B,) bool -> (B, K) one-hot rows where `keep`, zero rows elsewhere."""
+        return nn.functional.one_hot(pick, self.plans).float() * keep[:, None].float()
 
 
 __all__ = ["CHUNKS", "ReactionPlan", "summarize"]

@@ -157,25 +157,22 @@ class SmallStreamingReactor:
             return self.net(a, b, self._text, self._plan)[0, -1].float().cpu().numpy()
         # one forward pass: told, then untold (NaN: the no-instruction vector) where g != 1, then the
         # partner hidden (codes -1) where w != 1; only the rows a term needs
-        texts, rows, told = [self._text], [a], [True]
+        texts, rows = [self._text], [a]
         if g != 1.0:
-            texts, rows, told = (
-                [*texts, torch.full_like(self._text, float("nan"))],
-                [*rows, a],
-                [*told, False],
-            )
+            texts, rows = [*texts, torch.full_like(self._text, float("nan"))], [*rows, a]
         if w != 1.0:
-            texts, rows, told = [*texts, self._text], [*rows, torch.full_like(a, -1)], [*told, True]
-        plan = None  # the plan goes with the instruction: the untold row has none
+            texts, rows = [*texts, self._text], [*rows, torch.full_like(a, -1)]
+        text = torch.cat(texts)
+        plan = None  # the plan goes with the instruction: the untold (NaN) row has none
         if self._plan is not None:
-            plan = self._plan.expand(len(rows), -1) * torch.tensor(told, device=self.device)[:, None]
+            plan = self._plan * text.isfinite().all(-1, keepdim=True)
 
         def combine(out: torch.Tensor) -> torch.Tensor:  # the rows' predictions (or velocities) -> one
             c = out[0]
             pred = c + (g - 1.0) * (c - out[1]) if g != 1.0 else c
             return pred - (1.0 - w) * (c - out[-1]) if w != 1.0 else pred
 
-        inputs = (torch.cat(rows), b.expand(len(rows), -1, -1), torch.cat(texts), plan)
+        inputs = (torch.cat(rows), b.expand(len(rows), -1, -1), text, plan)
         if self.net.flow is not None:
             h = self.net._state(*inputs)[:, -1]
             return self.net.sample_step(h, combine, temperature=self.temperature).cpu().numpy()
